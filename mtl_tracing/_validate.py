@@ -1,0 +1,108 @@
+"""Input checks shared by every public entry point.
+
+Each check raises ``ValueError`` naming the argument and the value received, so that
+bad input never reaches a compiled kernel (where it would silently produce NaN).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "check_int",
+    "check_positive_float",
+    "check_finite_float",
+    "check_probability",
+    "check_choice",
+    "check_finite_array",
+]
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
+    """Return ``value`` as ``int`` if it is an integer in ``[low, high]``."""
+    if not _is_int(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    value = int(value)  # type: ignore[arg-type]
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+    return value
+
+
+def check_finite_float(name: str, value: object) -> float:
+    """Return ``value`` as ``float`` if it is a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.ndarray):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    if isinstance(value, np.ndarray):
+        if value.shape != ():
+            raise ValueError(f"{name} must be a scalar, got an array of shape {value.shape}")
+        value = value.item()
+    value = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+def check_positive_float(name: str, value: object) -> float:
+    """Return ``value`` as ``float`` if it is finite and > 0."""
+    value = check_finite_float(name, value)
+    if value <= 0.0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return value
+
+
+def check_probability(
+    name: str, value: object, *, open_low: bool = True, open_high: bool = True
+) -> float:
+    """Return ``value`` as ``float`` if it lies in (0, 1) (ends open or closed as asked)."""
+    value = check_finite_float(name, value)
+    lo_ok = value > 0.0 if open_low else value >= 0.0
+    hi_ok = value < 1.0 if open_high else value <= 1.0
+    if not (lo_ok and hi_ok):
+        lo = "(" if open_low else "["
+        hi = ")" if open_high else "]"
+        raise ValueError(f"{name} must be in {lo}0, 1{hi}, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_finite_array(
+    name: str, value: object, *, ndim: int | None = None, shape: tuple | None = None
+) -> np.ndarray:
+    """Return ``value`` as a NumPy array if it is finite and of the stated rank/shape.
+
+    ``shape`` may contain ``None`` for an axis of any length.
+    """
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{name} must be array-like, got {value!r}") from err
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if shape is not None:
+        ok = arr.ndim == len(shape) and all(
+            want is None or want == got for want, got in zip(shape, arr.shape, strict=True)
+        )
+        if not ok:
+            raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} must be finite, got {bad} non-finite value(s)")
+    return arr

@@ -1,0 +1,57 @@
+"""Command line: ``mtl-tracing <command> ...`` (also ``python -m mtl_tracing``).
+
+Each subcommand lives in its own module under ``mtl_tracing.commands`` and defines
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Modules are
+discovered automatically, so adding a command never edits this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import mtl_tracing.commands as _commands
+
+__all__ = ["main", "build_parser"]
+
+
+def _command_modules():
+    mods = []
+    for info in pkgutil.iter_modules(_commands.__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{_commands.__name__}.{info.name}")
+        if hasattr(mod, "NAME") and hasattr(mod, "run"):
+            mods.append(mod)
+    return sorted(mods, key=lambda m: m.NAME)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtl-tracing",
+        description="Task-inference (tracing) attacks on multitask learning: theory and simulation.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except (ValueError, FileNotFoundError) as err:
+        # Bad input is reported on one line, never as a traceback.
+        print(f"mtl-tracing {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

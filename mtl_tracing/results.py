@@ -1,0 +1,90 @@
+"""Writing results: data plus config, seed and versions, so figures can be redrawn offline."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import importlib.metadata as _md
+import json
+import math
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["versions", "run_metadata", "to_jsonable", "write_json", "read_json"]
+
+_PACKAGES = ("mtl-tracing", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of this package and its numerical dependencies, plus Python."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = _md.version(name)
+        except _md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def run_metadata(*, config: Any = None, seed: int | None = None, **extra: Any) -> dict:
+    """Metadata block for a results file: config, seed, versions, platform, devices, time."""
+    import jax
+
+    meta = {
+        "config": to_jsonable(config),
+        "seed": seed,
+        "versions": versions(),
+        "platform": platform.platform(),
+        "devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    meta.update({k: to_jsonable(v) for k, v in extra.items()})
+    return meta
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert dataclasses, NamedTuples, arrays and NumPy scalars to JSON-ready values.
+
+    Non-finite floats become ``None`` (JSON has no NaN/inf).
+    """
+    if obj is None or isinstance(obj, bool | str):
+        return obj
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return to_jsonable(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple) and hasattr(obj, "_asdict"):
+        return {k: to_jsonable(v) for k, v in obj._asdict().items()}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if hasattr(obj, "__array__"):
+        return to_jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"cannot convert {type(obj).__name__} to JSON")
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON (atomically: temp file then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(Path(path).read_text())
