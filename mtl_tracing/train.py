@@ -1,0 +1,396 @@
+"""Multitask training (Algorithm 3, App. A.3) with optax, R seeds in one vmapped program.
+
+Each step takes a minibatch of IN tasks (a fresh random permutation of the T IN tasks per epoch),
+routes each task's N pool samples through the shared encoder and its own head, and minimises the
+binary cross-entropy averaged over samples and tasks (ell_MTL). Optimiser (``make_optimizer``),
+one ``optax.multi_transform`` over a label tree:
+
+- heads (beta_j, b_j): per-head ``clip_by_global_norm(head_clip)`` (each task's (m + 1) gradient
+  is clipped on its own: "head gradients clipped at norm 1"), then AdamW(wd=1e-3);
+- shared encoder theta: per-parameter ``normalize_by_update_norm`` (every weight matrix / bias
+  vector gets a unit-norm gradient), then AdamW(wd=1e-4).
+
+Warm start (Nguyen et al. 2023): for the first ``warm_start_epochs`` the shared learning rate
+schedule is 0 (encoder frozen, weight decay included) and heads use ``warm_start_lr``.
+
+The whole run is one jitted ``lax.scan`` over epochs (inner scan over steps); the R runs are
+vmapped inside the epoch body, so a progress callback fires once per epoch (not once per run).
+Run r uses key ``fold_in(key, r)``: its numbers do not depend on R.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax import Array
+
+from mtl_tracing._validate import check_finite_float, check_int, check_positive_float
+from mtl_tracing.model import MultitaskModel, embed_fn, logits_fn, split_params
+from mtl_tracing.synthetic import SyntheticData, check_key
+
+__all__ = [
+    "TrainConfig",
+    "History",
+    "TrainResult",
+    "GeneralizationGaps",
+    "make_optimizer",
+    "train",
+    "generalization_gaps",
+]
+
+HEAD_KEYS = ("head_kernel", "head_bias")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training hyper-parameters (App. A.3); hashable, used as a jit static argument.
+
+    ``seed`` is for scripts building the key (``jax.random.key(seed)``); library functions take
+    explicit keys.
+    """
+
+    epochs: int = 300
+    task_batch: int = 16
+    hidden: int = 512
+    head_lr: float = 1e-3
+    shared_lr: float = 1e-3
+    warm_start_epochs: int = 20
+    warm_start_lr: float = 1e-4
+    head_weight_decay: float = 1e-3
+    shared_weight_decay: float = 1e-4
+    head_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "epochs", check_int("epochs", self.epochs, low=1))
+        set_(self, "task_batch", check_int("task_batch", self.task_batch, low=1))
+        set_(self, "hidden", check_int("hidden", self.hidden, low=1))
+        for name in ("head_lr", "shared_lr", "warm_start_lr", "head_clip"):
+            set_(self, name, check_positive_float(name, getattr(self, name)))
+        set_(
+            self,
+            "warm_start_epochs",
+            check_int("warm_start_epochs", self.warm_start_epochs, low=0, high=self.epochs),
+        )
+        for name in ("head_weight_decay", "shared_weight_decay"):
+            value = check_finite_float(name, getattr(self, name))
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value!r}")
+            set_(self, name, value)
+        set_(self, "seed", check_int("seed", self.seed, low=0))
+
+    def replace(self, **changes) -> TrainConfig:
+        """A validated copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class History(NamedTuple):
+    """Per-epoch metrics after each epoch's updates, all (R, epochs), IN tasks only."""
+
+    train_loss: Array  # BCE on the N training samples of each IN task
+    train_accuracy: Array
+    heldout_loss: Array  # BCE on the holdout fresh samples of each IN task
+    heldout_accuracy: Array
+
+
+class TrainResult(NamedTuple):
+    """Stacked trained models: ``params`` leaves have a leading (R,) axis."""
+
+    graphdef: nnx.GraphDef  # static; nnx.merge(graphdef, params_r) rebuilds run r's model
+    params: dict  # pure nested dict, leaves (R, ...)
+    history: History
+
+
+class GeneralizationGaps(NamedTuple):
+    """Losses for Sec. 6.5, each (R,); see ``generalization_gaps``."""
+
+    train_loss: Array  # trained heads, IN training samples
+    heldout_loss: Array  # trained heads, fresh samples of IN tasks
+    probe_in_loss: Array  # linear probe on frozen embeddings, IN tasks, holdout samples
+    probe_out_loss: Array  # linear probe on frozen embeddings, OUT tasks, holdout samples
+    strong_gap: Array  # probe_out_loss - train_loss
+    weak_gap: Array  # probe_out_loss - heldout_loss
+
+
+def _steps_per_epoch(tasks: int, task_batch: int) -> int:
+    return -(-tasks // task_batch)
+
+
+def _per_task(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """Apply a stateless transform to each task's slice (leading axis of every leaf) separately."""
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        del params
+        out = jax.vmap(lambda u: inner.update(u, inner.init(u))[0])(updates)
+        return out, state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _labels(params: dict) -> dict:
+    def label(path, _):
+        names = [getattr(p, "key", getattr(p, "name", str(p))) for p in path]
+        return "heads" if names[0] in HEAD_KEYS else "shared/" + "/".join(map(str, names))
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def make_optimizer(config: TrainConfig, params: dict, *, steps_per_epoch: int):
+    """The App. A.3 optimiser as one ``optax.multi_transform`` over heads vs shared leaves.
+
+    Args:
+      config: ``TrainConfig``.
+      params: one run's params (pure dict), only its structure is used.
+      steps_per_epoch: optimiser steps per epoch (for the warm-start schedules).
+    """
+    warm = config.warm_start_epochs * steps_per_epoch
+
+    def head_lr(count):
+        return jnp.where(count < warm, config.warm_start_lr, config.head_lr)
+
+    def shared_lr(count):
+        return jnp.where(count < warm, 0.0, config.shared_lr)
+
+    labels = _labels(params)
+    transforms = {
+        "heads": optax.chain(
+            _per_task(optax.clip_by_global_norm(config.head_clip)),
+            optax.adamw(head_lr, weight_decay=config.head_weight_decay),
+        )
+    }
+    for lab in jax.tree.leaves(labels):
+        if lab != "heads":
+            transforms[lab] = optax.chain(
+                optax.normalize_by_update_norm(),
+                optax.adamw(shared_lr, weight_decay=config.shared_weight_decay),
+            )
+    return optax.multi_transform(transforms, labels)
+
+
+def _bce(logits: Array, y: Array) -> Array:
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
+
+
+def _acc(logits: Array, y: Array) -> Array:
+    return jnp.mean(((logits > 0).astype(y.dtype) == y).astype(logits.dtype))
+
+
+# Progress: the compiled program calls this module-level function once per epoch; ``train``
+# pushes its tqdm bar here for the duration of the call (no closure, hence no recompile).
+_BARS: list = []
+
+
+def _tick(epoch) -> None:
+    del epoch
+    if _BARS:
+        _BARS[-1].update(1)
+
+
+@functools.cache
+def _graphdef(dim, embed_dim, tasks, hidden, dtype):
+    abstract = nnx.eval_shape(
+        lambda: MultitaskModel(
+            dim, embed_dim, tasks, hidden, rngs=nnx.Rngs(0), param_dtype=jnp.dtype(dtype)
+        )
+    )
+    return nnx.split(abstract)[0]
+
+
+@functools.partial(jax.jit, static_argnames=("config", "embed_dim", "runs", "progress"))
+def _train_kernel(
+    key, x, y, xh, yh, *, config: TrainConfig, embed_dim: int, runs: int, progress: bool
+):
+    T, _, d = x.shape
+    dtype = x.dtype
+    B = config.task_batch
+    steps = _steps_per_epoch(T, B)
+    graphdef = _graphdef(d, embed_dim, T, config.hidden, dtype.name)
+
+    def init_one(run_key):
+        k_init, k_perm = jax.random.split(run_key)
+        model = MultitaskModel(
+            d, embed_dim, T, config.hidden, rngs=nnx.Rngs(params=k_init), param_dtype=dtype
+        )
+        return split_params(model)[1], k_perm
+
+    run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(runs))
+    params, perm_keys = jax.vmap(init_one)(run_keys)
+    one = jax.tree.map(lambda a: a[0], params)
+    tx = make_optimizer(config, one, steps_per_epoch=steps)
+    opt_state = jax.vmap(tx.init)(params)
+
+    def loss_fn(p, ids):
+        logits = nnx.merge(graphdef, p)(x[ids], ids[:, None])  # (B, N)
+        return _bce(logits, y[ids])
+
+    def step(carry, ids):
+        p, s = carry
+        loss, grads = jax.value_and_grad(loss_fn)(p, ids)
+        updates, s = tx.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), loss
+
+    def run_epoch(p, s, k_perm, epoch):
+        perm = jax.random.permutation(jax.random.fold_in(k_perm, epoch), T)
+        batches = jnp.resize(perm, (steps, B))  # wraps around when B does not divide T
+        (p, s), _ = jax.lax.scan(step, (p, s), batches)
+        return p, s
+
+    def evaluate(p):
+        lt, lh = logits_fn(graphdef, p, x), logits_fn(graphdef, p, xh)
+        return _bce(lt, y), _acc(lt, y), _bce(lh, yh), _acc(lh, yh)
+
+    def epoch_body(carry, epoch):
+        p, s = carry
+        p, s = jax.vmap(run_epoch, in_axes=(0, 0, 0, None))(p, s, perm_keys, epoch)
+        metrics = jax.vmap(evaluate)(p)
+        if progress:
+            jax.debug.callback(_tick, epoch)
+        return (p, s), metrics
+
+    (params, _), metrics = jax.lax.scan(epoch_body, (params, opt_state), jnp.arange(config.epochs))
+    return params, History(*(m.T for m in metrics))
+
+
+def _check_data(data: SyntheticData) -> None:
+    if not isinstance(data, SyntheticData):
+        raise ValueError(f"data must be a SyntheticData, got {type(data).__name__}")
+    if data.x.ndim != 3 or data.x.shape[0] % 2:
+        raise ValueError(f"data.x must have shape (2T, N, d), got {tuple(data.x.shape)}")
+    for name in ("x", "x_holdout", "projection"):
+        if not jnp.all(jnp.isfinite(getattr(data, name))):
+            raise ValueError(f"data.{name} must be finite, got non-finite values")
+
+
+def train(
+    key: Array, data: SyntheticData, config: TrainConfig, *, runs: int = 1, progress: bool = False
+) -> TrainResult:
+    """Train R independent multitask models on the T IN tasks of ``data``, in one program.
+
+    Args:
+      key: typed PRNG key; run r uses ``fold_in(key, r)`` (init and task permutations).
+      data: ``SyntheticData`` (trains on x[:T], y[:T]; held-out metrics on x_holdout[:T]).
+      config: ``TrainConfig``.
+      runs: R, number of independent runs (vmapped).
+      progress: show a tqdm bar over epochs, updated from inside the compiled scan.
+
+    Returns:
+      ``TrainResult(graphdef, params, history)``; params leaves are (R, ...), history fields
+      (R, epochs). Dtype follows ``data.x`` (float32 default, float64 when data is float64).
+    """
+    check_key("key", key)
+    _check_data(data)
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    runs = check_int("runs", runs, low=1)
+    T = data.tasks
+    if config.task_batch > T:
+        raise ValueError(f"task_batch must be <= tasks (T={T}), got {config.task_batch}")
+    args = (data.x[:T], data.y[:T], data.x_holdout[:T], data.y_holdout[:T])
+    kwargs = dict(config=config, embed_dim=data.projection.shape[0], runs=runs)
+    if not progress:
+        params, history = _train_kernel(key, *args, progress=False, **kwargs)
+    else:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=config.epochs, desc=f"training {runs} run(s)", unit="epoch") as bar:
+            _BARS.append(bar)
+            try:
+                params, history = _train_kernel(key, *args, progress=True, **kwargs)
+                jax.block_until_ready(params)
+            finally:
+                _BARS.remove(bar)
+    d, dtype = data.x.shape[-1], data.x.dtype
+    graphdef = _graphdef(d, data.projection.shape[0], T, config.hidden, jnp.dtype(dtype).name)
+    return TrainResult(graphdef, params, history)
+
+
+def _with_bias(e: Array) -> Array:
+    return jnp.concatenate([e, jnp.ones(e.shape[:-1] + (1,), e.dtype)], -1)
+
+
+def _probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array:
+    """Ridge-logistic probe on (n, m) embeddings plus a bias, by Newton from 0: w (m + 1,).
+
+    Minimises sum_j BCE(<w, [e_j, 1]>, y_j) + ridge/2 ||w||^2 (strictly convex).
+    """
+    X = _with_bias(e_fit)
+    eye = ridge * jnp.eye(X.shape[-1], dtype=X.dtype)
+
+    def newton(w, _):
+        prob = jax.nn.sigmoid(X @ w)
+        grad = X.T @ (prob - y_fit) + eye @ w
+        hess = (X.T * (prob * (1 - prob))) @ X + eye
+        return w - jnp.linalg.solve(hess, grad), None
+
+    w, _ = jax.lax.scan(newton, jnp.zeros(X.shape[-1], X.dtype), None, length=newton_steps)
+    return w
+
+
+def _probe_loss(e_fit, y_fit, e_eval, y_eval, *, ridge, newton_steps):
+    """BCE on the eval set of the probe fitted on the fit set."""
+    w = _probe_fit(e_fit, y_fit, ridge=ridge, newton_steps=newton_steps)
+    return _bce(_with_bias(e_eval) @ w, y_eval)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "newton_steps"))
+def _gaps_kernel(graphdef, params, data, ridge, *, newton_steps):
+    T = data.x.shape[0] // 2
+
+    def one_run(p):
+        train_loss = _bce(logits_fn(graphdef, p, data.x[:T]), data.y[:T])
+        heldout_loss = _bce(logits_fn(graphdef, p, data.x_holdout[:T]), data.y_holdout[:T])
+        e_fit = embed_fn(graphdef, p, data.x)  # (2T, N, m)
+        e_eval = embed_fn(graphdef, p, data.x_holdout)  # (2T, holdout, m)
+        probe = functools.partial(_probe_loss, ridge=ridge, newton_steps=newton_steps)
+        per_task = jax.vmap(probe)(e_fit, data.y, e_eval, data.y_holdout)  # (2T,)
+        return train_loss, heldout_loss, per_task[:T].mean(), per_task[T:].mean()
+
+    tr, ho, p_in, p_out = jax.vmap(one_run)(params)
+    return GeneralizationGaps(tr, ho, p_in, p_out, p_out - tr, p_out - ho)
+
+
+def generalization_gaps(
+    result: TrainResult, data: SyntheticData, *, ridge: float = 1.0, newton_steps: int = 25
+) -> GeneralizationGaps:
+    """Losses behind the generalization gaps of Sec. 6.5 (Fig. 3), per run.
+
+    - ``train_loss``: BCE of the trained heads on the IN tasks' training samples;
+    - ``heldout_loss``: BCE of the trained heads on fresh samples of IN tasks;
+    - OUT tasks have no trained head, so for every task (IN and OUT alike) a linear probe
+      (ridge-penalised logistic regression on the frozen embeddings h_theta(x) plus a bias,
+      penalty ``ridge``/2 ||w||^2 on the summed loss, ``newton_steps`` Newton steps from 0) is
+      fitted on the task's N pool samples and evaluated on its holdout samples:
+      ``probe_out_loss`` (OUT tasks, the "validation loss on OUT data") and ``probe_in_loss``
+      (IN tasks, the like-for-like comparison).
+    - ``strong_gap = probe_out_loss - train_loss``, ``weak_gap = probe_out_loss - heldout_loss``.
+
+    Everything is vmapped over tasks and over the R runs of ``result``; all outputs are (R,).
+    """
+    _check_data(data)
+    if data.tasks != result.params["head_bias"].shape[-1]:
+        raise ValueError(
+            f"data must have T={result.params['head_bias'].shape[-1]} IN tasks, got {data.tasks}"
+        )
+    ridge = check_positive_float("ridge", ridge)
+    newton_steps = check_int("newton_steps", newton_steps, low=1)
+    return _gaps_kernel(
+        result.graphdef,
+        result.params,
+        data,
+        jnp.asarray(ridge, data.x.dtype),
+        newton_steps=newton_steps,
+    )
