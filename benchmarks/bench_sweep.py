@@ -1,0 +1,188 @@
+"""Benchmark of the sweep engine against a Python loop over cells (single-point API).
+
+Measures, for a 48-cell sweep (4 shapes x 6 std values x 2 seeds): cells/s and games/s of
+``sweep.run_sweep`` (cold, i.e. including compiles, and warm), the compile count, peak memory
+(``ru_maxrss``), scaling over 1, 2 and 4 forced host devices (subprocesses), and the same sweep
+as a loop over cells calling ``game.simulate`` plus per-cell jitted metrics; prints the ratio.
+It also times one compile against one cell's run time, the numbers behind grouping by shape
+rather than padding T to the group maximum.
+
+Usage: python benchmarks/bench_sweep.py [--games 200] [--devices 1,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+SPEC_KW = dict(
+    tasks=(16, 64),
+    dim=(64, 256),
+    samples=(8,),
+    challenge=(4,),
+    task_std=(0.5, 1.0, 2.0),
+    sample_std=(1.0, 2.0),
+    seeds=(0, 1),
+    num_resamples=100,
+)
+
+
+def _spec(games: int):
+    from mtl_tracing import sweep
+
+    return sweep.SweepSpec(games=games, **SPEC_KW)
+
+
+def time_sweep(games: int) -> dict:
+    """Cold and warm timings of the vectorised sweep in this process."""
+    from mtl_tracing import sweep
+
+    spec = _spec(games)
+    c0 = sweep.trace_count()
+    t0 = time.perf_counter()
+    sweep.run_sweep(spec, progress=False)
+    cold = time.perf_counter() - t0
+    compiles = sweep.trace_count() - c0
+    t0 = time.perf_counter()
+    sweep.run_sweep(spec, progress=False)
+    warm = time.perf_counter() - t0
+    n = spec.num_cells
+    return {
+        "cells": n,
+        "compiles": compiles,
+        "cold_s": cold,
+        "warm_s": warm,
+        "cells_per_s": n / warm,
+        "games_per_s": n * games / warm,
+        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def time_loop(games: int) -> dict:
+    """The same cells as a Python loop: game.simulate + jitted single-cell metrics."""
+    import jax
+
+    from mtl_tracing import game, sweep
+
+    spec = _spec(games)
+    root = jax.random.key(spec.root_seed)
+
+    @jax.jit
+    def metrics(key, strong, weak, out):
+        res = [out.mean(1), (out * out).mean(1)]
+        for z in (strong, weak):
+            res += [z.mean(1), (z * z).mean(1)]
+            res.append(sweep._roc_stats(key, z, out, fpr=0.01, num_resamples=100, level=0.95))
+        return res
+
+    def loop():
+        for cid, config, _seed in spec.cells():
+            key = jax.random.fold_in(root, cid)
+            s = game.simulate(key, config, games=games)
+            r = jax.device_get(metrics(jax.random.fold_in(key, 2**31), *s))
+            for m_g, q_g in ((r[0], r[1]), (r[2], r[3]), (r[5], r[6])):
+                sweep._moments(m_g, q_g, config.tasks)
+
+    t0 = time.perf_counter()
+    loop()
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    loop()
+    warm = time.perf_counter() - t0
+    return {"cold_s": cold, "warm_s": warm, "cells_per_s": spec.num_cells / warm}
+
+
+def compile_vs_cell(games: int) -> dict:
+    """One compile of a chunk program vs one cell's run time (T = 64, d = 256)."""
+    import jax
+    import jax.numpy as jnp
+
+    from mtl_tracing import sweep
+
+    spec = _spec(games)
+    runner = sweep.gaussian_runner(spec)
+    prog, _ = sweep._chunk_program(
+        runner, (16, 8, 256, 4), games, jnp.dtype(jnp.float32), 12, tuple(jax.local_devices())
+    )
+    keys = jax.random.split(jax.random.key(1), 12)
+    ones = jnp.ones(12)
+    t0 = time.perf_counter()
+    compiled = prog.lower(keys, ones, ones, ones).compile()
+    comp = time.perf_counter() - t0
+    jax.block_until_ready(compiled(keys, ones, ones, ones))
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(keys, ones, ones, ones))
+    run = (time.perf_counter() - t0) / 12
+    return {"compile_s": comp, "cell_s": run}
+
+
+def _child(devices: int, games: int) -> dict:
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+    }
+    code = (
+        "import json, sys; sys.path.insert(0, 'benchmarks'); import bench_sweep as b; "
+        f"print(json.dumps(b.time_sweep({games})))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--games", type=int, default=200)
+    parser.add_argument("--devices", default="1,2,4", help="device counts for the scaling rows")
+    args = parser.parse_args()
+    import jax
+
+    print(f"machine: {os.cpu_count()} CPUs, jax {jax.__version__}, {jax.devices()[0].platform}")
+    vec = time_sweep(args.games)
+    print(json.dumps({"sweep": vec}))
+    loop = time_loop(args.games)
+    cvc = compile_vs_cell(args.games)
+    print(f"\n48-cell sweep, G = {args.games} games/cell")
+    print(f"{'method':<28} {'cold s':>8} {'warm s':>8} {'cells/s':>9} {'games/s':>10}")
+    print(
+        f"{'sweep (vmap, 1 process)':<28} {vec['cold_s']:>8.2f} {vec['warm_s']:>8.2f} "
+        f"{vec['cells_per_s']:>9.1f} {vec['games_per_s']:>10.0f}"
+    )
+    print(
+        f"{'loop over cells':<28} {loop['cold_s']:>8.2f} {loop['warm_s']:>8.2f} "
+        f"{loop['cells_per_s']:>9.1f} {loop['cells_per_s'] * args.games:>10.0f}"
+    )
+    print(
+        f"ratio warm (loop / sweep): {loop['warm_s'] / vec['warm_s']:.1f}x; "
+        f"cold: {loop['cold_s'] / vec['cold_s']:.1f}x"
+    )
+    print(f"compiles: {vec['compiles']} (4 shapes); peak RSS {vec['maxrss_mb']:.0f} MB")
+    print(
+        f"one compile {cvc['compile_s']:.2f} s vs one cell {cvc['cell_s'] * 1e3:.2f} ms: padding "
+        f"T to the group max saves a compile only when the padded work costs < "
+        f"{cvc['compile_s'] / cvc['cell_s']:.0f} cells"
+    )
+    print(f"\n{'devices':>7} {'cold s':>8} {'warm s':>8} {'cells/s':>9} {'compiles':>8}")
+    for n in (int(x) for x in args.devices.split(",")):
+        r = _child(n, args.games)
+        print(
+            f"{n:>7} {r['cold_s']:>8.2f} {r['warm_s']:>8.2f} {r['cells_per_s']:>9.1f} "
+            f"{r['compiles']:>8}"
+        )
+
+
+if __name__ == "__main__":
+    main()

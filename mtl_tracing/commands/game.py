@@ -1,0 +1,161 @@
+"""``mtl-tracing game``: simulate the Gaussian tracing game and compare with the theory.
+
+Writes a JSON file with the config, seed, sampler and run metadata; for each adversary
+(``strong``, ``weak``, ``out``) the empirical mean and variance of z with standard errors computed
+over games (scores within a game are correlated through mu_hat), the exact theory
+(E z = d c, Var z = d (A B + c^2)) and the paper's formulas (Thms 4.1-4.3); and the AUC of the
+strong and weak adversaries against OUT, pooled over games, with a bootstrap CI that resamples
+games and the exact marginal AUC.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from mtl_tracing.commands._common import enable_x64_if
+
+NAME = "game"
+HELP = "simulate the Gaussian tracing game (Sec. 4) and compare with the exact theory"
+
+_ADVERSARIES = ("strong", "weak", "out")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", type=int, required=True, help="T, number of IN tasks")
+    parser.add_argument("--samples", type=int, required=True, help="N, samples per task")
+    parser.add_argument("--dim", type=int, required=True, help="d, data dimension")
+    parser.add_argument("--challenge", type=int, required=True, help="k, challenge batch size")
+    parser.add_argument("--task-std", type=float, required=True, help="sbar, std of task means")
+    parser.add_argument("--sample-std", type=float, required=True, help="s, std of samples")
+    parser.add_argument("--mean", type=float, default=0.0, help="mu_bar (scalar, broadcast)")
+    parser.add_argument("--games", type=int, required=True, help="G, independent games (>= 2)")
+    parser.add_argument("--seed", type=int, required=True, help="PRNG seed")
+    parser.add_argument("--sampler", choices=("sufficient", "faithful"), default="sufficient")
+    parser.add_argument("--x64", action="store_true", help="simulate in float64")
+    parser.add_argument("--chunk-games", type=int, default=None, help="games per compiled chunk")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (games)")
+    parser.add_argument("--json", required=True, help="output JSON path")
+
+
+def _moment_stats(z: np.ndarray) -> dict:
+    """Mean and variance of all scores (G, T) with SEs over per-game statistics."""
+    G, T = z.shape
+    mean = float(z.mean())
+    per_game_mean = z.mean(axis=1)
+    per_game_sq = ((z - mean) ** 2).mean(axis=1)
+    n = G * T
+    return {
+        "mean": mean,
+        "mean_se": float(per_game_mean.std(ddof=1) / np.sqrt(G)),
+        "var": float(per_game_sq.mean() * n / (n - 1)),
+        "var_se": float(per_game_sq.std(ddof=1) / np.sqrt(G)),
+    }
+
+
+def _field(obj, *names):
+    for name in names:
+        if hasattr(obj, name):
+            return getattr(obj, name)
+    raise ValueError(f"bootstrap interval has none of the fields {names}: {obj!r}")
+
+
+def _auc_block(args, config, scores, theory) -> dict:
+    import jax
+
+    try:
+        from mtl_tracing import metrics
+    except ImportError:
+        metrics = None
+    out = np.asarray(scores.out)
+    block = {}
+    for i, adv in enumerate(("strong", "weak")):
+        z_in = scores[i]
+        entry = {"exact": float(theory.exact_auc(config, adv))}
+        if metrics is None:
+            entry.update(empirical=None, ci=None, pending="mtl_tracing.metrics not available")
+        else:
+            entry["empirical"] = float(metrics.auc(z_in, out))
+            ci = metrics.grouped_bootstrap(
+                jax.random.fold_in(jax.random.key(args.seed), 1_000_003 + i),
+                metrics.auc,
+                z_in,
+                scores.out,
+                num_resamples=args.bootstrap,
+                paired=True,
+            )
+            entry["ci"] = [
+                float(_field(ci, "lo", "low", "lower")),
+                float(_field(ci, "hi", "high", "upper")),
+            ]
+        block[adv] = entry
+    return block
+
+
+def run(args: argparse.Namespace) -> int:
+    from mtl_tracing._validate import check_int
+
+    check_int("games", args.games, low=2)
+    check_int("seed", args.seed, low=0)
+    check_int("bootstrap", args.bootstrap, low=1)
+    enable_x64_if(args.x64)
+
+    import jax
+    import jax.numpy as jnp
+
+    from mtl_tracing import game, results, theory
+    from mtl_tracing.config import GaussianGameConfig
+
+    config = GaussianGameConfig(
+        tasks=args.tasks,
+        samples=args.samples,
+        dim=args.dim,
+        challenge=args.challenge,
+        task_std=args.task_std,
+        sample_std=args.sample_std,
+        mean=args.mean,
+    )
+    scores = game.simulate(
+        jax.random.key(args.seed),
+        config,
+        games=args.games,
+        sampler=args.sampler,
+        dtype=jnp.float64 if args.x64 else jnp.float32,
+        chunk_games=args.chunk_games,
+        progress=False,
+    )
+    mom = theory.moments(config)
+    payload = results.run_metadata(config=config, seed=args.seed, sampler=args.sampler)
+    for adv, z in zip(_ADVERSARIES, scores, strict=True):
+        m = mom[adv]
+        payload[adv] = {
+            **_moment_stats(np.asarray(z, np.float64)),
+            "theory_mean": float(m.mean),
+            "theory_var": float(m.var),
+            "paper_mean": float(m.paper_mean),
+            "paper_var": float(m.paper_var),
+        }
+    payload["auc"] = _auc_block(args, config, scores, theory)
+    results.write_json(args.json, payload)
+
+    print(
+        f"game  T={config.tasks} N={config.samples} d={config.dim} k={config.challenge} "
+        f"sbar={config.task_std:g} s={config.sample_std:g} G={args.games} ({args.sampler})"
+    )
+    head = f"{'adversary':<9} {'mean':>11} {'+-se':>9} {'theory':>11} {'paper':>11} | "
+    head += f"{'var':>11} {'+-se':>9} {'theory':>11} {'paper':>11}"
+    print(head)
+    for adv in _ADVERSARIES:
+        r = payload[adv]
+        print(
+            f"{adv:<9} {r['mean']:>11.4g} {r['mean_se']:>9.2g} {r['theory_mean']:>11.4g} "
+            f"{r['paper_mean']:>11.4g} | {r['var']:>11.4g} {r['var_se']:>9.2g} "
+            f"{r['theory_var']:>11.4g} {r['paper_var']:>11.4g}"
+        )
+    for adv, r in payload["auc"].items():
+        emp = "pending" if r["empirical"] is None else f"{r['empirical']:.4f}"
+        ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
+        print(f"AUC {adv:<6} empirical {emp}{ci}  exact {r['exact']:.4f}")
+    print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,385 @@
+"""Figure 7 (App. B): tracing attack on Gaussian multitask mean estimation, simulation vs theory.
+
+``run`` plays G games (T IN tasks and T OUT tasks each, one call to :func:`game.simulate`),
+pools the scores z = <mu_hat - mu_bar, mean(B) - mu_bar> over games and writes
+
+- ``figure7.json``: per adversary (strong, weak; OUT is the negative class) the pooled AUC with
+  a 95% CI from resampling games, TPR at 1% and 0.1% FPR (empirical + CI, and exact), the
+  50/75/90 percentile-threshold table (empirical vs exact), the score moments (empirical vs
+  exact vs paper), and :func:`results.run_metadata`;
+- ``figure7.npz``: downsampled empirical ROC curves and histogram counts of z.
+
+``plot`` redraws ``figure7.png`` / ``figure7.pdf`` from those two files only (the exact curves
+come from :mod:`mtl_tracing.theory`, which is closed-form; nothing is simulated).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import special
+
+from mtl_tracing import game, metrics, plotting, results, theory
+from mtl_tracing._validate import check_int
+from mtl_tracing.config import GaussianGameConfig
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "FPR_TARGETS",
+    "PERCENTILES",
+    "IN_ADVERSARIES",
+    "JSON_NAME",
+    "NPZ_NAME",
+    "STEM",
+    "run",
+    "plot",
+    "load",
+    "config_from_json",
+    "exact_roc_points",
+]
+
+#: The paper's Figure 7 setting: T = 256, d = 256, N = 8, k = 4, sbar = s = 1, mu_bar = 0.
+DEFAULT_CONFIG = GaussianGameConfig(
+    tasks=256, dim=256, samples=8, challenge=4, task_std=1.0, sample_std=1.0
+)
+FPR_TARGETS = (1e-2, 1e-3)
+PERCENTILES = (50.0, 75.0, 90.0)
+IN_ADVERSARIES = ("strong", "weak")
+JSON_NAME = "figure7.json"
+NPZ_NAME = "figure7.npz"
+STEM = "figure7"
+
+_ROC_POINTS = 600  # stored ROC points per adversary (log + linear FPR grids)
+_HIST_BINS = 120
+_BOOT_RESAMPLES = 200
+_LEVEL = 0.95
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _downsample_roc(fpr: np.ndarray, tpr: np.ndarray, thr: np.ndarray, n_neg: int, points: int):
+    """Keep the ROC vertices that are the last ones at or below a log+linear grid of FPRs.
+
+    ROC arrays are non-decreasing in FPR and TPR, so the last vertex with fpr <= f carries the
+    best TPR at FPR f: the stored curve is exactly the empirical one evaluated on the grid.
+    """
+    lo = max(1.0 / max(n_neg, 1), 1e-7)
+    grid = np.concatenate(
+        [np.geomspace(lo, 1.0, points // 2), np.linspace(0.0, 1.0, points - points // 2)]
+    )
+    idx = np.searchsorted(fpr, grid, side="right") - 1
+    idx = np.unique(np.clip(np.concatenate([[0, len(fpr) - 1], idx]), 0, len(fpr) - 1))
+    return fpr[idx], tpr[idx], thr[idx]
+
+
+def _interval(iv) -> list[float]:
+    return [float(iv.low), float(iv.high)]
+
+
+def _group_mean_se(x: np.ndarray) -> tuple[float, float]:
+    """Mean of all scores and its standard error from per-game means (games are independent)."""
+    per_game = x.mean(axis=1)
+    g = per_game.shape[0]
+    se = float(per_game.std(ddof=1) / np.sqrt(g)) if g > 1 else float("nan")
+    return float(x.mean()), se
+
+
+def config_from_json(payload: dict) -> GaussianGameConfig:
+    """Rebuild the :class:`GaussianGameConfig` stored in a results file's metadata."""
+    cfg = dict(payload["metadata"]["config"])
+    if isinstance(cfg.get("mean"), list):
+        cfg["mean"] = tuple(cfg["mean"])
+    return GaussianGameConfig(**cfg)
+
+
+def load(out_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(json payload, npz arrays)`` of a finished run; ``FileNotFoundError`` if missing."""
+    out = Path(out_dir)
+    for name in (JSON_NAME, NPZ_NAME):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out / name} not found: run figure7 into {out} first")
+    with np.load(out / NPZ_NAME) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return results.read_json(out / JSON_NAME), arrays
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tuple[dict, dict]:
+    """Numbers (JSON) and arrays (npz) for one IN adversary against OUT; s_* of shape (G, T)."""
+    # One paired game bootstrap for the AUC and every TPR target: one sort, shared replicates.
+    stats = (metrics.auc, *(metrics.TprAtFprStatistic(t) for t in FPR_TARGETS))
+    auc_ci, *tpr_cis = metrics.grouped_bootstrap(
+        key, stats, s_in, s_out, num_resamples=num_resamples, level=_LEVEL, paired=True
+    )
+    auc = float(auc_ci.estimate)
+    points = metrics.tpr_at_fpr(s_in, s_out, FPR_TARGETS)
+    tprs = []
+    for j, (target, ci) in enumerate(zip(FPR_TARGETS, tpr_cis, strict=True)):
+        tprs.append(
+            {
+                "target_fpr": target,
+                "empirical": float(points.tpr[j]),
+                "ci": _interval(ci),
+                "se": float(ci.std),
+                "realised_fpr": float(points.fpr[j]),
+                "threshold": float(points.threshold[j]),
+                "exact": float(theory.exact_tpr_at_fpr(config, adversary, target)),
+                "normal_approx": float(theory.normal_tpr_at_fpr(config, adversary, target)),
+            }
+        )
+    emp = metrics.percentile_table(s_in, s_out, PERCENTILES)
+    exact_table = theory.exact_percentile_table(config, adversary, PERCENTILES)
+    table = {
+        "empirical": {
+            "percentile": np.asarray(emp.percentile).tolist(),
+            "threshold": np.asarray(emp.threshold).tolist(),
+            "tpr": np.asarray(emp.tpr).tolist(),
+            "fpr": np.asarray(emp.fpr).tolist(),
+            "balanced_accuracy": np.asarray(emp.balanced_accuracy).tolist(),
+        },
+        "exact": results.to_jsonable(exact_table),
+    }
+    mom = theory.moments(config)[adversary]
+    mean, mean_se = _group_mean_se(np.asarray(s_in, dtype=np.float64))
+    summary = {
+        "auc": {
+            "empirical": auc,
+            "ci": _interval(auc_ci),
+            "se": float(auc_ci.std),
+            "exact": float(theory.exact_auc(config, adversary)),
+            "normal_approx": float(theory.normal_auc(config, adversary)),
+        },
+        "tpr_at_fpr": tprs,
+        "percentiles": table,
+        "moments": {
+            "mean": {"empirical": mean, "se": mean_se, "exact": float(mom.mean)},
+            "paper_mean": float(mom.paper_mean),
+            "var": {
+                "empirical": float(np.var(np.asarray(s_in, np.float64))),
+                "exact": float(mom.var),
+            },
+            "paper_var": float(mom.paper_var),
+        },
+    }
+    roc = metrics.roc_curve(s_in, s_out)
+    fpr, tpr, thr = (np.asarray(a, dtype=np.float64) for a in (roc.fpr, roc.tpr, roc.thresholds))
+    fpr, tpr, thr = _downsample_roc(fpr, tpr, thr, int(np.size(s_out)), _ROC_POINTS)
+    arrays = {f"roc_fpr_{adversary}": fpr, f"roc_tpr_{adversary}": tpr, f"roc_thr_{adversary}": thr}
+    return summary, arrays
+
+
+def run(
+    out_dir: str | os.PathLike,
+    *,
+    config: GaussianGameConfig = DEFAULT_CONFIG,
+    games: int = 2000,
+    seed: int = 0,
+    sampler: str = "sufficient",
+    progress: bool = True,
+    dtype=None,
+    num_resamples: int = _BOOT_RESAMPLES,
+) -> Path:
+    """Simulate ``games`` games of ``config`` and write ``figure7.json`` + ``figure7.npz``.
+
+    Args:
+      out_dir: output folder (created).
+      config: the game (T, N, d, k, sbar, s, mu_bar); default is the paper's Figure 7 setting.
+      games: G, independent games; each yields T scores per class (pooled: G*T per class).
+      seed: seed of ``jax.random.key``; the simulation and the bootstrap use split keys.
+      sampler: passed to :func:`game.simulate` (``"sufficient"`` or ``"faithful"``).
+      progress: tqdm progress bar on the simulation.
+      dtype: score dtype (float32 default; float64 needs ``jax_enable_x64``).
+      num_resamples: bootstrap resamples of games for the CIs.
+
+    Returns:
+      ``out_dir`` as a :class:`Path`.
+    """
+    if not isinstance(config, GaussianGameConfig):
+        raise ValueError(f"config must be a GaussianGameConfig, got {config!r}")
+    games = check_int("games", games, low=1)
+    seed = check_int("seed", seed, low=0)
+    num_resamples = check_int("num_resamples", num_resamples, low=2)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    k_sim, k_boot = jax.random.split(jax.random.key(seed))
+    t0 = time.perf_counter()
+    scores = game.simulate(
+        k_sim, config, games=games, sampler=sampler, dtype=dtype, progress=progress
+    )
+    jax.block_until_ready(scores)
+    timings = {"simulate": time.perf_counter() - t0}
+    s_out = scores.out
+    summary: dict = {"games": games, "scores_per_class": games * config.tasks, "adversaries": {}}
+    arrays: dict[str, np.ndarray] = {}
+    for i, adv in enumerate(IN_ADVERSARIES):
+        s_in = getattr(scores, f"{adv}_in")
+        t0 = time.perf_counter()
+        adv_summary, adv_arrays = _adversary_summary(
+            jax.random.fold_in(k_boot, i), config, adv, s_in, s_out, num_resamples
+        )
+        timings[f"metrics_{adv}"] = time.perf_counter() - t0
+        summary["adversaries"][adv] = adv_summary
+        arrays.update(adv_arrays)
+
+    out_mom = theory.moments(config)["out"]
+    out_np = np.asarray(s_out, dtype=np.float64)
+    mean, mean_se = _group_mean_se(out_np)
+    summary["out_moments"] = {
+        "mean": {"empirical": mean, "se": mean_se, "exact": float(out_mom.mean)},
+        "var": {"empirical": float(out_np.var()), "exact": float(out_mom.var)},
+        "paper_var": float(out_mom.paper_var),
+    }
+
+    # Histogram counts on one set of bins for the three classes (small file, exact redraw).
+    pooled = {
+        "strong_in": np.asarray(scores.strong_in, np.float64).ravel(),
+        "weak_in": np.asarray(scores.weak_in, np.float64).ravel(),
+        "out": out_np.ravel(),
+    }
+    lo = min(float(v.min()) for v in pooled.values())
+    hi = max(float(v.max()) for v in pooled.values())
+    if hi <= lo:  # degenerate tiny runs
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, _HIST_BINS + 1)
+    arrays["hist_edges"] = edges
+    for name, values in pooled.items():
+        arrays[f"hist_{name}"] = np.histogram(values, bins=edges)[0].astype(np.int64)
+
+    summary["dtype"] = str(jnp.asarray(s_out).dtype)
+    summary["timings_s"] = timings  # wall seconds, compilation included
+    summary["metadata"] = results.run_metadata(
+        config=config, seed=seed, games=games, sampler=sampler, num_resamples=num_resamples
+    )
+    np.savez_compressed(out / NPZ_NAME, **arrays)
+    results.write_json(out / JSON_NAME, summary)
+    return out
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def exact_roc_points(
+    config: GaussianGameConfig, *, lo: float = 5e-5, points: int = 160
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Points of the exact (marginal) ROC, dense in log and linear FPR from ``lo`` to 1.
+
+    Parametrised by the threshold t: FPR = P(z_OUT > t), TPR = P(z_IN > t) from the exact laws
+    (``ScoreLaw.sf``), so every point lies exactly on ``theory.exact_roc``; thresholds come from
+    the exact ``isf`` at 7 anchor FPRs (``lo`` ... 0.999), interpolated in between, so the FPRs
+    cover the grid. (``theory.exact_roc`` on the whole grid needs ``isf`` per point, ~10x slower.)
+    Returns ``fpr`` of shape (P + 2,) from 0 to 1 and ``{adversary: tpr}`` of the same shape.
+    """
+    grid = np.unique(
+        np.concatenate([np.geomspace(lo, 0.5, points // 2), np.linspace(0.0, 1.0, points // 2)])
+    )
+    grid = grid[(grid >= lo) & (grid <= 0.999)]
+    out = theory.exact_law(config, "out")
+    # Exact thresholds at a few anchor FPRs, interpolated in the normal score ndtri(1 - fpr).
+    anchors = np.array([lo, 1e-3, 1e-2, 0.1, 0.5, 0.9, 0.999])
+    t_anchor = np.asarray(out.isf(anchors), dtype=np.float64)
+    z_anchor = special.ndtri(1.0 - anchors)  # decreasing
+    t = np.interp(special.ndtri(1.0 - grid), z_anchor[::-1], t_anchor[::-1])
+    fpr = np.asarray(out.sf(t), dtype=np.float64)
+    tprs = {}
+    for adv in IN_ADVERSARIES:
+        tpr = np.asarray(theory.exact_law(config, adv).sf(t), dtype=np.float64)
+        tprs[adv] = np.concatenate([[0.0], tpr, [1.0]])
+    return np.concatenate([[0.0], fpr, [1.0]]), tprs
+
+
+def plot(out_dir: str | os.PathLike) -> list[Path]:
+    """Redraw Figure 7 from ``out_dir`` (no simulation): (a) ROC, (b) log-log ROC, (c) z histograms.
+
+    Returns the written paths ``[figure7.png, figure7.pdf]``.
+    """
+    payload, arrays = load(out_dir)
+    config = config_from_json(payload)
+    games = payload["games"]
+    advs = payload["adversaries"]
+    colors = plotting.ADVERSARY_COLORS
+
+    exact_fpr, exact_tpr = exact_roc_points(config)
+
+    with plotting.style():
+        fig, axes = plotting.new_figure(3, 1, width=3.3, height=3.0)
+        ax_lin, ax_log, ax_hist = axes[0]
+        for adv in IN_ADVERSARIES:
+            fpr = arrays[f"roc_fpr_{adv}"]
+            tpr = arrays[f"roc_tpr_{adv}"]
+            a = advs[adv]["auc"]
+            label = (
+                f"{adv}: AUC {a['empirical']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]"
+                f"\n  exact {a['exact']:.3f}"
+            )
+            ax_lin.step(fpr, tpr, where="post", color=colors[adv], label=label)
+            ax_log.step(fpr, tpr, where="post", color=colors[adv], label=f"{adv} (simulated)")
+            for ax in (ax_lin, ax_log):
+                ax.plot(exact_fpr, exact_tpr[adv], color="k", linestyle="--", linewidth=0.9)
+        for ax in (ax_lin, ax_log):
+            ax.plot([], [], color="k", linestyle="--", linewidth=0.9, label="exact (theory)")
+        plotting.chance_line(ax_lin)
+        plotting.chance_line(ax_log, log=True, lo=1e-4)
+        ax_lin.set(
+            xlim=(0, 1),
+            ylim=(0, 1.01),
+            xlabel="FPR",
+            ylabel="TPR",
+            title="(a) ROC, strong and weak vs OUT",
+        )
+        ax_log.set(
+            xscale="log",
+            yscale="log",
+            xlim=(1e-4, 1),
+            ylim=(1e-4, 1.05),
+            xlabel="FPR",
+            ylabel="TPR",
+            title="(b) ROC, log-log",
+        )
+        ax_lin.legend(loc="lower right")
+        ax_log.legend(loc="lower right")
+
+        edges = arrays["hist_edges"]
+        width = np.diff(edges)
+        ts = np.linspace(edges[0], edges[-1], 400)
+        names = (
+            ("out", "out", "OUT"),
+            ("weak_in", "weak", "weak IN"),
+            ("strong_in", "strong", "strong IN"),
+        )
+        top = 0.0
+        for key, adv, label in names:
+            counts = arrays[f"hist_{key}"]
+            dens = counts / max(counts.sum(), 1) / width
+            top = max(top, float(dens.max()))
+            if adv == "out":
+                ax_hist.stairs(dens, edges, color=colors[adv], fill=True, alpha=0.35, label=label)
+            else:
+                ax_hist.stairs(dens, edges, color=colors[adv], linewidth=1.1, label=label)
+            pdf = np.asarray(theory.exact_law(config, adv).pdf(ts), dtype=np.float64)
+            ax_hist.plot(
+                ts, pdf, color="k" if adv == "out" else colors[adv], linestyle="--", linewidth=0.9
+            )
+        ax_hist.plot([], [], color="k", linestyle="--", linewidth=0.9, label="exact densities")
+        ax_hist.set(
+            xlabel=r"$z = \langle \hat\mu - \bar\mu,\ \mu_B - \bar\mu \rangle$",
+            ylabel="density",
+            ylim=(0, 1.4 * top),
+            title="(c) distribution of the test statistic $z$",
+        )
+        ax_hist.legend(loc="upper left", ncols=2)
+        fig.suptitle(
+            "Tracing attack on multitask mean estimation "
+            rf"($T={config.tasks}$, $d={config.dim}$, $N={config.samples}$, "
+            rf"$k={config.challenge}$, "
+            rf"$\bar\sigma={config.task_std:g}$, $\sigma={config.sample_std:g}$; {games} games)"
+        )
+        return plotting.save_figure(fig, out_dir, STEM)

@@ -1,0 +1,300 @@
+"""Samplers for the Gaussian tracing game of Sec. 4 / App. B.
+
+One game (notation as in :mod:`mtl_tracing.config`): draw T IN tasks mu_i ~ N(mu_bar, sbar^2 I_d)
+with N samples each x_ij ~ N(mu_i, s^2 I_d), release mu_hat = (1/T) sum_i mean_j x_ij, and score
+every challenge batch B by z = <mu_hat - mu_bar, mean(B) - mu_bar>:
+
+* ``strong_in``: B = k of the task's own N training samples, drawn without replacement;
+* ``weak_in``: B = k fresh samples of the same task, N(mu_i, s^2 I_d);
+* ``out``: B = k samples of a fresh task mu'_j ~ N(mu_bar, sbar^2 I_d) (T such tasks).
+
+Two samplers produce the same joint law of the 3T scores of a game:
+
+* ``"faithful"`` draws everything (O(T N d) normals per game);
+* ``"sufficient"`` (default) draws O(T) normals and one chi-square per game, whatever d
+  (the reduction is proved in :func:`_sufficient_game`).
+
+Game g always uses ``jax.random.fold_in(key, g)``, so the numbers do not depend on chunking.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from mtl_tracing._validate import check_choice, check_int
+from mtl_tracing.config import GameShape, GaussianGameConfig
+
+__all__ = ["SAMPLERS", "GameScores", "simulate", "game_kernel", "bytes_per_game", "lanes"]
+
+SAMPLERS = ("sufficient", "faithful")
+
+
+class GameScores(NamedTuple):
+    """Scores of ``games`` independent games; rows are games, columns are the T tasks."""
+
+    strong_in: Array  # (games, T)
+    weak_in: Array  # (games, T)
+    out: Array  # (games, T)
+
+
+# --------------------------------------------------------------------------------------------
+# Per-game kernels (pure; task_std, sample_std, mean may be traced).
+# --------------------------------------------------------------------------------------------
+
+
+def _faithful_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
+    """Draw one game literally. Returns (strong_in, weak_in, out), each (T,).
+
+    mu (T, d), x (T, N, d); the strong batch takes k distinct indices of a random ordering of
+    the task's N samples; ``mean`` (mu_bar) is () or (d,).
+    """
+    T, N, d, k = shape
+    k_mu, k_x, k_perm, k_weak, k_omu, k_out = jax.random.split(key, 6)
+    sbar = jnp.asarray(task_std, dtype)
+    s = jnp.asarray(sample_std, dtype)
+    mu_bar = jnp.broadcast_to(jnp.asarray(mean, dtype), (d,))
+    mu = mu_bar + sbar * jax.random.normal(k_mu, (T, d), dtype)  # task means mu_i
+    x = mu[:, None, :] + s * jax.random.normal(k_x, (T, N, d), dtype)  # training samples x_ij
+    alpha = jnp.mean(x, axis=(0, 1)) - mu_bar  # mu_hat - mu_bar, (d,)
+
+    # k distinct indices per task: the first k of a uniformly random ordering (argsort of
+    # uniforms; ties, probability ~ N^2 2^-24, only bias the order, never repeat an index).
+    idx = jnp.argsort(jax.random.uniform(k_perm, (T, N), dtype), axis=1)[:, :k]  # (T, k)
+    strong_b = jnp.take_along_axis(x, idx[:, :, None], axis=1)  # (T, k, d)
+    weak_b = mu[:, None, :] + s * jax.random.normal(k_weak, (T, k, d), dtype)
+    mu_out = mu_bar + sbar * jax.random.normal(k_omu, (T, d), dtype)
+    out_b = mu_out[:, None, :] + s * jax.random.normal(k_out, (T, k, d), dtype)
+
+    def score(batch):  # (T, k, d) -> (T,)
+        return jnp.sum((jnp.mean(batch, axis=1) - mu_bar) * alpha, axis=-1)
+
+    return score(strong_b), score(weak_b), score(out_b)
+
+
+def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
+    """Draw the 3T scores of one game exactly from O(T) normals and one chi-square.
+
+    Returns (strong_in, weak_in, out), each (T,). ``mean`` (mu_bar) is accepted for a common
+    signature but cancels exactly: every quantity below is centred at mu_bar, so z is too.
+
+    Proof of the reduction. Because the model's covariances are isotropic (sbar^2 I_d, s^2 I_d),
+    the d coordinates are i.i.d.: per coordinate l, the vector of task sample means m_i, strong
+    batch means b_i, weak batch means w_i and OUT batch means v_j (all minus mu_bar) is Gaussian
+    with the same law for every l, independently over l. Write alpha = mu_hat - mu_bar
+    (alpha_l = mean_i m_{i,l}) and, for each of the 3T batches, beta = mean(B) - mu_bar. Per
+    coordinate, beta_l = (c / A) alpha_l + rho_l with A = Var alpha_l = (sbar^2 + s^2/N)/T,
+    c = Cov(beta_l, alpha_l) (strong: A, weak: sbar^2/T, out: 0) and the residual vector
+    rho_l (3T entries) independent of alpha_l, rho_l ~ N(0, Sigma_cond) i.i.d. over l. Hence
+
+        z = sum_l alpha_l beta_l = (c/A) ||alpha||^2 + sum_l alpha_l rho_l,
+
+    and given alpha, sum_l alpha_l rho_l ~ N(0, ||alpha||^2 Sigma_cond) jointly over the 3T
+    scores, i.e. it equals ||alpha|| eps with eps ~ N(0, Sigma_cond) independent of alpha. So
+    z = (c/A) R2 + sqrt(R2) eps with R2 = ||alpha||^2 ~ A chi2_d independent of eps. eps is drawn
+    exactly as the regression residual of ONE coordinate's worth of the unconditional variables
+    (mu_bar = 0): mu_i ~ N(0, sbar^2); b_i ~ N(mu_i, s^2/k) and the mean of the other N - k
+    training samples r_i ~ N(mu_i, s^2/(N-k)) independently (no r when k = N);
+    m_i = (k b_i + (N-k) r_i)/N; w_i ~ N(mu_i, s^2/k); v_j ~ N(0, sbar^2 + s^2/k);
+    alpha_1 = mean_i m_i and eps = beta - (c/A) alpha_1. That the strong batch is k of the N
+    training samples without replacement is exactly the split of m_i into b_i and r_i.
+    """
+    T, N, _d, k = shape
+    d = shape.dim
+    k_mu, k_b, k_r, k_w, k_v, k_chi = jax.random.split(key, 6)
+    sbar = jnp.asarray(task_std, dtype)
+    s = jnp.asarray(sample_std, dtype)
+    del mean  # cancels exactly (see docstring)
+    mu = sbar * jax.random.normal(k_mu, (T,), dtype)
+    b = mu + s * jax.random.normal(k_b, (T,), dtype) / math.sqrt(k)
+    if k < N:
+        r = mu + s * jax.random.normal(k_r, (T,), dtype) / math.sqrt(N - k)
+        m = (k * b + (N - k) * r) / N
+    else:
+        m = b
+    w = mu + s * jax.random.normal(k_w, (T,), dtype) / math.sqrt(k)
+    v = jnp.sqrt(sbar**2 + s**2 / k) * jax.random.normal(k_v, (T,), dtype)
+    alpha1 = jnp.mean(m)
+    A = (sbar**2 + s**2 / N) / T
+    c_weak = sbar**2 / T
+    # c_strong / A = 1 exactly; c_out = 0.
+    eps_strong = b - alpha1
+    eps_weak = w - (c_weak / A) * alpha1
+    eps_out = v
+    r2 = A * 2.0 * jax.random.gamma(k_chi, d / 2.0, (), dtype)  # ||alpha||^2 ~ A chi2_d
+    root = jnp.sqrt(r2)
+    strong = r2 + root * eps_strong
+    weak = (c_weak / A) * r2 + root * eps_weak
+    out = root * eps_out
+    return strong, weak, out
+
+
+_KERNELS = {"faithful": _faithful_game, "sufficient": _sufficient_game}
+
+
+def _check_dtype(dtype) -> jnp.dtype:
+    dt = jnp.dtype(jnp.float32 if dtype is None else dtype)
+    if dt not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    if dt == jnp.dtype(jnp.float64) and not jax.config.jax_enable_x64:
+        raise ValueError(
+            "dtype=float64 requires jax_enable_x64 (use the --x64 flag or "
+            "jax.config.update('jax_enable_x64', True)), got dtype=float64 with x64 off"
+        )
+    return dt
+
+
+def _check_shape(shape: object) -> GameShape:
+    if not isinstance(shape, tuple) or len(shape) != 4:
+        raise ValueError(
+            f"shape must be a GameShape(tasks, samples, dim, challenge), got {shape!r}"
+        )
+    T, N, d, k = (check_int(n, v, low=1) for n, v in zip(GameShape._fields, shape, strict=True))
+    if k > N:
+        raise ValueError(f"challenge must be <= samples (k <= N), got challenge={k} > samples={N}")
+    return GameShape(T, N, d, k)
+
+
+def game_kernel(sampler: str, shape: GameShape, dtype=None) -> Callable:
+    """The pure per-game function ``f(key, task_std, sample_std, mean) -> (strong, weak, out)``.
+
+    Outputs are (T,) each, in ``dtype``. ``task_std`` (sbar) and ``sample_std`` (s) are scalar
+    arrays and ``mean`` (mu_bar) is () or (d,); they may be traced, so a sweep can vmap over them
+    without recompiling. No validation happens inside (keep stds > 0 and finite).
+    """
+    check_choice("sampler", sampler, SAMPLERS)
+    shape = _check_shape(shape)
+    dt = _check_dtype(dtype)
+    return functools.partial(_KERNELS[sampler], shape=shape, dtype=dt)
+
+
+def bytes_per_game(sampler: str, shape: GameShape, dtype=None) -> int:
+    """A conservative estimate of the peak memory one game needs inside a vmapped chunk."""
+    check_choice("sampler", sampler, SAMPLERS)
+    T, N, d, k = _check_shape(shape)
+    item = jnp.dtype(jnp.float32 if dtype is None else dtype).itemsize
+    if sampler == "faithful":
+        # x and its noise (2 T N d), three batches and their noise (6 T k d), task means,
+        # permutations (int32), plus slack for temporaries.
+        floats = 2 * T * N * d + 6 * T * k * d + 6 * T * d + 3 * d
+        return int(2 * (floats * item + 4 * T * N) + 1024)
+    return int(2 * 16 * T * item + 1024)
+
+
+def lanes(sampler: str, shape: GameShape, dtype=None) -> int:
+    """Games vectorised together (vmap width) inside a chunk; depends on the shape only.
+
+    Chunks are a ``lax.map`` over groups of ``lanes`` games, each group a ``vmap``, and chunk
+    sizes are multiples of ``lanes``. Game g then always runs in lane g mod lanes of the same
+    compiled program, which is what makes results bitwise independent of the chunk size (XLA's
+    vectorised code may round differently across lanes of vmaps of different widths).
+    """
+    if sampler == "sufficient":
+        return 32
+    per_game = bytes_per_game(sampler, shape, dtype)
+    width = max(1, min(8, (1 << 22) // per_game))
+    return 1 << (width.bit_length() - 1)  # power of two in [1, 8]
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_runner(sampler: str, shape: GameShape, dtype: jnp.dtype, chunk: int):
+    """Jitted ``run(key, start, sbar, s, mean) -> 3 x (chunk, T)`` for games start..start+chunk-1.
+
+    ``chunk`` must be a multiple of :func:`lanes`. Cached per (sampler, shape, dtype, chunk): new
+    stds, means, keys or starts do not recompile.
+    """
+    kernel = functools.partial(_KERNELS[sampler], shape=shape, dtype=dtype)
+    width = lanes(sampler, shape, dtype)
+    assert chunk % width == 0, (chunk, width)
+
+    def group(keys, task_std, sample_std, mean):  # keys (width,) -> 3 x (width, T)
+        return jax.vmap(kernel, in_axes=(0, None, None, None))(keys, task_std, sample_std, mean)
+
+    def run(key, start, task_std, sample_std, mean):
+        games = start + jnp.arange(chunk, dtype=jnp.uint32)
+        keys = jax.vmap(lambda g: jax.random.fold_in(key, g))(games)
+        keys = keys.reshape(chunk // width, width)
+        outs = jax.lax.map(lambda kk: group(kk, task_std, sample_std, mean), keys)
+        return tuple(o.reshape(chunk, shape.tasks) for o in outs)
+
+    return jax.jit(run)
+
+
+def _chunk_size(sampler, shape, dtype, games, chunk_games, budget) -> int:
+    """Games per chunk: a multiple of ``lanes``, at most ``games`` rounded up to one."""
+    width = lanes(sampler, shape, dtype)
+    if chunk_games is None:
+        chunk_games = max(1, budget // bytes_per_game(sampler, shape, dtype))
+    chunk = min(chunk_games, games)
+    return max(width, -(-chunk // width) * width)
+
+
+def _check_key(key: object) -> Array:
+    if not isinstance(key, jax.Array) or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        raise ValueError(f"key must be a typed key from jax.random.key(seed), got {key!r}")
+    if key.shape != ():
+        raise ValueError(f"key must be a single key of shape (), got shape {key.shape}")
+    return key
+
+
+def simulate(
+    key: Array,
+    config: GaussianGameConfig,
+    *,
+    games: int,
+    sampler: str = "sufficient",
+    dtype=None,
+    chunk_games: int | None = None,
+    memory_budget_bytes: int = 512 * 2**20,
+    progress: bool = False,
+) -> GameScores:
+    """Play ``games`` independent tracing games; game g is keyed by ``fold_in(key, g)``.
+
+    Args:
+      key: typed PRNG key (``jax.random.key``).
+      config: the model (T, N, d, k, sbar, s, mu_bar).
+      games: G >= 1.
+      sampler: ``"sufficient"`` (exact, O(T) draws per game) or ``"faithful"`` (O(T N d)).
+      dtype: float32 (default) or float64 (needs x64 enabled).
+      chunk_games: games per compiled chunk; default: as many as fit in ``memory_budget_bytes``
+        (estimated by :func:`bytes_per_game`), at most G; rounded up to a multiple of
+        :func:`lanes` (1 for a faithful game over 4 MiB). The last chunk is padded to the chunk
+        size (no recompile) and trimmed. A single faithful game larger than the budget still
+        runs, one game at a time (the budget is then exceeded by that one game).
+      memory_budget_bytes: memory target per chunk.
+      progress: show a tqdm bar over chunks.
+
+    Returns:
+      GameScores with ``strong_in``, ``weak_in``, ``out`` of shape (G, T) in ``dtype``;
+      bitwise identical for any ``chunk_games``.
+    """
+    key = _check_key(key)
+    if not isinstance(config, GaussianGameConfig):
+        raise ValueError(f"config must be a GaussianGameConfig, got {config!r}")
+    games = check_int("games", games, low=1)
+    check_choice("sampler", sampler, SAMPLERS)
+    dt = _check_dtype(dtype)
+    budget = check_int("memory_budget_bytes", memory_budget_bytes, low=1)
+    shape = config.shape
+    if chunk_games is not None:
+        chunk_games = check_int("chunk_games", chunk_games, low=1)
+    chunk = _chunk_size(sampler, shape, dt, games, chunk_games, budget)
+    runner = _chunk_runner(sampler, shape, dt, chunk)
+    sbar = jnp.asarray(config.task_std, dt)
+    s = jnp.asarray(config.sample_std, dt)
+    mean = jnp.asarray(config.mean_array(np.float64), dt)
+    starts = range(0, games, chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=f"{sampler} games", unit="chunk")
+    parts = [runner(key, jnp.uint32(start), sbar, s, mean) for start in starts]
+    out = [jnp.concatenate([p[i] for p in parts], axis=0)[:games] for i in range(3)]
+    return GameScores(*out)

@@ -1,0 +1,216 @@
+"""Figure 7 job, its CLI commands (``figure7``, ``reproduce``) and redraw-without-rerun.
+
+Shapes come from two fixed configs (TINY for plumbing, STAT for the statistical check) so the
+file compiles each kernel a handful of times only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtl_tracing import game, theory
+from mtl_tracing.cli import main
+from mtl_tracing.commands import reproduce
+from mtl_tracing.config import GaussianGameConfig
+from mtl_tracing.experiments import figure7
+
+TINY = GaussianGameConfig(tasks=16, dim=16, samples=8, challenge=4, task_std=1.0, sample_std=1.0)
+TINY_GAMES = 100
+# Same shapes as TINY (no recompile); sigma^2/N is large, so the strong adversary's exact AUC
+# (0.706) is far from the weak one's (0.572).
+STAT = TINY.replace(sample_std=4.0)
+STAT_GAMES = TINY_GAMES
+
+JSON_KEYS = {"games", "scores_per_class", "adversaries", "out_moments", "dtype", "metadata"}
+ADV_KEYS = {"auc", "tpr_at_fpr", "percentiles", "moments"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One CLI run (simulate + plot) on TINY, shared by the tests below: (out dir, stdout)."""
+    out = tmp_path_factory.mktemp("fig7")
+    argv = ["figure7", "--out", str(out), "--games", str(TINY_GAMES), "--no-progress"]
+    argv += ["--tasks", "16", "--dim", "16", "--samples", "8", "--challenge", "4", "--seed", "3"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(argv) == 0
+    return out, buf.getvalue()
+
+
+def _no_simulation(*args, **kwargs):
+    raise AssertionError("plot must not re-run the simulation")
+
+
+def test_run_writes_data_with_all_numbers(tiny_run):
+    out, stdout = tiny_run
+    # The CLI prints the headline table and where the figure went.
+    assert "strong" in stdout and "weak" in stdout and "AUC" in stdout
+    assert "figure7.png" in stdout and "figure7.pdf" in stdout
+    payload, arrays = figure7.load(out)
+    assert JSON_KEYS <= set(payload)
+    assert payload["games"] == TINY_GAMES
+    assert payload["scores_per_class"] == TINY_GAMES * TINY.tasks
+    assert payload["dtype"] == "float32"  # float32 by default
+    meta = payload["metadata"]
+    assert meta["seed"] == 3 and meta["games"] == TINY_GAMES and meta["sampler"] == "sufficient"
+    assert figure7.config_from_json(payload) == TINY
+    assert set(payload["adversaries"]) == set(figure7.IN_ADVERSARIES)
+    for adv, s in payload["adversaries"].items():
+        assert ADV_KEYS <= set(s)
+        auc = s["auc"]
+        assert 0.0 <= auc["ci"][0] <= auc["ci"][1] <= 1.0
+        assert auc["exact"] == pytest.approx(theory.exact_auc(TINY, adv))
+        assert [t["target_fpr"] for t in s["tpr_at_fpr"]] == list(figure7.FPR_TARGETS)
+        for t in s["tpr_at_fpr"]:
+            assert t["realised_fpr"] <= t["target_fpr"] + 1e-12
+            assert 0.0 <= t["ci"][0] <= t["ci"][1] <= 1.0
+            assert t["exact"] == pytest.approx(theory.exact_tpr_at_fpr(TINY, adv, t["target_fpr"]))
+        emp = s["percentiles"]["empirical"]
+        assert emp["percentile"] == list(figure7.PERCENTILES)
+        assert len(emp["tpr"]) == len(emp["fpr"]) == len(figure7.PERCENTILES)
+        assert s["percentiles"]["exact"]
+        # ROC stored downsampled, still a monotone curve from (0, 0) to (1, 1).
+        fpr, tpr = arrays[f"roc_fpr_{adv}"], arrays[f"roc_tpr_{adv}"]
+        assert fpr.shape == tpr.shape and fpr.size <= 700
+        assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+        assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    n = TINY_GAMES * TINY.tasks
+    for name in ("strong_in", "weak_in", "out"):
+        assert arrays[f"hist_{name}"].sum() == n  # every score is in a bin
+    assert (out / figure7.NPZ_NAME).stat().st_size < 100_000
+
+
+def test_replot_redraws_without_rerunning(tiny_run, monkeypatch, capsys):
+    out, _ = tiny_run
+    monkeypatch.setattr(game, "simulate", _no_simulation)
+    monkeypatch.setattr(figure7, "run", _no_simulation)
+    for p in out.glob("figure7.p*"):
+        p.unlink()
+    assert main(["figure7", "--out", str(out), "--replot"]) == 0
+    assert "AUC" in capsys.readouterr().out
+    paths = [out / "figure7.png", out / "figure7.pdf"]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_plot_of_missing_run_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="figure7.json"):
+        figure7.plot(tmp_path)
+    assert main(["figure7", "--out", str(tmp_path), "--replot"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"games": 0}, "games must be >= 1, got 0"),
+        ({"seed": -1}, "seed must be >= 0, got -1"),
+        ({"config": {"tasks": 16}}, "config must be a GaussianGameConfig"),
+        ({"num_resamples": 1}, "num_resamples must be >= 2, got 1"),
+    ],
+)
+def test_run_rejects_bad_input_before_simulating(tmp_path, monkeypatch, kwargs, match):
+    monkeypatch.setattr(game, "simulate", _no_simulation)
+    with pytest.raises(ValueError, match=match):
+        figure7.run(tmp_path, **{"config": TINY, "progress": False, **kwargs})
+
+
+def test_cli_reports_bad_config_on_one_line(tmp_path, capsys):
+    assert main(["figure7", "--out", str(tmp_path), "--samples", "2", "--challenge", "4"]) == 2
+    assert "challenge must be <= samples" in capsys.readouterr().err
+
+
+def test_float64_on_request(tmp_path, x64, monkeypatch):
+    monkeypatch.setattr(figure7, "FPR_TARGETS", (0.01,))  # one TPR bootstrap: fewer compiles
+    figure7.run(tmp_path, config=TINY, games=TINY_GAMES, progress=False, dtype=jnp.float64)
+    payload, _ = figure7.load(tmp_path)
+    assert payload["dtype"] == "float64"
+    assert payload["metadata"]["x64"] is True
+
+
+def test_reproduce_quick_runs_registry_in_order(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "FIGURE7_QUICK_CONFIG", TINY)
+    monkeypatch.setattr(reproduce, "FIGURE7_QUICK_GAMES", TINY_GAMES)
+    assert [name for name, _ in reproduce.JOBS][0] == "figure7"
+    assert main(["reproduce", "--out", str(tmp_path), "--quick"]) == 0
+    for name in ("figure7.json", "figure7.npz", "figure7.png", "figure7.pdf"):
+        assert (tmp_path / "figure7" / name).is_file()
+    out = capsys.readouterr().out
+    assert "summary" in out and "figure7" in out and "FAILED" not in out
+
+
+def test_reproduce_reports_failure_and_runs_the_rest(tmp_path, monkeypatch, capsys):
+    ran = []
+
+    def boom(out_dir, quick):
+        raise RuntimeError("job exploded")
+
+    def ok(out_dir, quick):
+        ran.append((out_dir.name, quick))
+        return []
+
+    monkeypatch.setattr(reproduce, "JOBS", [("bad", boom), ("good", ok)])
+    assert main(["reproduce", "--out", str(tmp_path), "--quick"]) == 1
+    assert ran == [("good", True)]
+    out = capsys.readouterr().out
+    assert "bad" in out and "FAILED" in out and "1 of 2 job(s) failed" in out
+    assert main(["reproduce", "--out", str(tmp_path), "--only", "nope"]) == 2
+
+
+def test_pooled_auc_matches_exact_and_rejects_neighbouring_formula(tmp_path):
+    """Statistical check of the whole pipeline on STAT (G = 100 games, 1600 scores per class).
+
+    se is the bootstrap-over-games standard error. |AUC - exact| <= 4.5 se fails
+    with probability ~7e-6 per adversary under a normal estimate. Power: the same data must
+    reject the other adversary's exact AUC, i.e. E z_IN without the sigma^2/N term (strong
+    data vs the weak formula) and with a spurious one (weak data vs the strong formula).
+    """
+    figure7.run(tmp_path, config=STAT, games=STAT_GAMES, seed=1, progress=False)
+    payload, _ = figure7.load(tmp_path)
+    other = {"strong": "weak", "weak": "strong"}
+    for adv in figure7.IN_ADVERSARIES:
+        a = payload["adversaries"][adv]["auc"]
+        se = a["se"]
+        assert se > 0
+        assert abs(a["empirical"] - theory.exact_auc(STAT, adv)) <= 4.5 * se
+        assert abs(a["empirical"] - theory.exact_auc(STAT, other[adv])) > 4.5 * se  # power
+
+
+def test_downsampled_roc_is_the_empirical_curve_on_the_grid():
+    # A staircase ROC with 10 negatives: every stored vertex is an original vertex.
+    fpr = np.repeat(np.linspace(0, 1, 11), 2)[1:]
+    tpr = np.repeat(np.linspace(0, 1, 11), 2)[:-1]
+    thr = np.linspace(1, 0, fpr.size)
+    f, t, h = figure7._downsample_roc(fpr, tpr, thr, 10, 20)
+    orig = set(zip(fpr.tolist(), tpr.tolist(), thr.tolist(), strict=True))
+    assert set(zip(f.tolist(), t.tolist(), h.tolist(), strict=True)) <= orig
+    assert (f[0], t[0]) == (0.0, 0.0) and (f[-1], t[-1]) == (1.0, 1.0)
+
+
+def test_exact_roc_points_lie_on_theory_exact_roc():
+    fpr, tpr = figure7.exact_roc_points(TINY, points=40)
+    assert fpr[0] == 0.0 and fpr[-1] == 1.0 and np.all(np.diff(fpr) > 0)
+    assert fpr[1] == pytest.approx(5e-5)  # covers the log-log panel from 1e-4
+    inner = fpr[[5, 20, 35]]
+    for adv in figure7.IN_ADVERSARIES:
+        assert np.all(np.diff(tpr[adv]) >= 0)
+        np.testing.assert_allclose(
+            tpr[adv][[5, 20, 35]], theory.exact_roc(TINY, adv, inner), rtol=1e-7, atol=1e-10
+        )
+
+
+def test_default_config_is_the_papers():
+    c = figure7.DEFAULT_CONFIG
+    assert (c.tasks, c.dim, c.samples, c.challenge, c.task_std, c.sample_std) == (
+        256,
+        256,
+        8,
+        4,
+        1.0,
+        1.0,
+    )
+    assert jax.numpy.zeros(()).dtype == jnp.float32

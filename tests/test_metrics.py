@@ -1,0 +1,364 @@
+"""Tests for mtl_tracing.metrics: oracles (scikit-learn, brute-force NumPy), weights, dtypes,
+jit/vmap, compile counts, validation, and the grouped bootstrap's coverage (with power)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_curve as sk_roc_curve
+
+from mtl_tracing import metrics
+
+SHAPES = [(37, 23), (16, 16)]  # small fixed set of (n_in, n_out): few compiles
+
+
+def _data(seed, n_in, n_out, ties):
+    rng = np.random.default_rng(seed)
+    if ties:  # integer-valued scores: many ties, within and across classes
+        return (
+            rng.integers(0, 6, n_in).astype(np.float32),
+            rng.integers(-1, 4, n_out).astype(np.float32),
+        )
+    return (
+        rng.normal(0.7, 1.0, n_in).astype(np.float32),
+        rng.normal(0.0, 1.0, n_out).astype(np.float32),
+    )
+
+
+def _sk_auc(a, b):
+    y = np.r_[np.ones(a.size), np.zeros(b.size)]
+    return roc_auc_score(y, np.r_[a, b].astype(np.float64))
+
+
+def _brute_tpr_at_fpr(a, b, target):
+    """Max TPR over rules ``score > t`` with FPR <= target, then min FPR (NumPy, float64)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    cands = np.r_[np.unique(np.r_[a, b]), -np.inf]
+    tpr = (a[None, :] > cands[:, None]).mean(1)
+    fpr = (b[None, :] > cands[:, None]).mean(1)
+    ok = fpr <= target
+    best = tpr[ok].max()
+    sel = ok & (tpr == best)
+    j = np.flatnonzero(sel)[np.argmin(fpr[sel])]
+    return tpr[j], fpr[j]
+
+
+@given(seed=st.integers(0, 2**16), shape=st.sampled_from(SHAPES), ties=st.booleans())
+def test_auc_and_roc_match_sklearn(seed, shape, ties):
+    a, b = _data(seed, *shape, ties)
+    got = metrics.auc(a, b)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(float(got), _sk_auc(a, b), rtol=0, atol=2e-6)
+
+    roc = metrics.roc_curve(a, b)
+    n = a.size + b.size
+    assert roc.fpr.shape == roc.tpr.shape == roc.thresholds.shape == (n + 1,)
+    fpr, tpr, thr = (np.asarray(x, np.float64) for x in roc)
+    assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
+    # Distinct points, in order, are sklearn's full (undropped) curve.
+    y = np.r_[np.ones(a.size), np.zeros(b.size)]
+    sk_fpr, sk_tpr, _ = sk_roc_curve(y, np.r_[a, b], drop_intermediate=False)
+    keep = np.r_[True, (np.diff(fpr) != 0) | (np.diff(tpr) != 0)]
+    np.testing.assert_allclose(fpr[keep], sk_fpr, atol=1e-6)
+    np.testing.assert_allclose(tpr[keep], sk_tpr, atol=1e-6)
+    # Each threshold realises its point under the rule score > t.
+    np.testing.assert_allclose(tpr, (a[None, :] > thr[:, None]).mean(1), atol=1e-6)
+    np.testing.assert_allclose(fpr, (b[None, :] > thr[:, None]).mean(1), atol=1e-6)
+    # Trapezoid area of the curve equals the Mann-Whitney AUC.
+    np.testing.assert_allclose(np.trapezoid(tpr, fpr), float(got), atol=2e-6)
+    # Point count with ties: exactly one repeated point per tied pair of neighbours.
+    assert keep.sum() == np.unique(np.r_[a, b]).size + 1
+
+
+def test_auc_ties_count_half():
+    # One IN, one OUT, equal scores: AUC = 1/2 exactly; a wrong "ties count 0 or 1" fails.
+    assert float(metrics.auc([1.0], [1.0])) == 0.5
+    assert float(metrics.auc([1.0, 2.0], [1.0, 0.0])) == pytest.approx(0.875)
+
+
+@given(seed=st.integers(0, 2**16), ties=st.booleans())
+def test_weights_equal_repeated_data(seed, ties):
+    a, b = _data(seed, 37, 23, ties)
+    rng = np.random.default_rng(seed + 1)
+    # Permuted fixed multisets of multiplicities (0..3): the repeated data have fixed sizes,
+    # so the oracle call does not recompile per example.
+    wa, wb = rng.permutation(np.arange(a.size) % 4), rng.permutation(np.arange(b.size) % 4)
+    ra, rb = np.repeat(a, wa), np.repeat(b, wb)
+    kw = dict(weights_in=wa.astype(np.float32), weights_out=wb.astype(np.float32))
+    np.testing.assert_allclose(float(metrics.auc(a, b, **kw)), _sk_auc(ra, rb), atol=2e-6)
+    targets = np.array([0.05, 0.3, 1.0])
+    got = metrics.tpr_at_fpr(a, b, targets, **kw)
+    ref = metrics.tpr_at_fpr(ra, rb, targets)
+    np.testing.assert_allclose(np.asarray(got.tpr), np.asarray(ref.tpr), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(got.fpr), np.asarray(ref.fpr), atol=1e-6)
+
+
+@given(seed=st.integers(0, 2**16), shape=st.sampled_from(SHAPES), ties=st.booleans())
+def test_tpr_at_fpr_matches_brute_force(seed, shape, ties):
+    a, b = _data(seed, *shape, ties)
+    n_out = b.size
+    # Targets between grid points k/n_out (and exactly 1) avoid float round-off at the boundary.
+    targets = np.array([0.5 / n_out, 2.5 / n_out, 0.3 + 0.1 / n_out, 0.77 + 0.1 / n_out, 1.0])
+    got = metrics.tpr_at_fpr(a, b, targets)
+    assert got.tpr.shape == (targets.size,)
+    for i, t in enumerate(targets):
+        tpr, fpr = _brute_tpr_at_fpr(a, b, t)
+        assert float(got.tpr[i]) == pytest.approx(tpr, abs=1e-6)
+        assert float(got.fpr[i]) == pytest.approx(fpr, abs=1e-6)
+        assert float(got.fpr[i]) <= t
+        thr = float(got.threshold[i])
+        assert np.mean(a > thr) == pytest.approx(tpr, abs=1e-6)
+        assert np.mean(b > thr) == pytest.approx(fpr, abs=1e-6)
+    scalar = metrics.tpr_at_fpr(a, b, 1.0)
+    assert scalar.tpr.shape == () and float(scalar.tpr) == 1.0
+    assert float(scalar.fpr) == pytest.approx(_brute_tpr_at_fpr(a, b, 1.0)[1], abs=1e-6)
+
+
+def test_tpr_at_fpr_ties_realised_below_target():
+    # All OUT tied at 0: any FPR target < 1 can only realise FPR 0.
+    res = metrics.tpr_at_fpr([1.0, 0.0, -1.0], [0.0, 0.0], 0.6)
+    assert float(res.fpr) == 0.0 and float(res.tpr) == pytest.approx(1 / 3)
+    assert float(res.threshold) == 0.0
+
+
+@given(seed=st.integers(0, 2**16), ties=st.booleans())
+def test_percentile_table_matches_numpy(seed, ties):
+    a, b = _data(seed, 37, 23, ties)
+    q = (50.0, 75.0, 90.0)
+    tab = metrics.percentile_table(a, b, q)
+    pooled = np.r_[a, b].astype(np.float64)
+    np.testing.assert_allclose(np.asarray(tab.threshold), np.percentile(pooled, q), rtol=1e-6)
+    thr = np.asarray(tab.threshold, np.float64)
+    tpr = (a[None, :] > thr[:, None]).mean(1)
+    fpr = (b[None, :] > thr[:, None]).mean(1)
+    np.testing.assert_allclose(np.asarray(tab.tpr), tpr, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(tab.fpr), fpr, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(tab.balanced_accuracy), (tpr + 1 - fpr) / 2, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(tab.percentile), q)
+
+
+def test_percentile_table_identity_equal_classes():
+    # Equal class sizes, no ties: a pooled p-th percentile threshold puts a fraction
+    # (1 - p/100) of all 2n scores above it, so TPR + FPR = 2 (1 - p/100) up to 1/n.
+    a, b = _data(3, 16, 16, ties=False)
+    tab = metrics.percentile_table(a, b, (50.0, 75.0, 90.0))
+    total = np.asarray(tab.tpr) + np.asarray(tab.fpr)
+    np.testing.assert_allclose(total, 2 * (1 - np.array([0.5, 0.75, 0.9])), atol=1 / 16 + 1e-6)
+
+
+def test_jit_vmap_match_loop():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.5, 1, (5, 16, 16)).astype(np.float32)  # any shape is pooled
+    b = rng.integers(-2, 3, (5, 256)).astype(np.float32)
+    batched = jax.jit(jax.vmap(metrics.auc))(a, b)
+    loop = np.array([float(metrics.auc(a[i], b[i])) for i in range(5)])
+    np.testing.assert_allclose(np.asarray(batched), loop, atol=1e-6)
+    tb = jax.vmap(lambda x, y: metrics.tpr_at_fpr(x, y, jnp.array([0.1, 0.5])))(a, b)
+    tl = np.stack([np.asarray(metrics.tpr_at_fpr(a[i], b[i], [0.1, 0.5]).tpr) for i in range(5)])
+    np.testing.assert_allclose(np.asarray(tb.tpr), tl, atol=1e-6)
+
+
+def test_float32_default():
+    a, b = _data(0, 16, 16, ties=False)
+    assert metrics.auc(a.astype(np.float64), b).dtype == jnp.float32  # x64 off: float32
+    assert metrics.auc(a.astype(np.int32), b.astype(np.int32)).dtype == jnp.float32
+    assert metrics.roc_curve(a, b).fpr.dtype == jnp.float32
+    assert metrics.percentile_table(a, b).tpr.dtype == jnp.float32
+
+
+def test_float64_preserved(x64):
+    a, b = _data(0, 37, 23, ties=True)
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    got = metrics.auc(a, b)
+    assert got.dtype == jnp.float64
+    assert float(got) == pytest.approx(_sk_auc(a, b), abs=1e-14)
+    for x in metrics.roc_curve(a, b):
+        assert x.dtype == jnp.float64
+    assert metrics.tpr_at_fpr(a, b, 0.1).tpr.dtype == jnp.float64
+    tab = metrics.percentile_table(a, b)
+    assert tab.threshold.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(tab.threshold), np.percentile(np.r_[a, b], (50, 75, 90)))
+
+
+def test_no_recompile_on_second_call():
+    a1, b1 = _data(1, 37, 23, ties=False)
+    a2, b2 = _data(2, 37, 23, ties=True)
+    metrics.auc(a1, b1)
+    metrics.tpr_at_fpr(a1, b1, [0.1, 0.2])
+    n_auc, n_tpr = metrics._auc_kernel._cache_size(), metrics._tpr_kernel._cache_size()
+    metrics.auc(a2, b2)
+    metrics.tpr_at_fpr(a2, b2, [0.3, 0.4])
+    assert metrics._auc_kernel._cache_size() == n_auc
+    assert metrics._tpr_kernel._cache_size() == n_tpr
+    s_in, s_out = a1[:36].reshape(6, 6), b1[:18].reshape(6, 3)
+    stat = metrics.TprAtFprStatistic(0.25)
+    metrics.grouped_bootstrap(jax.random.key(1), stat, s_in, s_out, paired=False)
+    n_boot = metrics._bootstrap_kernel._cache_size()
+    metrics.grouped_bootstrap(
+        jax.random.key(2), metrics.TprAtFprStatistic(0.25), s_in + 1, s_out, paired=False
+    )
+    assert metrics._bootstrap_kernel._cache_size() == n_boot
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: metrics.auc([1.0, np.nan, np.inf], [0.0]), "scores_in.*2 non-finite"),
+        (lambda: metrics.auc([1.0], []), "scores_out must be non-empty"),
+        (lambda: metrics.auc([1.0], [0.0], weights_in=[-1.0]), "weights_in.*negative"),
+        (lambda: metrics.auc([1.0], [0.0], weights_out=[0.0]), "weights_out.*positive sum"),
+        (lambda: metrics.auc([1.0, 2.0], [0.0], weights_in=[1.0]), "weights_in must have shape"),
+        (lambda: metrics.tpr_at_fpr([1.0], [0.0], 0.0), r"fpr must be in \(0, 1\]"),
+        (lambda: metrics.tpr_at_fpr([1.0], [0.0], [0.1, 1.5]), r"got \[1.5\]"),
+        (lambda: metrics.percentile_table([1.0], [0.0], (50, 100)), r"\(0, 100\), got \[100"),
+        (lambda: metrics.TprAtFprStatistic(0.0), "fpr"),
+        (
+            lambda: metrics.grouped_bootstrap(
+                jax.random.key(0), metrics.auc, np.ones((3, 2)), np.ones((4, 2)), paired=True
+            ),
+            "equal group counts",
+        ),
+        (
+            lambda: metrics.grouped_bootstrap(
+                0, metrics.auc, np.ones((3, 2)), np.ones((3, 2)), paired=True
+            ),
+            "typed key",
+        ),
+        (
+            lambda: metrics.grouped_bootstrap(
+                jax.random.key(0), metrics.auc, np.ones(3), np.ones((3, 2)), paired=False
+            ),
+            r"scores_in must have shape \(groups, per_group\)",
+        ),
+        (
+            lambda: metrics.grouped_bootstrap(
+                jax.random.key(0),
+                metrics.auc,
+                np.ones((3, 2)),
+                np.ones((3, 2)),
+                paired=True,
+                level=1.0,
+            ),
+            "level",
+        ),
+    ],
+)
+def test_validation_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_bootstrap_seeded_and_contains_estimate():
+    # Same shapes and statistic as test_no_recompile_on_second_call: shares its compile.
+    a, b = _data(1, 37, 23, ties=False)
+    s_in, s_out = a[:36].reshape(6, 6), b[:18].reshape(6, 3)
+    stat = metrics.TprAtFprStatistic(0.25)
+    k = jax.random.key(7)
+    iv1 = metrics.grouped_bootstrap(k, stat, s_in, s_out, paired=False)
+    iv2 = metrics.grouped_bootstrap(k, stat, s_in, s_out, paired=False)
+    assert [float(x) for x in iv1] == [float(x) for x in iv2]
+    assert float(iv1.estimate) == float(metrics.tpr_at_fpr(s_in, s_out, 0.25).tpr)
+    assert float(iv1.low) <= float(iv1.estimate) <= float(iv1.high)
+    assert float(iv1.std) > 0
+
+
+def _bootstrap_std(key, s_in, s_out, paired):
+    return metrics.grouped_bootstrap(
+        key, metrics.auc, s_in, s_out, paired=paired, num_resamples=64, chunk=64
+    ).std
+
+
+def test_bootstrap_coverage_with_power():
+    """Paired game resampling matches the true sampling std of the pooled AUC; the wrong
+    scheme (scores resampled as if independent) is rejected on the same data.
+
+    Games share a per-game offset a_g with opposite signs in IN and OUT (like mu_hat in
+    Figure 7, the shared release moves a game's IN and OUT scores together), so the game
+    effects of the two classes add up in the pooled AUC.
+    """
+    games, per, datasets = 24, 6, 300
+    key = jax.random.key(2024)
+    k_data, k_boot = jax.random.split(key)
+
+    def dataset(k):
+        ka, ki, ko = jax.random.split(k, 3)
+        off = jax.random.normal(ka, (games, 1))
+        s_in = 0.5 + off + jax.random.normal(ki, (games, per))
+        s_out = -off + jax.random.normal(ko, (games, per))
+        return s_in, s_out
+
+    s_in, s_out = jax.vmap(dataset)(jax.random.split(k_data, datasets))
+    aucs = np.asarray(jax.vmap(metrics.auc)(s_in, s_out), np.float64)
+    keys = jax.random.split(k_boot, datasets)
+    paired = np.asarray(jax.vmap(lambda k, a, b: _bootstrap_std(k, a, b, True))(keys, s_in, s_out))
+    flat = lambda x: x.reshape(datasets, games * per, 1)  # noqa: E731 - naive: each score a group
+    naive = np.asarray(
+        jax.vmap(lambda k, a, b: _bootstrap_std(k, a, b, True))(keys, flat(s_in), flat(s_out))
+    )
+
+    # True std of the AUC and its SE (delta method from the 4th central moment).
+    dev = aucs - aucs.mean()
+    var = dev.var(ddof=1)
+    true_std = np.sqrt(var)
+    se_true = np.sqrt((np.mean(dev**4) - var**2) / datasets) / (2 * true_std)
+
+    def z_ratio(boot_std):
+        r = boot_std.mean() / true_std
+        se_r = r * np.hypot(
+            se_true / true_std, boot_std.std(ddof=1) / np.sqrt(datasets) / boot_std.mean()
+        )
+        return r, abs(r - 1) / se_r
+
+    # |z| <= 4.5: false-failure probability ~7e-6 under the normal approximation. The bootstrap
+    # std of a mean of G groups is biased by sqrt((G-1)/G) ~ 0.98 here, well inside tolerance.
+    r_paired, z_paired = z_ratio(paired)
+    assert z_paired <= 4.5, (r_paired, z_paired)
+    # Power: the same data reject the naive (score-level) resampling.
+    r_naive, z_naive = z_ratio(naive)
+    assert r_naive < 1 and z_naive > 4.5, (r_naive, z_naive)
+
+
+class _Generic:
+    """Wraps a statistic so that it has no sorted form: forces the bootstrap's generic path."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, scores_in, scores_out, **weights):
+        return self.fn(scores_in, scores_out, **weights)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_sorted_bootstrap_equals_generic_path(ties):
+    """The one-sort fast path (auc, TprAtFprStatistic) gives the same replicates as calling
+    the public weighted metrics on every replicate (ties exercise the tie groups)."""
+    a, b = _data(3, 37, 23, ties=ties)
+    s_in, s_out = a[:36].reshape(6, 6), b[:18].reshape(6, 3)
+    fast = (metrics.auc, metrics.TprAtFprStatistic(0.25))
+    slow = tuple(_Generic(f) for f in fast)
+    k = jax.random.key(11)
+    got = metrics.grouped_bootstrap(k, fast, s_in, s_out, paired=False, num_resamples=32)
+    want = metrics.grouped_bootstrap(k, slow, s_in, s_out, paired=False, num_resamples=32)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=2e-6)
+    assert float(got[0].estimate) == pytest.approx(_sk_auc(a[:36], b[:18]), abs=2e-6)
+
+
+def test_auc_exact_at_perfect_separation():
+    """Separated classes give AUC exactly 1 (and 0 reversed) under any weights, so a bootstrap
+    interval of a perfect attack is [1, 1] and contains its estimate (a trapezoid over a
+    float32 ROC returned 0.99999988 here)."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(10.0, 1.0, (40, 48)).astype(np.float32)
+    b = rng.normal(0.0, 1.0, (40, 48)).astype(np.float32)
+    assert float(metrics.auc(a, b)) == 1.0 and float(metrics.auc(b, a)) == 0.0
+    w = rng.integers(0, 4, a.shape).astype(np.float32)
+    assert float(metrics.auc(a, b, weights_in=w + 1, weights_out=w + 1)) == 1.0
+    iv = metrics.grouped_bootstrap(jax.random.key(0), metrics.auc, a, b, paired=True)
+    assert float(iv.estimate) == float(iv.low) == float(iv.high) == 1.0

@@ -1,0 +1,229 @@
+"""Tests of the sweep engine: compile count, invariance, resume, format, validation, theory.
+
+Compile budget (each compile costs seconds on CI): the module fixture compiles 2 programs
+(2 shapes, chunk 6); the resume/chunk test adds 1 (chunk 3); the 4-device subprocess 1; x64 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtl_tracing import sweep
+
+GAMES = 200
+# 2 shapes (T = 4, 8) x 3 sbar x 2 mu_bar = 12 cells; k = N/2 so both adversaries are distinct.
+SPEC = sweep.SweepSpec(
+    tasks=(4, 8),
+    samples=(4,),
+    dim=(16,),
+    challenge=(2,),
+    task_std=(0.5, 1.0, 2.0),
+    sample_std=(1.0,),
+    mean=(0.0, 1.5),
+    seeds=(0,),
+    games=GAMES,
+    num_resamples=50,
+)
+# The T = 4 half of SPEC as its own spec (its cell ids differ: it is a different sweep).
+SMALL = sweep.SweepSpec(**{**SPEC.to_dict(), "tasks": (4,)})
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    before = sweep.trace_count()
+    table = sweep.run_sweep(SPEC, out, chunk_cells=6, progress=False)
+    return out, table, sweep.trace_count() - before
+
+
+def test_one_compile_per_shape_and_cached_rerun(swept):
+    _, table, traces = swept
+    assert traces == 2  # 2 shapes x 6 (sbar, mu_bar) values -> exactly 2 programs
+    before = sweep.trace_count()
+    # New traced values and seeds, same shapes: no recompile.
+    spec2 = sweep.SweepSpec(**{**SPEC.to_dict(), "task_std": (0.7, 1.1, 3.0), "seeds": (5,)})
+    t2 = sweep.run_sweep(spec2, chunk_cells=6, progress=False)
+    assert sweep.trace_count() == before
+    assert len(t2["cell_id"]) == len(table["cell_id"]) == 24
+    # Reversed group order: same numbers, no recompile.
+    t3 = sweep.run_sweep(SPEC, chunk_cells=6, order=[1, 0], progress=False)
+    assert sweep.trace_count() == before
+    for k in table:
+        np.testing.assert_array_equal(t3[k], table[k], err_msg=k)
+
+
+def test_identical_rerun_served_from_disk(swept):
+    out, table, _ = swept
+    before = sweep.trace_count()
+    again = sweep.run_sweep(SPEC, out, chunk_cells=6, progress=False)
+    assert sweep.trace_count() == before
+    for k in table:
+        np.testing.assert_array_equal(again[k], table[k])
+    other = sweep.SweepSpec(**{**SPEC.to_dict(), "games": 100})
+    with pytest.raises(ValueError, match="out_dir"):
+        sweep.run_sweep(other, out, progress=False)
+
+
+def test_resume_after_failure_equals_uninterrupted_and_chunking_invariant(tmp_path):
+    ref = sweep.run_sweep(SMALL, chunk_cells=6, progress=False)  # compiled by the fixture
+    with pytest.raises(RuntimeError, match="injected"):
+        sweep.run_sweep(SMALL, tmp_path, chunk_cells=3, progress=False, _fail_after_chunks=1)
+    assert len(list((tmp_path / "chunks").glob("chunk-*.npz"))) == 1
+    assert not (tmp_path / "sweep.npz").exists()
+    before = sweep.trace_count()
+    resumed = sweep.run_sweep(SMALL, tmp_path, chunk_cells=3, progress=False)
+    assert sweep.trace_count() == before  # chunk-3 program reused
+    assert len(list((tmp_path / "chunks").glob("chunk-*.npz"))) == 2
+    for k in ref:  # chunk 6 uninterrupted == chunk 3 interrupted + resumed, bitwise
+        np.testing.assert_array_equal(resumed[k], ref[k], err_msg=k)
+
+
+def test_memory_budget_sets_chunk_size(tmp_path):
+    runner = sweep.gaussian_runner(SMALL)
+    per = runner.bytes_per_cell((4, 4, 16, 2), GAMES, jnp.float32)
+    assert per >= GAMES * 3 * 4 * 4  # at least the scores themselves
+    before = sweep.trace_count()
+    # A budget of 3.5 cells -> chunks of 3 cells (program cached by the resume test or new).
+    t = sweep.run_sweep(SMALL, tmp_path, memory_budget_bytes=int(3.5 * per), progress=False)
+    assert sweep.trace_count() - before <= 1
+    assert len(list((tmp_path / "chunks").glob("chunk-*.npz"))) == 2  # 6 cells in 2 chunks
+    assert len(t["cell_id"]) == 12
+
+
+_DEVICE_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    import jax, numpy as np
+    from mtl_tracing import sweep
+    from tests.test_sweep import SMALL
+    assert len(jax.local_devices()) == 4
+    t = sweep.run_sweep(SMALL, chunk_cells=4, progress=False)
+    np.savez(sys.argv[1], **t)
+    """
+)
+
+
+def test_bitwise_equal_over_device_count(tmp_path):
+    ref = sweep.run_sweep(SMALL, chunk_cells=6, progress=False)  # 1 device, chunk 6
+    path = tmp_path / "dev4.npz"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run([sys.executable, "-c", _DEVICE_SCRIPT, str(path)], check=True, env=env, cwd=root)
+    with np.load(path, allow_pickle=False) as z:
+        for k in ref:  # 4 devices, chunk 4 (padded 6 -> 8) == 1 device, chunk 6
+            np.testing.assert_array_equal(z[k], ref[k], err_msg=k)
+
+
+def test_format_round_trip_numpy_only(swept):
+    out, table, _ = swept
+    script = textwrap.dedent(
+        f"""
+        import json, sys, numpy as np
+        z = np.load({str(out / "sweep.npz")!r}, allow_pickle=False)
+        meta = json.load(open({str(out / "sweep.json")!r}))
+        assert set(meta["columns"]) == set(z.files), (meta["columns"], z.files)
+        assert meta["rows"] == len(z["cell_id"]) and meta["format"] == "mtl-tracing-sweep/1"
+        assert "jax" in meta["metadata"]["versions"]
+        assert "jax" not in sys.modules
+        print(len(z["cell_id"]))
+        """
+    )
+    res = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    assert int(res.stdout) == 24
+    loaded = sweep.load_sweep(out)
+    assert list(loaded) == list(table)
+    lines = (out / "sweep.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(table) and len(lines) == 25
+    meta = json.loads((out / "sweep.json").read_text())
+    assert sweep.SweepSpec.from_dict(meta["spec"]) == SPEC
+    # Rows: cells in id order, adversaries strong then weak; both share the OUT statistics.
+    np.testing.assert_array_equal(table["cell_id"], np.repeat(np.arange(12), 2))
+    np.testing.assert_array_equal(table["mean_out"][0::2], table["mean_out"][1::2])
+
+
+def test_empirical_matches_theory_with_power(swept):
+    """|est - theory| <= 4.5 se per row (48 checks; P(false fail) < 48 * 6.8e-6 ~ 3e-4)."""
+    _, t, _ = swept
+    for est, se, th in (
+        ("mean_in", "mean_in_se", "theory_mean_in"),
+        ("var_in", "var_in_se", "theory_var_in"),
+        ("mean_out", "mean_out_se", "theory_mean_out"),
+        ("var_out", "var_out_se", "theory_var_out"),
+    ):
+        r = (t[est] - t[th]) / t[se]
+        assert np.all(np.abs(r) <= 4.5), (est, r)
+    # AUC: se from the 95% bootstrap CI width.
+    auc_se = (t["auc_hi"] - t["auc_lo"]) / (2 * 1.96)
+    assert np.all(np.abs(t["auc"] - t["exact_auc"]) <= 4.5 * auc_se)
+    # Power. Rows are not independent across adversaries, so aggregate one adversary only:
+    # Z = sum_i r_i / sqrt(n) is N(0, 1) over independent cells under the true formula.
+    strong = t["adversary"] == "strong"
+    n = strong.sum()
+
+    def agg(est, se, theory):
+        return float(np.sum(((est - theory) / se)[strong]) / math.sqrt(n))
+
+    assert abs(agg(t["var_in"], t["var_in_se"], t["theory_var_in"])) <= 4.5
+    # The paper's Thm 4.3 (Var z_IN = Var z_OUT, missing d c^2) is rejected by the same data.
+    assert agg(t["var_in"], t["var_in_se"], t["paper_var"]) > 4.5
+    # Missing the s^2/N term of the strong mean (the weak formula) is rejected.
+    weak_mean = t["dim"] * t["task_std"] ** 2 / t["tasks"]
+    assert agg(t["mean_in"], t["mean_in_se"], weak_mean) > 4.5
+
+
+def test_float64(x64, tmp_path):
+    spec = sweep.SweepSpec(
+        tasks=(2,), samples=(2,), dim=(4,), challenge=(1,), games=20, num_resamples=10
+    )
+    t = sweep.run_sweep(spec, dtype=jnp.float64, chunk_cells=1, progress=False)
+    assert t["auc"].dtype == np.float64 and t["tpr_lo"].dtype == np.float64
+    assert t["mean_in"].dtype == np.float64  # moments are host float64 statistics
+    t32 = sweep.run_sweep(spec, chunk_cells=1, progress=False)  # x64 on, float32 asked
+    assert t32["auc"].dtype == np.float32
+
+
+def test_float64_needs_x64():
+    if jax.config.jax_enable_x64:
+        pytest.skip("x64 enabled globally")
+    with pytest.raises(ValueError, match="dtype"):
+        sweep.run_sweep(SMALL, dtype=jnp.float64, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tasks", (0,)),
+        ("challenge", (9,)),
+        ("task_std", (-1.0,)),
+        ("sample_std", (float("nan"),)),
+        ("mean", (float("inf"),)),
+        ("dim", ()),
+        ("games", 1),
+        ("seeds", (-1,)),
+        ("adversaries", ("out",)),
+        ("sampler", "exact"),
+        ("fpr", 1.5),
+    ],
+)
+def test_validation_names_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        sweep.SweepSpec(**{field: value})
+
+
+def test_cell_ids_are_canonical():
+    cells = sweep.cell_table(SPEC)
+    assert cells["cell_id"].tolist() == list(range(12))
+    # Last field (seed), then mean, varies fastest; tasks slowest.
+    assert cells["tasks"].tolist() == [4] * 6 + [8] * 6
+    assert cells["mean"][:2].tolist() == [0.0, 1.5]
