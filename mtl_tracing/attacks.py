@@ -355,6 +355,42 @@ def _gather(pool: Array, idx: Array) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
+def _gram_statistics(pool: Array, sizes: Array, idx: Array, *, cosine: bool):
+    """Algorithms 1 and 2 for every challenge set from per-task Gram matrices.
+
+    pool (tasks, n, m), sizes (tasks,), idx (trials, tasks, k) -> (var, ip), each (trials, tasks).
+    Equal to gathering the (trials, tasks, k, m) sets and calling :func:`variance_statistic` and
+    :func:`inner_product_statistic`, but each set reads k^2 entries of an n x n Gram matrix
+    instead of k m coordinates. With C = Gram of the rows centred at the task's pool mean
+    (tr(Q) is shift invariant; centring keeps float32 free of cancellation),
+    tr(Q) = [sum_i C_ii - (1/k) sum_ij C_ij] / (k - 1); the inner-product statistic is the
+    off-diagonal sum of |G| over k (k - 1), G the Gram of the (cosine-normalised) rows.
+    """
+    tasks, n, _ = pool.shape
+    k = idx.shape[-1]
+    valid = (jnp.arange(n) < sizes[:, None])[..., None]
+    count = jnp.maximum(sizes, 1)[:, None, None].astype(pool.dtype)
+    centred = pool - jnp.sum(jnp.where(valid, pool, 0), axis=1, keepdims=True) / count
+    e = pool
+    if cosine:
+        norm = jnp.linalg.norm(e, axis=-1, keepdims=True)
+        e = e / jnp.where(norm > 0, norm, jnp.ones_like(norm))
+    grams = jnp.stack(
+        [
+            jnp.einsum("tim,tjm->tij", centred, centred),
+            jnp.abs(jnp.einsum("tim,tjm->tij", e, e)),
+        ],
+        axis=-1,
+    )  # (tasks, n, n, 2)
+    t = jnp.arange(tasks)[None, :, None, None]
+    sub = grams[t, idx[..., :, None], idx[..., None, :]]  # (trials, tasks, k, k, 2)
+    total = jnp.sum(sub, axis=(-3, -2))  # (trials, tasks, 2)
+    diag = jnp.trace(sub, axis1=-3, axis2=-2)  # (trials, tasks, 2)
+    var = (diag[..., 0] - total[..., 0] / k) / (k - 1)
+    ip = (total[..., 1] - diag[..., 1]) / (k * (k - 1))
+    return var, ip
+
+
 @functools.partial(
     jax.jit, static_argnames=("tasks_in", "k", "trials", "whiten", "cosine", "per_dimension")
 )
@@ -363,9 +399,10 @@ def _run_kernel(key, pool, sizes, ridge, *, tasks_in, k, trials, whiten, cosine,
         mask = jnp.arange(pool.shape[1]) < sizes[:, None]
         pool = _apply_whitening(pool, *_loto_whitening(pool, mask, ridge))
     idx = _indices_kernel(key, sizes, pool.shape[1], k, trials)
-    sets = _gather(pool, idx)  # (trials, tasks, k, m)
-    var = variance_statistic(sets, per_dimension=per_dimension).T  # (tasks, trials)
-    ip = inner_product_statistic(sets, cosine=cosine).T
+    var, ip = _gram_statistics(pool, sizes, idx, cosine=cosine)
+    var, ip = var.T, ip.T  # (tasks, trials)
+    if per_dimension:
+        var = var / pool.shape[-1]
     return AttackScores(
         GroupedScores(var[:tasks_in], var[tasks_in:]),
         GroupedScores(ip[:tasks_in], ip[tasks_in:]),
@@ -465,7 +502,7 @@ def evaluate(
       fprs: target FPRs for the TPR (paper: 1% and 0.1%).
       percentiles: thresholds at these percentiles of the pooled scores (App. A.7 tables).
       num_resamples, level: bootstrap (``metrics.grouped_bootstrap(..., paired=False)``).
-      tpr_ci: also bootstrap the TPR at each target FPR (one extra compile per FPR; at a target
+      tpr_ci: also bootstrap the TPR at each target FPR, on the AUC's replicates (at a target
         FPR below 1 / (OUT scores) the TPR and its CI are degenerate).
 
     Returns:
@@ -476,30 +513,34 @@ def evaluate(
     from mtl_tracing import metrics
 
     num_resamples = check_int("num_resamples", num_resamples, low=1)
+    targets = tuple(float(f) for f in fprs)
+    # One bootstrap per attack for the AUC and (if asked) every TPR: one sort, shared replicates.
+    stats = (metrics.auc,)
+    if tpr_ci:
+        stats += tuple(metrics.TprAtFprStatistic(f) for f in targets)
     out = {}
-    boot = dict(num_resamples=num_resamples, level=level, paired=False)
     for i, name in enumerate(ATTACKS):  # two attacks, not trials or tasks
         s_in, s_out = getattr(scores, name)
         k_attack = jax.random.fold_in(key, i)
+        auc_ci, *tpr_cis = metrics.grouped_bootstrap(
+            jax.random.fold_in(k_attack, 0),
+            stats,
+            s_in,
+            s_out,
+            num_resamples=num_resamples,
+            level=level,
+            paired=False,
+        )
+        points = metrics.tpr_at_fpr(s_in, s_out, targets)
         tprs = []
-        for j, f in enumerate(fprs):  # a few target FPRs
-            entry = _with_target(metrics.tpr_at_fpr(s_in, s_out, f), f)
-            if not tpr_ci:
-                tprs.append(entry)
-                continue
-            entry["ci"] = metrics.grouped_bootstrap(
-                jax.random.fold_in(k_attack, j + 1),
-                metrics.TprAtFprStatistic(float(f)),
-                s_in,
-                s_out,
-                **boot,
-            )
+        for j, f in enumerate(targets):  # a few target FPRs
+            entry = _with_target(jax.tree.map(lambda x, j=j: x[j], points), f)
+            if tpr_ci:
+                entry["ci"] = tpr_cis[j]
             tprs.append(entry)
         out[name] = {
-            "auc": metrics.auc(s_in, s_out),
-            "auc_ci": metrics.grouped_bootstrap(
-                jax.random.fold_in(k_attack, 0), metrics.auc, s_in, s_out, **boot
-            ),
+            "auc": auc_ci.estimate,
+            "auc_ci": auc_ci,
             "tpr_at_fpr": tprs,
             "percentile_table": metrics.percentile_table(
                 s_in, s_out, percentiles=tuple(float(p) for p in percentiles)

@@ -31,12 +31,13 @@ def _command_modules():
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtl-tracing",
-        description="Task-inference (tracing) attacks on multitask learning: theory and simulation.",
+        description="Task-inference (tracing) attacks on multitask learning: theory, simulation.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for mod in _command_modules():
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        description = getattr(mod, "DESCRIPTION", mod.HELP)
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=description)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

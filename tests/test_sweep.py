@@ -227,3 +227,74 @@ def test_cell_ids_are_canonical():
     # Last field (seed), then mean, varies fastest; tasks slowest.
     assert cells["tasks"].tolist() == [4] * 6 + [8] * 6
     assert cells["mean"][:2].tolist() == [0.0, 1.5]
+
+
+def _load_script(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "simulations" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
+    """The three ready sweeps (``reproduce`` jobs and ``simulations/`` scripts) on tiny grids:
+    they write the table and figures and pass their own checks against theory."""
+    from mtl_tracing.experiments import sweeps
+
+    tiny = {
+        "auc_tasks_dim": dict(tasks=(4,), dim=(16, 32), games=100, num_resamples=20),
+        "strong_weak_gap": dict(
+            tasks=(4,), samples=(2, 8), dim=(16,), challenge=(1,), games=100, num_resamples=20
+        ),
+        "membership_limit": dict(
+            tasks=(1,), samples=(4,), dim=(4, 16), challenge=(1,), games=200, num_resamples=20
+        ),
+    }
+    monkeypatch.setattr(sweeps, "GRIDS", {k: {"quick": v} for k, v in tiny.items()})
+    for name in ("auc_tasks_dim", "strong_weak_gap", "membership_limit"):
+        out = tmp_path / name
+        script = _load_script(f"sweep_{name}")
+        assert script.main(["--out", str(out), "--size", "quick"]) == 0
+        assert (out / "sweep.npz").is_file() and (out / "sweep.csv").is_file()
+        assert sweeps.figures(out), name
+    assert (tmp_path / "membership_limit" / "auc_vs_d_over_n.png").is_file()
+    assert "gap" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="size"):
+        sweeps.auc_tasks_dim(tmp_path / "x", "huge")
+
+
+def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+    """SIGKILL a ``mtl-tracing sweep`` process midway (after its first chunk file appears),
+    re-run the same command: it skips the finished chunks and the table equals, bitwise, an
+    uninterrupted run."""
+    import signal
+    import time
+
+    from mtl_tracing.cli import main
+
+    out = tmp_path / "killed"
+    stds = ",".join(str(0.5 + 0.1 * i) for i in range(24))
+    argv = ["sweep", "--out", str(out), "--tasks", "16", "--dim", "16", "--samples", "4"]
+    argv += ["--challenge", "2", "--task-std", stds, "--games", "400", "--resamples", "20"]
+    argv += ["--memory-budget-mb", "0.01", "--no-progress"]  # one cell per chunk
+    proc = subprocess.Popen([sys.executable, "-m", "mtl_tracing", *argv])
+    chunks = out / "chunks"
+    deadline = time.monotonic() + 240
+    while not (chunks.is_dir() and any(chunks.glob("chunk-*.npz"))):
+        assert proc.poll() is None, "sweep exited before writing a chunk"
+        assert time.monotonic() < deadline, "no chunk written in time"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(chunks.glob("chunk-*.npz")))
+    assert 1 <= done < 24 and not (out / "sweep.npz").exists(), done
+    assert main(argv) == 0  # the same command resumes
+    resumed = sweep.load_sweep(out)
+    spec = sweep.SweepSpec.from_dict(json.loads((out / "sweep.json").read_text())["spec"])
+    ref = sweep.run_sweep(spec, memory_budget_bytes=int(0.01 * 2**20), progress=False)
+    for k in ref:
+        np.testing.assert_array_equal(resumed[k], ref[k], err_msg=k)

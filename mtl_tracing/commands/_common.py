@@ -15,7 +15,8 @@ def int_list(text: str) -> list[int]:
     try:
         return [int(t) for t in _split(text)]
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from err
+        msg = f"expected comma-separated integers, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from err
 
 
 def float_list(text: str) -> list[float]:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 NAME = "reproduce"
-HELP = "Run the default figure set (for now Figure 7) into OUT/<figure>/."
+HELP = "Run the default figure set (Figures 3-7, Tables 1-2, three sweeps) into OUT/<job>/."
 
 Job = Callable[[Path, bool], list[Path]]
 
@@ -36,9 +36,44 @@ def _figure7(out_dir: Path, quick: bool) -> list[Path]:
     return [out_dir / figure7.JSON_NAME, out_dir / figure7.NPZ_NAME, *figure7.plot(out_dir)]
 
 
-#: Ordered registry of (name, job). The lead appends Figure 6, 3, 4, 5, tables and sweeps here.
+def _mtl_job(module: str, **quick_kwargs) -> Job:
+    """A synthetic-MTL job (App. A.8): default config, or its ``QUICK_*`` values if quick."""
+
+    def job(out_dir: Path, quick: bool) -> list[Path]:
+        import importlib
+
+        mod = importlib.import_module(f"mtl_tracing.experiments.{module}")
+        kwargs = {k: getattr(mod, v) for k, v in quick_kwargs.items()} if quick else {}
+        mod.run(out_dir, progress=True, **kwargs)
+        return mod.plot(out_dir)
+
+    return job
+
+
+def _sweep_job(name: str) -> Job:
+    """A ready sweep of :mod:`mtl_tracing.experiments.sweeps`: ``small`` grid, or ``quick``."""
+
+    def job(out_dir: Path, quick: bool) -> list[Path]:
+        from mtl_tracing.experiments import sweeps
+
+        sweeps.SWEEPS[name](out_dir, "quick" if quick else "small")
+        return [out_dir / "sweep.npz", *sweeps.figures(out_dir)]
+
+    return job
+
+
+#: Ordered registry of (name, job): the default figure set. Figure 7 (Gaussian game) first,
+#: then the synthetic-MTL figures and tables, then the three ready sweeps.
 JOBS: list[tuple[str, Job]] = [
     ("figure7", _figure7),
+    ("figure6", _mtl_job("figure6", config="QUICK_CONFIG", grid="QUICK_GRID")),
+    ("figure3", _mtl_job("figure3", config="QUICK_CONFIG", checkpoints="QUICK_CHECKPOINTS")),
+    ("figure45", _mtl_job("figure45", config="QUICK_CONFIG")),
+    ("table", _mtl_job("table", config="QUICK_CONFIG")),
+    *(
+        (name, _sweep_job(name))
+        for name in ("sweep_auc_tasks_dim", "sweep_strong_weak_gap", "sweep_membership_limit")
+    ),
 ]
 
 
