@@ -130,7 +130,9 @@ def plot_sweep(sweep_dir, out_dir=None, *, dense: int = 40) -> list[Path]:
                         if sel.any():
                             grid[ia, ib] = t["auc"][sel].mean()
                 ax = axes[0, j]
-                im = ax.imshow(grid, origin="lower", vmin=0.5, vmax=1.0, cmap="viridis")
+                im = ax.imshow(
+                    grid, origin="lower", vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto"
+                )
                 for ia, ib in itertools.product(range(len(va)), range(len(vb))):
                     ax.text(ib, ia, f"{grid[ia, ib]:.2f}", ha="center", va="center", fontsize=6)
                 ax.set_xticks(range(len(vb)), [f"{v:g}" for v in vb])
