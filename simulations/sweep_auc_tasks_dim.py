@@ -10,24 +10,13 @@ into --out, then checks every empirical AUC against the exact theory (exit 1 on 
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from mtl_tracing.experiments import sweeps
+from mtl_tracing.experiments.sweeps import script_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/sweep_auc_tasks_dim")
-    parser.add_argument("--size", choices=sweeps.SIZES, default="full", help="grid size")
-    args = parser.parse_args(argv)
-    try:
-        sweeps.auc_tasks_dim(args.out, args.size)
-    except AssertionError as err:
-        print(f"CHECK FAILED: {err}", file=sys.stderr)
-        return 1
-    print(f"ok: {args.out}")
-    return 0
+    return script_main("auc_tasks_dim", argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,15 @@ import numpy as np
 from mtl_tracing import plotting, sweep
 from mtl_tracing._validate import check_choice
 
-__all__ = ["SIZES", "GRIDS", "SWEEPS", "auc_tasks_dim", "strong_weak_gap", "membership_limit"]
+__all__ = [
+    "SIZES",
+    "GRIDS",
+    "SWEEPS",
+    "script_main",
+    "auc_tasks_dim",
+    "strong_weak_gap",
+    "membership_limit",
+]
 
 SIZES = ("quick", "small", "full")
 _Z = 4.5  # false-failure probability ~7e-6 per row under a normal estimate
@@ -158,6 +166,29 @@ SWEEPS = {
     "sweep_strong_weak_gap": strong_weak_gap,
     "sweep_membership_limit": membership_limit,
 }
+
+
+def script_main(name: str, argv: list[str] | None = None) -> int:
+    """Command line of ``simulations/sweep_<name>.py``: ``--out DIR --size quick|small|full``.
+
+    Runs the sweep (resumable: re-run the same command after an interruption) and its check;
+    returns 0, or 1 with the failed check on stderr.
+    """
+    import argparse
+    import sys
+
+    fn = SWEEPS[f"sweep_{name}"]
+    parser = argparse.ArgumentParser(description=(fn.__doc__ or name).splitlines()[0])
+    parser.add_argument("--out", default=f"runs/sweep_{name}", help="output folder")
+    parser.add_argument("--size", choices=SIZES, default="full", help="grid size")
+    args = parser.parse_args(argv)
+    try:
+        fn(args.out, args.size)
+    except AssertionError as err:
+        print(f"CHECK FAILED: {err}", file=sys.stderr)
+        return 1
+    print(f"ok: {args.out}")
+    return 0
 
 
 def figures(out_dir: str | os.PathLike) -> list[Path]:
