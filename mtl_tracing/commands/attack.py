@@ -10,7 +10,7 @@ from mtl_tracing.commands._common import enable_x64_if
 NAME = "attack"
 HELP = "Run the variance and inner-product attacks (Algorithms 1-2) on an embeddings .npz."
 DESCRIPTION = (
-    HELP + " Writes --json (AUC with a task-resampling CI, TPR at 1%% and 0.1%% FPR, the "
+    HELP + " Writes --json (AUC with a task-resampling CI, TPR at 1% and 0.1% FPR, the "
     "50/75/90 percentile table, metadata), the scores next to it (same name, .npz) and, with "
     "--plot, a ROC figure. File layout: see mtl_tracing.embeddings."
 )
