@@ -262,6 +262,12 @@ def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
         assert (out / "sweep.npz").is_file() and (out / "sweep.csv").is_file()
         assert sweeps.figures(out), name
     assert (tmp_path / "membership_limit" / "auc_vs_d_over_n.png").is_file()
+    # `mtl-tracing plot-sweep` redraws from the folder alone, into another folder.
+    from mtl_tracing.cli import main
+
+    replot = tmp_path / "replot"
+    assert main(["plot-sweep", str(tmp_path / "auc_tasks_dim"), "--out", str(replot)]) == 0
+    assert sweeps.figures(replot) and any(replot.glob("*.pdf"))
     assert "gap" in capsys.readouterr().out
     with pytest.raises(ValueError, match="size"):
         sweeps.auc_tasks_dim(tmp_path / "x", "huge")

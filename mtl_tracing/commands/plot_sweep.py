@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
-from pathlib import Path
 
-import numpy as np
+from mtl_tracing.experiments.sweep_plots import plot_sweep
 
 NAME = "plot-sweep"
 HELP = "Draw AUC and TPR@FPR of a sweep folder against each swept field, over exact theory."
@@ -16,134 +13,11 @@ DESCRIPTION = (
     "curve over the swept range; a two-field sweep also gets heatmaps. Writes PNG + PDF."
 )
 
-_INT_FIELDS = ("tasks", "samples", "dim", "challenge")
-_SYMBOL = {
-    "tasks": "T",
-    "samples": "N",
-    "dim": "d",
-    "challenge": "k",
-    "task_std": "sbar",
-    "sample_std": "s",
-    "mean": "mu_bar",
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("dir", help="sweep folder (with sweep.npz and sweep.json)")
     parser.add_argument("--out", default=None, help="figure folder (default: DIR)")
     parser.add_argument("--dense", type=int, default=40, help="theory points per curve")
-
-
-def _dense(field: str, values: np.ndarray, n: int) -> np.ndarray:
-    lo, hi = float(values.min()), float(values.max())
-    if field in _INT_FIELDS:
-        grid = np.unique(np.round(np.geomspace(lo, hi, n)).astype(np.int64))
-        return np.union1d(grid, values.astype(np.int64))
-    if lo > 0 and hi / lo > 10:
-        return np.union1d(np.geomspace(lo, hi, n), values)
-    return np.union1d(np.linspace(lo, hi, n), values)
-
-
-def _theory_curve(base: dict, field: str, xs: np.ndarray, adversary: str, fpr: float):
-    from mtl_tracing import theory
-    from mtl_tracing.config import GaussianGameConfig
-
-    aucs, tprs, keep = [], [], []
-    for x in xs:
-        params = {**base, field: int(x) if field in _INT_FIELDS else float(x)}
-        if params["challenge"] > params["samples"]:
-            continue
-        cfg = GaussianGameConfig(**params)
-        keep.append(x)
-        aucs.append(theory.exact_auc(cfg, adversary))
-        tprs.append(theory.exact_tpr_at_fpr(cfg, adversary, fpr))
-    return np.array(keep), np.array(aucs), np.array(tprs)
-
-
-def plot_sweep(sweep_dir, out_dir=None, *, dense: int = 40) -> list[Path]:
-    """Draw ``sweep_dir``'s table; returns the written figure paths (PNG and PDF)."""
-    from mtl_tracing import plotting
-    from mtl_tracing.sweep import CONFIG_FIELDS, load_sweep
-
-    sweep_dir = Path(sweep_dir)
-    out_dir = sweep_dir if out_dir is None else Path(out_dir)
-    t = load_sweep(sweep_dir)
-    meta = json.loads((sweep_dir / "sweep.json").read_text())
-    fpr = float(meta["spec"]["fpr"])
-    swept = [f for f in CONFIG_FIELDS if len(np.unique(t[f])) > 1]
-    if not swept:
-        swept = ["tasks"]
-    advs = list(dict.fromkeys(t["adversary"].tolist()))
-    paths: list[Path] = []
-    with plotting.style():
-        for field in swept:
-            others = [f for f in swept if f != field]
-            combos = list(itertools.product(*[np.unique(t[f]) for f in others]))[:4]
-            fig, axes = plotting.new_figure(2, 1)
-            for adv, combo in itertools.product(advs, combos):
-                sel = t["adversary"] == adv
-                for f, v in zip(others, combo, strict=True):
-                    sel &= t[f] == v
-                if not sel.any():
-                    continue
-                x = t[field][sel]
-                order = np.argsort(x, kind="stable")
-                label = adv + "".join(
-                    f", {_SYMBOL[f]}={v:g}" for f, v in zip(others, combo, strict=True)
-                )
-                color = plotting.ADVERSARY_COLORS.get(adv) if len(combos) == 1 else None
-                base = {f: t[f][sel][0].item() for f in CONFIG_FIELDS}
-                xs, aucs, tprs = _theory_curve(base, field, _dense(field, x, dense), adv, fpr)
-                for ax, (m, lo, hi), curve in (
-                    (axes[0, 0], ("auc", "auc_lo", "auc_hi"), aucs),
-                    (axes[0, 1], ("tpr", "tpr_lo", "tpr_hi"), tprs),
-                ):
-                    y = t[m][sel][order]
-                    err = np.stack([y - t[lo][sel][order], t[hi][sel][order] - y])
-                    pts = ax.errorbar(
-                        x[order],
-                        y,
-                        yerr=np.maximum(err, 0),
-                        fmt="o",
-                        ms=3,
-                        capsize=2,
-                        color=color,
-                        label=label,
-                    )
-                    ax.plot(xs, curve, "-", color=pts[0].get_color(), alpha=0.7, linewidth=1)
-            for ax, name in ((axes[0, 0], "AUC"), (axes[0, 1], f"TPR at FPR {fpr:g}")):
-                ax.set_xlabel(f"{_SYMBOL[field]} ({field})")
-                ax.set_ylabel(name)
-                if field in _INT_FIELDS and t[field].max() / max(t[field].min(), 1) > 8:
-                    ax.set_xscale("log", base=2)
-            axes[0, 0].legend(title="points: simulation; lines: exact theory")
-            paths += plotting.save_figure(fig, out_dir, f"sweep_{field}")
-        if len(swept) == 2:
-            fa, fb = swept
-            va, vb = np.unique(t[fa]), np.unique(t[fb])
-            fig, axes = plotting.new_figure(len(advs), 1)
-            for j, adv in enumerate(advs):
-                grid = np.full((len(va), len(vb)), np.nan)
-                for ia, a in enumerate(va):
-                    for ib, b in enumerate(vb):
-                        sel = (t["adversary"] == adv) & (t[fa] == a) & (t[fb] == b)
-                        if sel.any():
-                            grid[ia, ib] = t["auc"][sel].mean()
-                ax = axes[0, j]
-                im = ax.imshow(
-                    grid, origin="lower", vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto"
-                )
-                for ia, ib in itertools.product(range(len(va)), range(len(vb))):
-                    ax.text(ib, ia, f"{grid[ia, ib]:.2f}", ha="center", va="center", fontsize=6)
-                ax.set_xticks(range(len(vb)), [f"{v:g}" for v in vb])
-                ax.set_yticks(range(len(va)), [f"{v:g}" for v in va])
-                ax.set_xlabel(_SYMBOL[fb])
-                ax.set_ylabel(_SYMBOL[fa])
-                ax.set_title(f"{adv}: empirical AUC")
-                ax.grid(False)
-            fig.colorbar(im, ax=axes[0, -1])
-            paths += plotting.save_figure(fig, out_dir, f"sweep_heatmap_{fa}_{fb}")
-    return paths
 
 
 def run(args: argparse.Namespace) -> int:

@@ -77,7 +77,7 @@ def _check_auc(table: dict) -> None:
 
 
 def _run(spec: sweep.SweepSpec, out_dir, progress: bool) -> dict:
-    from mtl_tracing.commands.plot_sweep import plot_sweep
+    from mtl_tracing.experiments.sweep_plots import plot_sweep
 
     table = sweep.run_sweep(spec, out_dir, progress=progress)
     plot_sweep(out_dir)
