@@ -9,11 +9,11 @@ is not a number in [0, 1] inside its own task-bootstrap CI.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from mtl_tracing.experiments import table
+from mtl_tracing.experiments.mtl_common import check_attack_output
 
 
 def _cells(out_dir: Path) -> list[tuple[str, dict]]:
@@ -23,24 +23,7 @@ def _cells(out_dir: Path) -> list[tuple[str, dict]]:
 
 def check_output(out_dir: Path) -> list[str]:
     """Problems found in a finished run (empty if none)."""
-    problems = [
-        f"missing {out_dir / n}"
-        for n in (
-            table.JSON_NAME,
-            table.MD_NAME,
-        )
-        if not (out_dir / n).is_file()
-    ]
-    if problems:
-        return problems
-    for label, attacks in _cells(out_dir):
-        for name, by_adv in attacks.items():
-            for adv, s in by_adv.items():
-                auc, (lo, hi) = s["auc"], s["auc_ci"]
-                print(f"{label} {name} {adv}: AUC {auc:.3f} CI [{lo:.3f}, {hi:.3f}]")
-                if not (math.isfinite(auc) and 0.0 <= lo <= auc <= hi <= 1.0):
-                    problems.append(f"{label} {name} {adv}: AUC {auc} outside [{lo}, {hi}]")
-    return problems
+    return check_attack_output(out_dir, (table.JSON_NAME, table.MD_NAME), _cells)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -338,3 +338,21 @@ def test_config_round_trips_through_json():
     payload = json.loads(json.dumps(mc.DEFAULT_CONFIG.to_dict()))
     assert mc.pipeline_config_from_dict(payload) == mc.DEFAULT_CONFIG
     assert mc.DEFAULT_CONFIG.attack.strong_k == 8 and mc.DEFAULT_CONFIG.runs == 4
+
+
+def test_check_attack_output(job_dirs, tmp_path):
+    """The output check behind the simulations/ scripts: passes a finished job, names what is
+    missing, and rejects an AUC outside its own CI."""
+    out = job_dirs["table"]
+
+    def cells(d):
+        return [("default", table.load(d)["attacks"])]
+
+    assert mc.check_attack_output(out, (table.JSON_NAME, table.MD_NAME), cells) == []
+    assert mc.check_attack_output(tmp_path, (table.JSON_NAME,), cells) == [
+        f"missing {tmp_path / table.JSON_NAME}"
+    ]
+    bad = [("x", {"variance": {"strong": {"auc": 0.9, "auc_ci": [0.1, 0.5]}}})]
+    assert mc.check_attack_output(out, (), lambda d: bad) == [
+        "x variance strong: AUC 0.9 outside [0.1, 0.5]"
+    ]
