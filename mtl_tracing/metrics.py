@@ -32,6 +32,7 @@ __all__ = [
     "roc_curve",
     "auc",
     "tpr_at_fpr",
+    "tpr_at_fpr_from_roc",
     "percentile_table",
     "grouped_bootstrap",
 ]
@@ -249,9 +250,11 @@ def _tpr_kernel(s_in, s_out, w_in, w_out, target) -> TprAtFpr:
 
 
 @jax.jit
-def _percentile_kernel(s_in, s_out, q) -> PercentileTable:
+def _percentile_kernel(s_in, s_out, q, frac) -> PercentileTable:
+    # ``frac`` = q / 100 is computed by the caller (in float64 on the host when concrete):
+    # jnp.percentile's own q / 100 rounds in float32 (75 -> 0.7499999), moving thresholds.
     pooled = jnp.concatenate([s_in, s_out])
-    thr = jnp.percentile(pooled, q, method="linear")
+    thr = jnp.quantile(pooled, frac, method="linear")
     tpr = jnp.mean(s_in[None, :] > thr[:, None], axis=1).astype(s_in.dtype)
     fpr = jnp.mean(s_out[None, :] > thr[:, None], axis=1).astype(s_in.dtype)
     return PercentileTable(q, thr, tpr, fpr, (tpr + 1 - fpr) / 2)
@@ -301,6 +304,26 @@ def tpr_at_fpr(scores_in, scores_out, fpr, *, weights_in=None, weights_out=None)
     return _tpr_kernel(s_in, s_out, w_in, w_out, target)
 
 
+def tpr_at_fpr_from_roc(roc: Roc, fpr) -> TprAtFpr:
+    """:func:`tpr_at_fpr` read off an ROC from :func:`roc_curve` (no second sort).
+
+    Args:
+      roc: ``Roc`` of the scores.
+      fpr: target(s) in (0, 1], scalar or shape (m,).
+
+    Returns:
+      ``TprAtFpr(tpr, fpr, threshold)`` with the shape of the target, equal to
+      ``tpr_at_fpr(scores_in, scores_out, fpr)`` on the same scores.
+    """
+    if not isinstance(roc, Roc):
+        raise ValueError(f"roc must be a Roc from roc_curve, got {type(roc).__name__}")
+    target = jnp.asarray(_check_fpr(fpr), dtype=roc.fpr.dtype)
+    return _tpr_from_roc_kernel(roc, target)
+
+
+_tpr_from_roc_kernel = jax.jit(_tpr_at_fpr_from_roc)
+
+
 def percentile_table(scores_in, scores_out, percentiles=(50.0, 75.0, 90.0)) -> PercentileTable:
     """Blind thresholds at percentiles of the pooled IN + OUT scores (Tables 1-2).
 
@@ -315,7 +338,12 @@ def percentile_table(scores_in, scores_out, percentiles=(50.0, 75.0, 90.0)) -> P
         bad = ~(np.isfinite(q) & (q > 0) & (q < 100))
         if np.any(bad):
             raise ValueError(f"percentiles must be in (0, 100), got {q[bad].tolist()}")
-    return _percentile_kernel(s_in, s_out, jnp.asarray(percentiles, dtype=s_in.dtype))
+    dt = s_in.dtype
+    if _is_tracer(percentiles):
+        q = jnp.asarray(percentiles, dt)
+        return _percentile_kernel(s_in, s_out, q, q / 100)
+    q = np.asarray(percentiles, dtype=np.float64)
+    return _percentile_kernel(s_in, s_out, jnp.asarray(q, dt), jnp.asarray(q / 100, dt))
 
 
 @dataclasses.dataclass(frozen=True)

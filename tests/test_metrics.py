@@ -362,3 +362,28 @@ def test_auc_exact_at_perfect_separation():
     assert float(metrics.auc(a, b, weights_in=w + 1, weights_out=w + 1)) == 1.0
     iv = metrics.grouped_bootstrap(jax.random.key(0), metrics.auc, a, b, paired=True)
     assert float(iv.estimate) == float(iv.low) == float(iv.high) == 1.0
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_tpr_at_fpr_from_roc_equals_tpr_at_fpr(ties):
+    a, b = _data(5, 37, 23, ties=ties)
+    targets = [0.01, 0.1, 0.3, 1.0]
+    want = metrics.tpr_at_fpr(a, b, targets)
+    got = metrics.tpr_at_fpr_from_roc(metrics.roc_curve(a, b), targets)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    with pytest.raises(ValueError, match="roc must be a Roc"):
+        metrics.tpr_at_fpr_from_roc((1, 2, 3), 0.1)
+    with pytest.raises(ValueError, match="fpr must be in"):
+        metrics.tpr_at_fpr_from_roc(metrics.roc_curve(a, b), 0.0)
+
+
+def test_percentile_thresholds_exact_in_float32():
+    """Regression: jnp.percentile's own q / 100 rounds in float32 (75 -> 0.7499999), which put
+    the 75th-percentile threshold of this tied data at 3.2499962 instead of 3.25. The fraction
+    is now computed on the host, so interpolation at exactly representable points is exact."""
+    a, b = _data(15, 37, 23, ties=True)
+    tab = metrics.percentile_table(a, b, (50.0, 75.0, 90.0))
+    want = np.percentile(np.r_[a, b].astype(np.float64), (50, 75, 90))
+    np.testing.assert_array_equal(np.asarray(tab.threshold, np.float64), want)
+    assert want[1] == 3.25

@@ -120,7 +120,8 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
         key, stats, s_in, s_out, num_resamples=num_resamples, level=_LEVEL, paired=True
     )
     auc = float(auc_ci.estimate)
-    points = metrics.tpr_at_fpr(s_in, s_out, FPR_TARGETS)
+    roc = metrics.roc_curve(s_in, s_out)  # one sort for the curve and the TPR points
+    points = metrics.tpr_at_fpr_from_roc(roc, FPR_TARGETS)
     tprs = []
     for j, (target, ci) in enumerate(zip(FPR_TARGETS, tpr_cis, strict=True)):
         tprs.append(
@@ -169,7 +170,6 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
             "paper_var": float(mom.paper_var),
         },
     }
-    roc = metrics.roc_curve(s_in, s_out)
     fpr, tpr, thr = (np.asarray(a, dtype=np.float64) for a in (roc.fpr, roc.tpr, roc.thresholds))
     fpr, tpr, thr = _downsample_roc(fpr, tpr, thr, int(np.size(s_out)), _ROC_POINTS)
     arrays = {f"roc_fpr_{adversary}": fpr, f"roc_tpr_{adversary}": tpr, f"roc_thr_{adversary}": thr}
