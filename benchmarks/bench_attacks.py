@@ -102,12 +102,6 @@ def main() -> None:
     args = p.parse_args()
     if args.no_eval:
         args.resamples = 0
-    else:
-        try:
-            import mtl_tracing.metrics  # noqa: F401
-        except ImportError:
-            print("mtl_tracing.metrics not available: timing the attacks only (--no-eval)")
-            args.resamples = 0
     rng = np.random.default_rng(0)
     shape = (args.tasks, args.samples, args.dim)
     pool_in = rng.normal(size=shape).astype(np.float32)

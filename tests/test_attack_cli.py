@@ -55,7 +55,6 @@ def _run(capsys, argv):
 
 
 def test_attack_end_to_end(tmp_path, capsys):
-    pytest.importorskip("mtl_tracing.metrics")
     path = embeddings.save_embeddings(tmp_path / "emb.npz", **_arrays())
     out = tmp_path / "res" / "attack.json"
     png = tmp_path / "roc.png"

@@ -333,7 +333,8 @@ def test_embed_tasks_adapter():
 
 
 def test_evaluate_resamples_tasks():
-    metrics = pytest.importorskip("mtl_tracing.metrics")
+    from mtl_tracing import metrics
+
     rng = np.random.default_rng(9)
     p_in, p_out = _pools(rng)
     p_in = p_in + 3.0 * rng.normal(size=(6, 1, 4)).astype(np.float32)  # planted task means

@@ -265,12 +265,9 @@ def test_cli_game_json_and_reproducible(tmp_path, capsys):
     for adv in ("strong", "weak"):
         assert set(a["auc"][adv]) >= {"empirical", "ci", "exact"}
         assert 0.5 < a["auc"][adv]["exact"] < 1.0
-        if a["auc"][adv]["empirical"] is None:  # metrics.py not landed yet: marked pending
-            assert "pending" in a["auc"][adv]
-        else:
-            assert a["auc"][adv]["empirical"] == b["auc"][adv]["empirical"]
-            lo, hi = a["auc"][adv]["ci"]
-            assert lo <= a["auc"][adv]["empirical"] <= hi
+        assert a["auc"][adv]["empirical"] == b["auc"][adv]["empirical"]
+        lo, hi = a["auc"][adv]["ci"]
+        assert lo <= a["auc"][adv]["empirical"] <= hi
 
 
 def test_cli_game_bad_argument_exits_2(tmp_path, capsys):

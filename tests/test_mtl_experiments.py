@@ -2,13 +2,11 @@
 
 Every training call uses ``mtl_common.QUICK_CONFIG``'s shapes and training config, so the
 training program compiles once for the whole file: figure3 runs one checkpoint at the quick
-config's epoch count and figure6 runs a grid whose values all equal the quick default. Jobs
-that need ``mtl_tracing.metrics`` are skipped while that module is missing.
+config's epoch count and figure6 runs a grid whose values all equal the quick default.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 
@@ -32,10 +30,6 @@ ONE_CELL_GRID = {
     "tasks": (QUICK.data.tasks,),
 }
 
-needs_metrics = pytest.mark.skipif(
-    importlib.util.find_spec("mtl_tracing.metrics") is None,
-    reason="mtl_tracing.metrics has not landed yet",
-)
 
 SUMMARY_KEYS = {
     "auc",
@@ -55,8 +49,6 @@ SUMMARY_KEYS = {
 @pytest.fixture(scope="module")
 def job_dirs(tmp_path_factory):
     """Run every job once at the quick config (table and figure3/4 through the CLI)."""
-    if importlib.util.find_spec("mtl_tracing.metrics") is None:
-        pytest.skip("mtl_tracing.metrics has not landed yet")
     root = tmp_path_factory.mktemp("mtl_jobs")
     dirs = {name: root / name for name in ("table", "figure45", "figure3", "figure6")}
     assert main(["table", "--out", str(dirs["table"]), "--quick", "--no-progress"]) == 0
@@ -250,7 +242,6 @@ def test_pooling_groups_each_task_over_runs_and_trials():
         assert set(np.asarray(pooled[t]).tolist()) == set(np.asarray(s[:, t]).ravel().tolist())
 
 
-@needs_metrics
 def test_summarize_auc_matches_the_binormal_formula_with_power():
     """IN ~ N(delta, 1), OUT ~ N(0, 1): AUC = Phi(delta / sqrt 2); the naive Phi(delta) fails.
 

@@ -54,41 +54,26 @@ def _moment_stats(z: np.ndarray) -> dict:
     }
 
 
-def _field(obj, *names):
-    for name in names:
-        if hasattr(obj, name):
-            return getattr(obj, name)
-    raise ValueError(f"bootstrap interval has none of the fields {names}: {obj!r}")
-
-
 def _auc_block(args, config, scores, theory) -> dict:
     import jax
 
-    try:
-        from mtl_tracing import metrics
-    except ImportError:
-        metrics = None
-    out = np.asarray(scores.out)
+    from mtl_tracing import metrics
+
     block = {}
     for i, adv in enumerate(("strong", "weak")):
-        z_in = scores[i]
-        entry = {"exact": float(theory.exact_auc(config, adv))}
-        if metrics is None:
-            entry.update(empirical=None, ci=None, pending="mtl_tracing.metrics not available")
-        else:
-            entry["empirical"] = float(metrics.auc(z_in, out))
-            ci = metrics.grouped_bootstrap(
-                jax.random.fold_in(jax.random.key(args.seed), 1_000_003 + i),
-                metrics.auc,
-                z_in,
-                scores.out,
-                num_resamples=args.bootstrap,
-                paired=True,
-            )
-            entry["ci"] = [
-                float(_field(ci, "lo", "low", "lower")),
-                float(_field(ci, "hi", "high", "upper")),
-            ]
+        ci = metrics.grouped_bootstrap(
+            jax.random.fold_in(jax.random.key(args.seed), 1_000_003 + i),
+            metrics.auc,
+            scores[i],
+            scores.out,
+            num_resamples=args.bootstrap,
+            paired=True,
+        )
+        entry = {
+            "exact": float(theory.exact_auc(config, adv)),
+            "empirical": float(ci.estimate),
+            "ci": [float(ci.low), float(ci.high)],
+        }
         block[adv] = entry
     return block
 
