@@ -5,7 +5,9 @@ Measures, for a 48-cell sweep (4 shapes x 6 std values x 2 seeds): cells/s and g
 (``ru_maxrss``), scaling over 1, 2 and 4 forced host devices (subprocesses), and the same sweep
 as two loops over cells: the public single-point API (``game.simulate``, ``metrics``,
 ``theory``), and ``game.simulate`` plus the sweep's own cell metrics jitted per cell; prints the
-ratios.
+ratios. Then the sweep as ``mtl-tracing sweep`` runs it (one host device per core) against the
+public-API loop in one subprocess. Every sweep run recomputes its theory (nothing is cached
+between runs).
 It also times one compile against one cell's run time, the numbers behind grouping by shape
 rather than padding T to the group maximum.
 
@@ -167,7 +169,7 @@ def compile_vs_cell(games: int) -> dict:
     return {"compile_s": comp, "cell_s": run}
 
 
-def _child(devices: int, games: int) -> dict:
+def _child(devices: int, games: int, what: str = "time_sweep") -> dict:
     env = {
         **os.environ,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
@@ -175,7 +177,7 @@ def _child(devices: int, games: int) -> dict:
     }
     code = (
         "import json, sys; sys.path.insert(0, 'benchmarks'); import bench_sweep as b; "
-        f"print(json.dumps(b.time_sweep({games})))"
+        f"print(json.dumps(b.{what}({games})))"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     res = subprocess.run(
@@ -187,6 +189,12 @@ def _child(devices: int, games: int) -> dict:
         check=True,
     )
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def whole_machine(games: int) -> dict:
+    """The sweep as ``mtl-tracing sweep`` runs it (one host device per core) and the public-API
+    loop, in the same process."""
+    return {"sweep": time_sweep(games), "loop": time_public_loop(games)}
 
 
 def main() -> None:
@@ -222,6 +230,15 @@ def main() -> None:
         f"one compile {cvc['compile_s']:.2f} s vs one cell {cvc['cell_s'] * 1e3:.2f} ms: padding "
         f"T to the group max saves a compile only when the padded work costs < "
         f"{cvc['compile_s'] / cvc['cell_s']:.0f} cells"
+    )
+    cores = os.cpu_count() or 1
+    both = _child(cores, args.games, "whole_machine")
+    sw, lp = both["sweep"], both["loop"]
+    print(
+        f"\nwhole machine ({cores} host devices = cores, as `mtl-tracing sweep` runs), same "
+        f"process: sweep warm {sw['warm_s']:.2f} s (cold {sw['cold_s']:.2f} s), public-API "
+        f"loop warm {lp['warm_s']:.2f} s (cold {lp['cold_s']:.2f} s): ratio warm "
+        f"{lp['warm_s'] / sw['warm_s']:.1f}x, cold {lp['cold_s'] / sw['cold_s']:.1f}x"
     )
     print(f"\n{'devices':>7} {'cold s':>8} {'warm s':>8} {'cells/s':>9} {'compiles':>8}")
     for n in (int(x) for x in args.devices.split(",")):

@@ -1,5 +1,5 @@
 import sys
 
-from mtl_tracing.cli import main
+from mtl_tracing.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

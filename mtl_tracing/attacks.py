@@ -169,8 +169,8 @@ def _check_mask(mask, shape: tuple[int, int]) -> Array:
     return mask
 
 
-@jax.jit
-def _loto_whitening(e: Array, mask: Array, ridge: Array) -> Whitening:
+def _loto_moments(e: Array, mask: Array):
+    """Leave-one-task-out mean (tasks, m) and covariance Q_t (tasks, m, m) by downdates."""
     dtype = e.dtype
     w = mask.astype(dtype)  # (tasks, n)
     total = jnp.sum(w)
@@ -186,16 +186,42 @@ def _loto_whitening(e: Array, mask: Array, ridge: Array) -> Whitening:
     c = total - c_t
     mean = s / c[:, None]
     q = (o - c[:, None, None] * mean[:, :, None] * mean[:, None, :]) / (c - 1.0)[:, None, None]
-    q = 0.5 * (q + jnp.swapaxes(q, -1, -2))
+    return mean + shift, 0.5 * (q + jnp.swapaxes(q, -1, -2))
+
+
+def _ridge(ridge: Array, trace: Array, m: int) -> Array:
+    tau = ridge * trace / m  # lambda tr(Q)/m
+    # A pool with zero variance has nothing to whiten: use tau = 1 (W = I) rather than 1/0.
+    return jnp.where(tau > 0, tau, jnp.ones_like(tau))
+
+
+@jax.jit
+def _loto_whitening(e: Array, mask: Array, ridge: Array) -> Whitening:
+    centre, q = _loto_moments(e, mask)
     evals, evecs = jax.vmap(jnp.linalg.eigh)(q)
     evals = jnp.maximum(evals, 0.0)
-    m = e.shape[-1]
-    tau = ridge * jnp.sum(evals, axis=-1, keepdims=True) / m  # lambda tr(Q)/m
-    # A pool with zero variance has nothing to whiten: use tau = 1 (W = I) rather than 1/0.
-    tau = jnp.where(tau > 0, tau, jnp.ones_like(tau))
+    tau = _ridge(ridge, jnp.sum(evals, axis=-1, keepdims=True), e.shape[-1])
     scale = jax.lax.rsqrt(evals + tau)
     matrix = jnp.einsum("tij,tj,tkj->tik", evecs, scale, evecs)
-    return Whitening(matrix.astype(dtype), (mean + shift).astype(dtype))
+    return Whitening(matrix.astype(e.dtype), centre.astype(e.dtype))
+
+
+def _whiten_for_gram(e: Array, mask: Array, ridge: Array) -> Array:
+    """L_t^-1 (e - ebar_t) with L_t L_t^T = Sigma_reg (Cholesky), (tasks, n, m).
+
+    Inner products equal those of the ZCA-whitened W_t (e - ebar_t) (both transforms M
+    satisfy M^T M = Sigma_reg^-1), and both attack statistics depend on the embeddings only
+    through inner products, so the attacks use this: a Cholesky factor and a triangular
+    solve instead of an eigendecomposition. tr(Q_t) here is the trace (the eigenvalue sum
+    of ``loto_whitening`` before its clamp at 0, equal up to rounding).
+    """
+    centre, q = _loto_moments(e, mask)
+    m = e.shape[-1]
+    tau = _ridge(ridge, jnp.trace(q, axis1=-2, axis2=-1)[:, None], m)
+    chol = jnp.linalg.cholesky(q + tau[..., None] * jnp.eye(m, dtype=q.dtype))
+    x = jnp.swapaxes(e - centre[:, None, :], -1, -2)  # (tasks, m, n)
+    y = jax.scipy.linalg.solve_triangular(chol, x, lower=True)
+    return jnp.swapaxes(y, -1, -2).astype(e.dtype)
 
 
 def loto_whitening(
@@ -280,6 +306,24 @@ def _indices_kernel(key: Array, sizes: Array, n: int, k: int, trials: int) -> Ar
     return jax.vmap(one_trial)(jax.random.split(key, trials))
 
 
+def _selection_kernel(key: Array, sizes: Array, n: int, k: int, trials: int) -> Array:
+    """The sets of :func:`_indices_kernel` as 0/1 masks (trials, tasks, n), without ``top_k``.
+
+    Row i is chosen when fewer than k rows rank ahead of it (larger uniform, or equal and a
+    lower index: ``top_k``'s order), so the sets are the same as the indices' for a key.
+    """
+    order = jnp.arange(n)
+
+    def one_trial(trial_key):
+        u = jax.random.uniform(trial_key, (sizes.shape[0], n))
+        u = jnp.where(order < sizes[:, None], u, -1.0)
+        ui, uj = u[:, :, None], u[:, None, :]
+        ahead = (uj > ui) | ((uj == ui) & (order[None, :] < order[:, None]))
+        return jnp.sum(ahead, axis=-1) < k  # (tasks, n)
+
+    return jax.vmap(one_trial)(jax.random.split(key, trials))
+
+
 def _check_pool(pool, pool_sizes, k: int):
     pool = _check_embeddings("pool", pool, min_rank=3, layout="(tasks, n, m)")
     if pool.ndim != 3:
@@ -355,19 +399,19 @@ def _gather(pool: Array, idx: Array) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
-def _gram_statistics(pool: Array, sizes: Array, idx: Array, *, cosine: bool):
+def _gram_statistics(pool: Array, sizes: Array, select: Array, *, k: int, cosine: bool):
     """Algorithms 1 and 2 for every challenge set from per-task Gram matrices.
 
-    pool (tasks, n, m), sizes (tasks,), idx (trials, tasks, k) -> (var, ip), each (trials, tasks).
-    Equal to gathering the (trials, tasks, k, m) sets and calling :func:`variance_statistic` and
-    :func:`inner_product_statistic`, but each set reads k^2 entries of an n x n Gram matrix
-    instead of k m coordinates. With C = Gram of the rows centred at the task's pool mean
-    (tr(Q) is shift invariant; centring keeps float32 free of cancellation),
-    tr(Q) = [sum_i C_ii - (1/k) sum_ij C_ij] / (k - 1); the inner-product statistic is the
-    off-diagonal sum of |G| over k (k - 1), G the Gram of the (cosine-normalised) rows.
+    pool (tasks, n, m), sizes (tasks,), select (trials, tasks, n) 0/1 masks of the k chosen
+    rows -> (var, ip), each (trials, tasks). Equal to gathering the (trials, tasks, k, m) sets
+    and calling :func:`variance_statistic` and :func:`inner_product_statistic`, but each set
+    costs two quadratic forms s^T G s of an n x n Gram matrix instead of k m coordinates.
+    With C = Gram of the rows centred at the task's pool mean (tr(Q) is shift invariant;
+    centring keeps float32 free of cancellation), tr(Q) = [sum_i C_ii - (1/k) sum_ij C_ij] /
+    (k - 1); the inner-product statistic is the off-diagonal sum of |G| over k (k - 1), G the
+    Gram of the (cosine-normalised) rows.
     """
-    tasks, n, _ = pool.shape
-    k = idx.shape[-1]
+    n = pool.shape[1]
     valid = (jnp.arange(n) < sizes[:, None])[..., None]
     count = jnp.maximum(sizes, 1)[:, None, None].astype(pool.dtype)
     centred = pool - jnp.sum(jnp.where(valid, pool, 0), axis=1, keepdims=True) / count
@@ -382,10 +426,11 @@ def _gram_statistics(pool: Array, sizes: Array, idx: Array, *, cosine: bool):
         ],
         axis=-1,
     )  # (tasks, n, n, 2)
-    t = jnp.arange(tasks)[None, :, None, None]
-    sub = grams[t, idx[..., :, None], idx[..., None, :]]  # (trials, tasks, k, k, 2)
-    total = jnp.sum(sub, axis=(-3, -2))  # (trials, tasks, 2)
-    diag = jnp.trace(sub, axis1=-3, axis2=-2)  # (trials, tasks, 2)
+    hi = jax.lax.Precision.HIGHEST
+    s = select.astype(pool.dtype)
+    sg = jnp.einsum("rti,tijc->rtjc", s, grams, precision=hi)
+    total = jnp.einsum("rtjc,rtj->rtc", sg, s, precision=hi)  # (trials, tasks, 2)
+    diag = jnp.einsum("rti,tiic->rtc", s, grams, precision=hi)
     var = (diag[..., 0] - total[..., 0] / k) / (k - 1)
     ip = (total[..., 1] - diag[..., 1]) / (k * (k - 1))
     return var, ip
@@ -397,9 +442,9 @@ def _gram_statistics(pool: Array, sizes: Array, idx: Array, *, cosine: bool):
 def _run_kernel(key, pool, sizes, ridge, *, tasks_in, k, trials, whiten, cosine, per_dimension):
     if whiten:
         mask = jnp.arange(pool.shape[1]) < sizes[:, None]
-        pool = _apply_whitening(pool, *_loto_whitening(pool, mask, ridge))
-    idx = _indices_kernel(key, sizes, pool.shape[1], k, trials)
-    var, ip = _gram_statistics(pool, sizes, idx, cosine=cosine)
+        pool = _whiten_for_gram(pool, mask, ridge)
+    select = _selection_kernel(key, sizes, pool.shape[1], k, trials)
+    var, ip = _gram_statistics(pool, sizes, select, k=k, cosine=cosine)
     var, ip = var.T, ip.T  # (tasks, trials)
     if per_dimension:
         var = var / pool.shape[-1]

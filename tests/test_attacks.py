@@ -360,3 +360,20 @@ def test_evaluate_resamples_tasks():
         assert tpr["ci"].low <= tpr["tpr"] <= tpr["ci"].high
         assert len(np.asarray(res[name]["percentile_table"].percentile)) == 3
     assert float(res["inner_product"]["auc"]) > 0.8
+
+
+@pytest.mark.parametrize("ridge", [1e-3, 0.5])
+def test_cholesky_whitening_has_the_zca_inner_products(ridge):
+    """The attacks whiten with L^-1 (e - ebar), L L^T = Sigma_reg; every statistic depends on
+    inner products only, and those equal the ZCA-whitened W (e - ebar)'s (W = Sigma_reg^-1/2).
+    A transform without the ridge (Q^-1/2) has different inner products (power)."""
+    rng = np.random.default_rng(3)
+    pool = jnp.asarray(rng.normal(size=(7, 6, 4)) * [1.0, 2.0, 0.5, 3.0], jnp.float32)
+    mask = jnp.ones(pool.shape[:2], bool)
+    lam = jnp.asarray(ridge, jnp.float32)
+    chol = attacks._whiten_for_gram(pool, mask, lam)
+    zca = attacks.apply_whitening(pool, attacks.loto_whitening(pool, mask=mask, ridge=ridge))
+    gram = lambda x: np.einsum("tim,tjm->tij", x, x)  # noqa: E731
+    np.testing.assert_allclose(gram(chol), gram(zca), rtol=2e-5, atol=2e-5)
+    no_ridge = attacks.apply_whitening(pool, attacks.loto_whitening(pool, mask=mask, ridge=0.0))
+    assert np.max(np.abs(gram(no_ridge) - gram(zca))) > 1e-3

@@ -387,3 +387,103 @@ def test_percentile_thresholds_exact_in_float32():
     want = np.percentile(np.r_[a, b].astype(np.float64), (50, 75, 90))
     np.testing.assert_array_equal(np.asarray(tab.threshold, np.float64), want)
     assert want[1] == 3.25
+
+
+def _replicates(s_in, s_out, stats, paired, resamples=40):
+    """(group-pair values, ok) and the sorted path's values for the same group counts."""
+    (g_in, p_in), (g_out, p_out) = s_in.shape, s_out.shape
+    dt = s_in.dtype
+
+    def draw(k):
+        k_in, k_out = jax.random.split(k)
+        c = metrics._group_counts(k_in, g_in, dt)
+        return c, (c if paired else metrics._group_counts(k_out, g_out, dt))
+
+    c_in, c_out = jax.vmap(draw)(jax.random.split(jax.random.key(3), resamples))
+    c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
+    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out])
+    fast, ok = jax.jit(lambda a, b, c, d: metrics._pair_path(a, b, stats, c, d))(
+        s_in, s_out, c_in, c_out
+    )
+    srt = metrics._sort_pooled(s_in.ravel(), s_out.ravel())
+    group = jnp.concatenate(
+        [jnp.repeat(jnp.arange(g_in), p_in), g_in + jnp.repeat(jnp.arange(g_out), p_out)]
+    )[srt.order]
+    forms = [metrics._sorted_form(st) for st in stats]
+    slow = jnp.stack(
+        [
+            jnp.stack([f(srt, jnp.concatenate([a, b])[group]) for f in forms])
+            for a, b in zip(c_in, c_out, strict=True)
+        ]
+    )
+    return np.asarray(fast), bool(ok), np.asarray(slow)
+
+
+PAIR_STATS = (
+    metrics.auc,
+    metrics.TprAtFprStatistic(0.01),
+    metrics.TprAtFprStatistic(0.1),
+    metrics.TprAtFprStatistic(0.001),
+)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("rounding", [0.0, 3e-4])  # none / small tie groups (IN-OUT included)
+def test_group_pair_bootstrap_equals_sorted_path(paired, rounding):
+    """The group-pair path (one G_in x G_out pair-count matrix for all replicates) gives the
+    sorted path's replicates: TPRs bitwise, AUCs to float32 rounding, ties counted 1/2."""
+    rng = np.random.default_rng(7)
+    a = rng.normal(0.3, 1.0, (40, 16))
+    b = rng.normal(0.0, 1.0, (40 if paired else 30, 16))
+    if rounding:
+        a, b = np.round(a / rounding) * rounding, np.round(b / rounding) * rounding
+        pooled = np.concatenate([a.ravel(), b.ravel()])
+        assert len(np.unique(pooled)) < pooled.size  # ties present
+        assert np.intersect1d(a, b).size > 0  # including IN-OUT ties
+    s_in, s_out = jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32)
+    fast, ok, slow = _replicates(s_in, s_out, PAIR_STATS, paired)
+    assert ok
+    np.testing.assert_array_equal(fast[:, 1:], slow[:, 1:])
+    np.testing.assert_allclose(fast[:, 0], slow[:, 0], rtol=0, atol=3e-7)
+    # Power: AUC with ties counted 1 (not 1/2) is off by over 10x the tolerance.
+    if rounding:
+        strict_ge = float(np.mean(a.ravel()[:, None] >= b.ravel()[None, :]))
+        assert abs(strict_ge - fast[0, 0]) > 10 * 3e-7
+
+
+def test_group_pair_bootstrap_falls_back_on_large_ties():
+    """Tie groups larger than metrics._MAX_TIE (or a TPR window that is too short) switch to
+    the sorted path: ``ok`` is False and the public result equals the sorted path's."""
+    a, b = _data(3, 36, 18, ties=True)  # integer scores: large tie groups
+    s_in, s_out = jnp.asarray(a.reshape(6, 6)), jnp.asarray(b.reshape(6, 3))
+    _, ok, _ = _replicates(s_in, s_out, PAIR_STATS, paired=False)
+    assert not ok
+    k = jax.random.key(5)
+    got = metrics.grouped_bootstrap(k, PAIR_STATS, s_in, s_out, paired=False, num_resamples=16)
+    slow = tuple(_Generic(f) for f in PAIR_STATS)
+    want = metrics.grouped_bootstrap(k, slow, s_in, s_out, paired=False, num_resamples=16)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=2e-6)
+
+
+def test_group_pair_window_too_short_falls_back():
+    """fpr = 1 never exceeds its budget inside the window: the path reports it, and the
+    public bootstrap still returns TPR = 1 everywhere."""
+    rng = np.random.default_rng(1)
+    s_in = jnp.asarray(rng.normal(size=(8, 5)), jnp.float32)
+    s_out = jnp.asarray(rng.normal(size=(8, 5)), jnp.float32)
+    stat = (metrics.TprAtFprStatistic(1.0),)
+    _, ok, _ = _replicates(s_in, s_out, stat, paired=True)
+    assert not ok
+    iv = metrics.grouped_bootstrap(jax.random.key(0), stat, s_in, s_out, paired=True)
+    assert [float(x) for x in iv[0][:3]] == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sort_floats_equals_sort(dtype, request):
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    x = np.array([3.0, -0.0, 0.0, -1e-30, 1e-30, -2.5, 7.0, -7.0, 3.0, -1e30, 1e30], dtype)
+    got = np.asarray(metrics._sort_floats(jnp.asarray(x)))
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got, np.sort(x))

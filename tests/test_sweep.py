@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from mtl_tracing import sweep
+from mtl_tracing.config import GaussianGameConfig
 
 GAMES = 200
 # 2 shapes (T = 4, 8) x 3 sbar x 2 mu_bar = 12 cells; k = N/2 so both adversaries are distinct.
@@ -182,6 +183,31 @@ def test_empirical_matches_theory_with_power(swept):
     assert agg(t["mean_in"], t["mean_in_se"], weak_mean) > 4.5
 
 
+def test_theory_columns_match_scalar_theory(swept):
+    """The vectorised theory columns (theory.roc_theory, one call per adversary) agree with the
+    scalar single-cell functions row by row: exact-law AUC/TPR to their documented accuracy,
+    moments and normal approximations exactly."""
+    from mtl_tracing import theory
+
+    _, t, _ = swept
+    for i in range(len(t["cell_id"])):
+        fields = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std", "mean")
+        config = GaussianGameConfig(**{f: t[f][i].item() for f in fields})
+        adv, fpr = str(t["adversary"][i]), float(t["fpr"][i])
+        mom = theory.moments(config)
+        assert t["theory_mean_in"][i] == mom[adv].mean and t["theory_var_in"][i] == mom[adv].var
+        assert t["theory_mean_out"][i] == mom["out"].mean
+        assert t["theory_var_out"][i] == mom["out"].var
+        assert t["paper_var"][i] == mom["out"].paper_var
+        assert t["normal_auc"][i] == pytest.approx(theory.normal_auc(config, adv), abs=1e-15)
+        assert t["normal_tpr"][i] == pytest.approx(
+            theory.normal_tpr_at_fpr(config, adv, fpr), abs=1e-15
+        )
+        assert abs(t["exact_auc"][i] - theory.exact_auc(config, adv)) <= 1e-12
+        tpr = theory.exact_tpr_at_fpr(config, adv, fpr)
+        assert abs(t["exact_tpr"][i] - tpr) <= max(1e-12, 1e-10 * tpr)
+
+
 def test_float64(x64, tmp_path):
     spec = sweep.SweepSpec(
         tasks=(2,), samples=(2,), dim=(4,), challenge=(1,), games=20, num_resamples=10
@@ -304,3 +330,46 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     ref = sweep.run_sweep(spec, memory_budget_bytes=int(0.01 * 2**20), progress=False)
     for k in ref:
         np.testing.assert_array_equal(resumed[k], ref[k], err_msg=k)
+
+
+def test_cli_host_devices_flag(monkeypatch):
+    """``mtl-tracing sweep`` asks XLA for one CPU device per core before the backend starts,
+    and leaves XLA_FLAGS alone when it already sets a count or a backend is running."""
+    from jax._src import xla_bridge
+
+    from mtl_tracing.commands import sweep as sweep_cmd
+
+    monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    sweep_cmd.use_host_devices(3)
+    assert os.environ["XLA_FLAGS"] == (
+        "--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count=3"
+    )
+    sweep_cmd.use_host_devices(5)  # already set: unchanged
+    assert os.environ["XLA_FLAGS"].endswith("count=3")
+    monkeypatch.setenv("XLA_FLAGS", "")
+    sweep_cmd.use_host_devices(1)
+    assert os.environ["XLA_FLAGS"] == ""
+    monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: True)
+    sweep_cmd.use_host_devices(4)
+    assert os.environ["XLA_FLAGS"] == ""
+    with pytest.raises(ValueError, match="host-devices"):
+        sweep_cmd.use_host_devices(0)
+
+
+def test_cli_compilation_cache_env(monkeypatch, tmp_path):
+    """The ``mtl-tracing`` executable keeps compiled programs in $MTL_TRACING_CACHE_DIR;
+    MTL_TRACING_NO_CACHE=1 turns that off."""
+    from mtl_tracing import cli
+
+    before = jax.config.jax_compilation_cache_dir
+    try:
+        monkeypatch.setenv("MTL_TRACING_NO_CACHE", "1")
+        assert cli.enable_compilation_cache() is None
+        assert jax.config.jax_compilation_cache_dir == before
+        monkeypatch.setenv("MTL_TRACING_NO_CACHE", "0")
+        monkeypatch.setenv("MTL_TRACING_CACHE_DIR", str(tmp_path / "xla"))
+        assert cli.enable_compilation_cache() == str(tmp_path / "xla")
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "xla")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)

@@ -35,11 +35,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--memory-budget-mb", type=float, default=256.0, help="memory per chunk (MiB)"
     )
+    parser.add_argument(
+        "--host-devices",
+        type=int,
+        default=None,
+        help="on a CPU host, split it into this many JAX devices so that the sweep's cells "
+        "run on every core (default: the number of cores, unless XLA_FLAGS sets it; "
+        "results do not depend on it)",
+    )
     parser.add_argument("--x64", action="store_true", help="simulate in float64")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def use_host_devices(count: int | None) -> None:
+    """Ask XLA for ``count`` CPU devices (default: one per core) before JAX starts its backend.
+
+    Sharding the cells over them is how the sweep uses every core of a CPU host (one XLA:CPU
+    device runs one cell at a time). No effect once a backend is running, when ``XLA_FLAGS``
+    already sets the count, or on accelerators (the mesh then holds the GPUs/TPUs).
+    """
+    import os
+
+    n = (os.cpu_count() or 1) if count is None else count
+    if n < 1:
+        raise ValueError(f"host-devices must be >= 1, got {count!r}")
+    flags = os.environ.get("XLA_FLAGS", "")
+    if n == 1 or "xla_force_host_platform_device_count" in flags:
+        return
+    from jax._src import xla_bridge
+
+    if xla_bridge.backends_are_initialized():
+        return
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
 def run(args: argparse.Namespace) -> int:
+    use_host_devices(args.host_devices)
     enable_x64_if(args.x64)
     import jax.numpy as jnp
 
