@@ -96,13 +96,15 @@ def bench_jax_normal(size: int, repeats: int) -> float:
 
 
 def bench_end_to_end(games: int) -> float:
-    """Wall seconds of ``python -m mtl_tracing figure7`` in a fresh process (compile included)."""
+    """Wall seconds of ``python -m mtl_tracing figure7`` in a fresh process (compile included;
+    the persistent compilation cache is off, so nothing compiled earlier is reused)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "mtl_tracing", "figure7", "--out", tmp, "--games", str(games)]
         cmd.append("--no-progress")
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+        env = {**os.environ, "MTL_TRACING_NO_CACHE": "1"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
