@@ -472,9 +472,9 @@ def _pair_counts(pos, is_in, grp, key_desc, g_in: int, g_out: int, dt, block: in
     a = jnp.zeros((nb, g_in + 1), dt).at[blk, g2].add(1)[:, :g_in]
     o = jnp.zeros((nb, g_out + 1), dt).at[blk, h2].add(1)[:, :g_out]
     k = jnp.matmul(a.T, _rev_excl_cumsum(o), precision=jax.lax.Precision.HIGHEST)
-    tri = jnp.broadcast_to(jnp.triu(jnp.ones((block, block), dt), 1), (nb, block, block))
-    idx = (g2[:, :, None] * (g_out + 1) + h2[:, None, :]).ravel()
-    w = jnp.zeros(((g_in + 1) * (g_out + 1),), dt).at[idx].add(tri.ravel())
+    first, second = np.triu_indices(block, 1)  # the block(block - 1)/2 ordered slot pairs
+    idx = (g2[:, first] * (g_out + 1) + h2[:, second]).ravel()  # IN earlier, OUT later
+    w = jnp.zeros(((g_in + 1) * (g_out + 1),), dt).at[idx].add(1)
     idx, val = [], []
     for d in range(1, _MAX_TIE):  # tied pairs d positions apart
         tie = key_desc[:-d] == key_desc[d:]
@@ -492,9 +492,11 @@ def _pair_counts(pos, is_in, grp, key_desc, g_in: int, g_out: int, dt, block: in
     return k + w.reshape(g_in + 1, g_out + 1)[:g_in, :g_out]
 
 
-# Group-pair path of the bootstrap: used when G_in * G_out is at most this (its cost is
-# O(n G_in G_out / 16) once, against O(n) per replicate for the sorted path).
+# Group-pair path of the bootstrap: used when G_in * G_out is at most _PAIR_LIMIT (its cost is
+# O(n G_in G_out / 32) once, against O(n) per replicate for the sorted path) and there are at
+# most _PAIR_MAX_SCORES pooled scores (its within-block pairs take ~16 int32 per score).
 _PAIR_LIMIT = 1 << 18
+_PAIR_MAX_SCORES = 1 << 21
 
 
 def _pair_path(s_in, s_out, statistics, c_in, c_out):
@@ -614,6 +616,7 @@ def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paire
         all(_has_pair_form(st) for st in statistics)
         and dt in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64))
         and g_in * g_out <= _PAIR_LIMIT
+        and g_in * p_in + g_out * p_out <= _PAIR_MAX_SCORES
     )
     if use_pairs:
         vals, ok = _pair_path(s_in, s_out, statistics, c_in, c_out)

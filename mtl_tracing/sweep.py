@@ -353,9 +353,9 @@ def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
     # 3 score sets + sorts, indices, cumsums (~16 n words) + parallel resamples x 8 n words.
     word = max(item, 4)
     stats_b = 16 * n * word + min(_BOOT_BATCH, spec.num_resamples) * 8 * n * word
-    if spec.games**2 <= metrics._PAIR_LIMIT:  # group-pair bootstrap (metrics._pair_path)
-        window = math.ceil(4 * spec.fpr * n) + 4 * shape.tasks + 64
-        stats_b += 2 * (2 * n) * 32 * 4  # within-block pair indices and weights
+    if spec.games**2 <= metrics._PAIR_LIMIT and 2 * n <= metrics._PAIR_MAX_SCORES:
+        window = math.ceil(4 * spec.fpr * n) + 4 * shape.tasks + 64  # metrics._pair_path
+        stats_b += (2 * n) * 16 * 4  # within-block pair indices (int32)
         stats_b += (spec.games + spec.num_resamples + 1) * window * word
     return int(games_b + stats_b + 4096)
 

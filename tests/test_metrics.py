@@ -487,3 +487,20 @@ def test_sort_floats_equals_sort(dtype, request):
     got = np.asarray(metrics._sort_floats(jnp.asarray(x)))
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, np.sort(x))
+
+
+def test_group_pair_bootstrap_float64(x64):
+    """The group-pair path in float64 (int64 keys): same replicates as the sorted path, and
+    the public bootstrap keeps float64."""
+    rng = np.random.default_rng(8)
+    s_in = jnp.asarray(rng.normal(0.3, 1.0, (24, 10)), jnp.float64)
+    s_out = jnp.asarray(rng.normal(0.0, 1.0, (20, 10)), jnp.float64)
+    fast, ok, slow = _replicates(s_in, s_out, PAIR_STATS, paired=False)
+    assert ok and fast.dtype == np.float64
+    np.testing.assert_array_equal(fast[:, 1:], slow[:, 1:])
+    np.testing.assert_allclose(fast[:, 0], slow[:, 0], rtol=0, atol=1e-14)
+    iv = metrics.grouped_bootstrap(jax.random.key(0), metrics.auc, s_in, s_out, paired=False)
+    assert iv.estimate.dtype == jnp.float64
+    assert float(iv.estimate) == pytest.approx(
+        _sk_auc(np.asarray(s_in).ravel(), np.asarray(s_out).ravel()), abs=1e-14
+    )
