@@ -6,7 +6,8 @@ Measures, for a 48-cell sweep (4 shapes x 6 std values x 2 seeds): cells/s and g
 as two loops over cells: the public single-point API (``game.simulate``, ``metrics``,
 ``theory``), and ``game.simulate`` plus the sweep's own cell metrics jitted per cell; prints the
 ratios. Then the sweep as ``mtl-tracing sweep`` runs it (one host device per core) against the
-public-API loop in one subprocess. Every sweep run recomputes its theory (nothing is cached
+public-API loop in one subprocess, and a small CLI sweep with an empty and with a filled
+persistent compilation cache. Every sweep run recomputes its theory (nothing is cached
 between runs).
 It also times one compile against one cell's run time, the numbers behind grouping by shape
 rather than padding T to the group maximum.
@@ -67,6 +68,17 @@ def time_sweep(games: int) -> dict:
     }
 
 
+def _cold_warm(loop, cells: int) -> dict:
+    """Wall seconds of a first (cold) and a second (warm) call of ``loop()``."""
+    t0 = time.perf_counter()
+    loop()
+    cold = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    loop()
+    warm = time.perf_counter() - t0
+    return {"cold_s": cold, "warm_s": warm, "cells_per_s": cells / warm}
+
+
 def time_loop(games: int) -> dict:
     """The same cells as a Python loop: game.simulate + jitted single-cell metrics."""
     import jax
@@ -92,13 +104,7 @@ def time_loop(games: int) -> dict:
             for m_g, q_g in ((r[0], r[1]), (r[2], r[3]), (r[5], r[6])):
                 sweep._moments(m_g, q_g, config.tasks)
 
-    t0 = time.perf_counter()
-    loop()
-    cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    loop()
-    warm = time.perf_counter() - t0
-    return {"cold_s": cold, "warm_s": warm, "cells_per_s": spec.num_cells / warm}
+    return _cold_warm(loop, spec.num_cells)
 
 
 def time_public_loop(games: int) -> dict:
@@ -136,17 +142,11 @@ def time_public_loop(games: int) -> dict:
                 _ = theory.exact_auc(config, adv), theory.exact_tpr_at_fpr(config, adv, 0.01)
                 _ = theory.normal_auc(config, adv), theory.normal_tpr_at_fpr(config, adv, 0.01)
 
-    t0 = time.perf_counter()
-    loop()
-    cold = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    loop()
-    warm = time.perf_counter() - t0
-    return {"cold_s": cold, "warm_s": warm, "cells_per_s": spec.num_cells / warm}
+    return _cold_warm(loop, spec.num_cells)
 
 
 def compile_vs_cell(games: int) -> dict:
-    """One compile of a chunk program vs one cell's run time (T = 64, d = 256)."""
+    """One compile of a chunk program vs one cell's run time (T = 16, d = 256)."""
     import jax
     import jax.numpy as jnp
 
@@ -189,6 +189,31 @@ def _child(devices: int, games: int, what: str = "time_sweep") -> dict:
         check=True,
     )
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def cli_cache() -> dict:
+    """A small ``mtl-tracing sweep`` (2 cells) run twice in fresh processes with an empty
+    persistent compilation cache, then again into a new folder: the second run reuses the
+    compiled programs. Wall seconds of each."""
+    import tempfile
+
+    argv = ["--tasks", "16", "--dim", "64", "--task-std", "0.5,1", "--games", "100"]
+    argv += ["--resamples", "50", "--no-progress"]
+    exe = os.path.join(os.path.dirname(sys.executable), "mtl-tracing")
+    times = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "MTL_TRACING_CACHE_DIR": os.path.join(tmp, "xla")}
+        env.pop("MTL_TRACING_NO_CACHE", None)
+        for name in ("empty_cache_s", "warm_cache_s"):
+            t0 = time.perf_counter()
+            subprocess.run(
+                [exe, "sweep", *argv, "--out", os.path.join(tmp, name)],
+                env=env,
+                capture_output=True,
+                check=True,
+            )
+            times[name] = time.perf_counter() - t0
+    return times
 
 
 def whole_machine(games: int) -> dict:
@@ -239,6 +264,11 @@ def main() -> None:
         f"process: sweep warm {sw['warm_s']:.2f} s (cold {sw['cold_s']:.2f} s), public-API "
         f"loop warm {lp['warm_s']:.2f} s (cold {lp['cold_s']:.2f} s): ratio warm "
         f"{lp['warm_s'] / sw['warm_s']:.1f}x, cold {lp['cold_s'] / sw['cold_s']:.1f}x"
+    )
+    cache = cli_cache()
+    print(
+        f"\n`mtl-tracing sweep` (2 cells, fresh processes): empty compilation cache "
+        f"{cache['empty_cache_s']:.2f} s, then with the cache {cache['warm_cache_s']:.2f} s"
     )
     print(f"\n{'devices':>7} {'cold s':>8} {'warm s':>8} {'cells/s':>9} {'compiles':>8}")
     for n in (int(x) for x in args.devices.split(",")):

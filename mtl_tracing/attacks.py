@@ -295,13 +295,16 @@ def _apply_whitening(e: Array, matrix: Array, centre: Array) -> Array:
 # --------------------------------------------------------------------------------------------
 
 
+def _row_uniforms(trial_key: Array, sizes: Array, n: int) -> Array:
+    """(tasks, n) uniforms, -1 on rows beyond a task's pool size: those can never win, so the
+    k largest of the valid rows are a uniform k-subset without replacement."""
+    u = jax.random.uniform(trial_key, (sizes.shape[0], n))
+    return jnp.where(jnp.arange(n) < sizes[:, None], u, -1.0)
+
+
 def _indices_kernel(key: Array, sizes: Array, n: int, k: int, trials: int) -> Array:
     def one_trial(trial_key):
-        u = jax.random.uniform(trial_key, (sizes.shape[0], n))
-        # Rows beyond a task's pool size can never win: a random top-k of the valid rows is a
-        # uniform k-subset without replacement.
-        u = jnp.where(jnp.arange(n) < sizes[:, None], u, -1.0)
-        return jax.lax.top_k(u, k)[1]  # (tasks, k)
+        return jax.lax.top_k(_row_uniforms(trial_key, sizes, n), k)[1]  # (tasks, k)
 
     return jax.vmap(one_trial)(jax.random.split(key, trials))
 
@@ -315,8 +318,7 @@ def _selection_kernel(key: Array, sizes: Array, n: int, k: int, trials: int) -> 
     order = jnp.arange(n)
 
     def one_trial(trial_key):
-        u = jax.random.uniform(trial_key, (sizes.shape[0], n))
-        u = jnp.where(order < sizes[:, None], u, -1.0)
+        u = _row_uniforms(trial_key, sizes, n)
         ui, uj = u[:, :, None], u[:, None, :]
         ahead = (uj > ui) | ((uj == ui) & (order[None, :] < order[:, None]))
         return jnp.sum(ahead, axis=-1) < k  # (tasks, n)

@@ -399,8 +399,12 @@ def _order_keys(x: Array) -> Array:
     integer sort (XLA:CPU sorts int32 ~5x faster than float32)."""
     x = jnp.where(x == 0, jnp.zeros_like(x), x)  # -0.0 ties with +0.0
     it = jnp.int32 if x.dtype == jnp.float32 else jnp.int64
-    bits = jax.lax.bitcast_convert_type(x, it)
-    return jnp.where(bits < 0, bits ^ jnp.asarray(jnp.iinfo(it).max, it), bits)
+    return _flip_negative(jax.lax.bitcast_convert_type(x, it))
+
+
+def _flip_negative(bits: Array) -> Array:
+    """Flip the non-sign bits of negative integers: float bits <-> order keys (an involution)."""
+    return jnp.where(bits < 0, bits ^ jnp.asarray(jnp.iinfo(bits.dtype).max, bits.dtype), bits)
 
 
 # Largest tie group the group-pair path handles (larger ones fall back to the sorted path).
@@ -412,9 +416,7 @@ def _sort_floats(x: Array) -> Array:
     if x.dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
         return jnp.sort(x)
     keys = jnp.sort(_order_keys(x))
-    it = keys.dtype
-    bits = jnp.where(keys < 0, keys ^ jnp.asarray(jnp.iinfo(it).max, it), keys)
-    return jax.lax.bitcast_convert_type(bits, x.dtype)
+    return jax.lax.bitcast_convert_type(_flip_negative(keys), x.dtype)
 
 
 def _desc_positions(keys: Array) -> tuple[Array, Array, Array]:
@@ -500,14 +502,14 @@ _PAIR_MAX_SCORES = 1 << 21
 
 
 def _pair_path(s_in, s_out, statistics, c_in, c_out):
-    """All replicates at once from group-pair counts; exact when the pooled scores are distinct.
+    """All replicates at once from group-pair counts (exact, ties counted 1/2).
 
-    ``c_in`` (R, G_in), ``c_out`` (R, G_out): group counts per replicate. With no ties the AUC
-    of a replicate is c_in^T K c_out / (c_in^T K c_out + c_in^T (P - K) c_out), K[g, h] = pairs
-    (IN of g above OUT of h), P = P_in P_out; the TPR at ``fpr`` reads the first top OUT
-    score whose weighted count passes fpr * W_out, from a window of the top OUT scores.
-    Returns (values (R, S), ok): ``ok`` is False when scores tie or a window was too short,
-    and the caller then uses the sorted path.
+    ``c_in`` (R, G_in), ``c_out`` (R, G_out): group counts per replicate. The AUC of a
+    replicate is c_in^T K c_out / (c_in^T K c_out + c_in^T (P - K) c_out), K[g, h] = pairs
+    (IN of g above OUT of h, ties 1/2), P = P_in P_out; the TPR at ``fpr`` reads the first top
+    OUT score whose weighted count passes fpr * W_out, from a window of the top OUT scores.
+    Returns (values (R, S), ok): ``ok`` is False when a tie group is larger than ``_MAX_TIE``
+    or a window was too short, and the caller then uses the sorted path.
     """
     (g_in, p_in), (g_out, p_out) = s_in.shape, s_out.shape
     dt = s_in.dtype
@@ -560,8 +562,8 @@ def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paire
     counts (multinomial, drawn per replicate key). Three paths, the same numbers:
       * group pairs (:func:`_pair_path`) for :func:`auc` / :class:`TprAtFprStatistic` when
         G_in G_out <= ``_PAIR_LIMIT`` and scores are float32/64: every replicate from one
-        (G_in, G_out) pair-count matrix; it falls back (``lax.cond``) to the sorted path when
-        scores tie;
+        (G_in, G_out) pair-count matrix; it falls back (``lax.cond``) to the sorted path for
+        tie groups larger than ``_MAX_TIE`` or a too-short TPR window;
       * sorted: ONE sort of the pooled scores, then per replicate a gather of the counts into
         sorted order and each statistic in O(n);
       * generic callables receive the scores and expanded weights.

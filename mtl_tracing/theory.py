@@ -942,7 +942,7 @@ def roc_theory(
         np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
         for x in (m1.mean, m1.var, m0.mean, m0.var)
     )
-    normal_auc_ = special.ndtr((m1_mean - m0_mean) / np.sqrt(m1_var + m0_var))
+    normal_auc_ = gaussian_auc(m1_mean, m1_var, m0_mean, m0_var)
     thresh = m0_mean - np.sqrt(m0_var) * special.ndtri(p)
     normal_tpr_ = special.ndtr((m1_mean - thresh) / np.sqrt(m1_var))
     out = {
