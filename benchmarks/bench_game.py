@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtl_tracing import game
-from mtl_tracing.config import GaussianGameConfig
+from mtl_tracing.gaussian import game
+from mtl_tracing.gaussian.config import GaussianGameConfig
 
 CONFIG = GaussianGameConfig(
     tasks=256, dim=256, samples=8, challenge=4, task_std=1.0, sample_std=1.0

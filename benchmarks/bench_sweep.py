@@ -83,7 +83,8 @@ def time_loop(games: int) -> dict:
     """The same cells as a Python loop: game.simulate + jitted single-cell metrics."""
     import jax
 
-    from mtl_tracing import game, sweep
+    from mtl_tracing import sweep
+    from mtl_tracing.gaussian import game
 
     spec = _spec(games)
     root = jax.random.key(spec.root_seed)
@@ -93,7 +94,7 @@ def time_loop(games: int) -> dict:
         res = [out.mean(1), (out * out).mean(1)]
         for z in (strong, weak):
             res += [z.mean(1), (z * z).mean(1)]
-            res.append(sweep._roc_stats(key, z, out, fpr=0.01, num_resamples=100, level=0.95))
+            res.append(sweep.engine._roc_stats(key, z, out, fpr=0.01, num_resamples=100, level=0.95))
         return res
 
     def loop():
@@ -102,7 +103,7 @@ def time_loop(games: int) -> dict:
             s = game.simulate(key, config, games=games)
             r = jax.device_get(metrics(jax.random.fold_in(key, 2**31), *s))
             for m_g, q_g in ((r[0], r[1]), (r[2], r[3]), (r[5], r[6])):
-                sweep._moments(m_g, q_g, config.tasks)
+                sweep.engine._moments(m_g, q_g, config.tasks)
 
     return _cold_warm(loop, spec.num_cells)
 
@@ -114,7 +115,8 @@ def time_public_loop(games: int) -> dict:
     import jax
     import numpy as np
 
-    from mtl_tracing import game, metrics, theory
+    from mtl_tracing import metrics
+    from mtl_tracing.gaussian import game, theory
 
     spec = _spec(games)
     root = jax.random.key(spec.root_seed)
@@ -154,7 +156,7 @@ def compile_vs_cell(games: int) -> dict:
 
     spec = _spec(games)
     runner = sweep.gaussian_runner(spec)
-    prog, _ = sweep._chunk_program(
+    prog, _ = sweep.engine._chunk_program(
         runner, (16, 8, 256, 4), games, jnp.dtype(jnp.float32), 12, tuple(jax.local_devices())
     )
     keys = jax.random.split(jax.random.key(1), 12)

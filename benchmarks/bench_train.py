@@ -18,7 +18,8 @@ import time
 
 import jax
 
-from mtl_tracing import synthetic, train
+from mtl_tracing.data import synthetic
+from mtl_tracing.victims import mtl as train
 
 
 def _time(fn, repeats: int) -> float:

@@ -4,7 +4,7 @@ Reference: "Black-Box Privacy Attacks on Shared Representations in Multitask Lea
 (arXiv 2506.16460). See ``mtl_tracing.config`` for the notation table.
 """
 
-from mtl_tracing.config import GameShape, GaussianGameConfig
+from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
 __version__ = "0.1.0"
 

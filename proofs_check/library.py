@@ -34,13 +34,13 @@ def library_points(heavy: bool = False) -> list[dict]:
 def library_checks(heavy: bool = False) -> list[Check]:
     """theory.moments(config) vs the symbolic moments at rational points (rel. tol 1e-10)."""
     try:
-        theory = importlib.import_module("mtl_tracing.theory")
-        from mtl_tracing.config import GaussianGameConfig
+        theory = importlib.import_module("mtl_tracing.gaussian")
+        from mtl_tracing.gaussian.config import GaussianGameConfig
     except ImportError as err:
         return [
             Check(
                 id="L0",
-                location="mtl_tracing.theory",
+                location="mtl_tracing.gaussian",
                 statement="library theory agrees",
                 paper="-",
                 exact="-",
@@ -80,7 +80,7 @@ def library_checks(heavy: bool = False) -> list[Check]:
     return [
         Check(
             id="L1",
-            location="mtl_tracing.theory.moments",
+            location="mtl_tracing.gaussian.moments",
             method="library",
             statement=f"library moments = symbolic moments at {len(library_points(heavy))} "
             "rational points (A, B, c, mean, var, paper_mean, paper_var)",
@@ -103,13 +103,13 @@ def simulator_checks(*, seed: int, heavy: bool = False) -> list[Check]:
     try:
         import jax
 
-        from mtl_tracing.config import GaussianGameConfig
-        from mtl_tracing.game import simulate
+        from mtl_tracing.gaussian.config import GaussianGameConfig
+        from mtl_tracing.gaussian.game import simulate
     except ImportError as err:
         return [
             Check(
                 id="L2",
-                location="mtl_tracing.game.simulate",
+                location="mtl_tracing.gaussian.simulate",
                 statement="simulator agrees",
                 paper="-",
                 exact="-",
@@ -152,7 +152,7 @@ def simulator_checks(*, seed: int, heavy: bool = False) -> list[Check]:
             rows.append(
                 Check(
                     id=f"L2.{adv}.{what.split()[0]}",
-                    location="mtl_tracing.game",
+                    location="mtl_tracing.gaussian",
                     statement=f"game.simulate {what} ({adv}) @ T={p.T},N={p.N},d={p.d},k={p.k}",
                     paper="-",
                     exact=f"{exact:.5g}",
@@ -169,8 +169,8 @@ def simulator_checks(*, seed: int, heavy: bool = False) -> list[Check]:
 def auc_order_checks(*, heavy: bool = False) -> list[Check]:
     """Sec. 4 / B.1 claim: the strong adversary always beats the weak one (exact marginal AUC)."""
     try:
-        from mtl_tracing.config import GaussianGameConfig
-        from mtl_tracing.theory import exact_auc
+        from mtl_tracing.gaussian.config import GaussianGameConfig
+        from mtl_tracing.gaussian.theory import exact_auc
     except ImportError as err:
         return [
             Check(

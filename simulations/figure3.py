@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from mtl_tracing.experiments import figure3
-from mtl_tracing.experiments.mtl_common import check_attack_output
+from mtl_tracing.experiments.pipeline import check_attack_output
 
 
 def _cells(out_dir: Path) -> list[tuple[str, dict]]:

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mtl_tracing import cli, embeddings
+from mtl_tracing import cli
+from mtl_tracing.data import embeddings
 
 # Same shapes as the sweep tests in test_attacks.py (6 IN tasks x 8 rows, 5 OUT tasks x 6 rows,
 # m = 4, k = 3, 8 trials), so the attack kernel compiles once for both files.

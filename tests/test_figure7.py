@@ -14,11 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtl_tracing import game, theory
 from mtl_tracing.cli import main
 from mtl_tracing.commands import reproduce
-from mtl_tracing.config import GaussianGameConfig
 from mtl_tracing.experiments import figure7
+from mtl_tracing.gaussian import game, theory
+from mtl_tracing.gaussian.config import GaussianGameConfig
 
 TINY = GaussianGameConfig(tasks=16, dim=16, samples=8, challenge=4, task_std=1.0, sample_std=1.0)
 TINY_GAMES = 100

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mtl_tracing import cli, game
-from mtl_tracing.config import GameShape, GaussianGameConfig
+from mtl_tracing import cli
+from mtl_tracing.gaussian import game
+from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
 # A small fixed set of shapes (limits compiles).
 SMALL = GaussianGameConfig(tasks=4, samples=4, dim=8, challenge=2, task_std=0.5, sample_std=2.0)

@@ -191,19 +191,19 @@ def test_no_recompile_on_second_call():
     a2, b2 = _data(2, 37, 23, ties=True)
     metrics.auc(a1, b1)
     metrics.tpr_at_fpr(a1, b1, [0.1, 0.2])
-    n_auc, n_tpr = metrics._auc_kernel._cache_size(), metrics._tpr_kernel._cache_size()
+    n_auc, n_tpr = metrics.bootstrap._auc_kernel._cache_size(), metrics.bootstrap._tpr_kernel._cache_size()
     metrics.auc(a2, b2)
     metrics.tpr_at_fpr(a2, b2, [0.3, 0.4])
-    assert metrics._auc_kernel._cache_size() == n_auc
-    assert metrics._tpr_kernel._cache_size() == n_tpr
+    assert metrics.bootstrap._auc_kernel._cache_size() == n_auc
+    assert metrics.bootstrap._tpr_kernel._cache_size() == n_tpr
     s_in, s_out = a1[:36].reshape(6, 6), b1[:18].reshape(6, 3)
     stat = metrics.TprAtFprStatistic(0.25)
     metrics.grouped_bootstrap(jax.random.key(1), stat, s_in, s_out, paired=False)
-    n_boot = metrics._bootstrap_kernel._cache_size()
+    n_boot = metrics.bootstrap._bootstrap_kernel._cache_size()
     metrics.grouped_bootstrap(
         jax.random.key(2), metrics.TprAtFprStatistic(0.25), s_in + 1, s_out, paired=False
     )
-    assert metrics._bootstrap_kernel._cache_size() == n_boot
+    assert metrics.bootstrap._bootstrap_kernel._cache_size() == n_boot
 
 
 @pytest.mark.parametrize(
@@ -396,20 +396,20 @@ def _replicates(s_in, s_out, stats, paired, resamples=40):
 
     def draw(k):
         k_in, k_out = jax.random.split(k)
-        c = metrics._group_counts(k_in, g_in, dt)
-        return c, (c if paired else metrics._group_counts(k_out, g_out, dt))
+        c = metrics.bootstrap._group_counts(k_in, g_in, dt)
+        return c, (c if paired else metrics.bootstrap._group_counts(k_out, g_out, dt))
 
     c_in, c_out = jax.vmap(draw)(jax.random.split(jax.random.key(3), resamples))
     c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
     c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out])
-    fast, ok = jax.jit(lambda a, b, c, d: metrics._pair_path(a, b, stats, c, d))(
+    fast, ok = jax.jit(lambda a, b, c, d: metrics.bootstrap._pair_path(a, b, stats, c, d))(
         s_in, s_out, c_in, c_out
     )
-    srt = metrics._sort_pooled(s_in.ravel(), s_out.ravel())
+    srt = metrics.bootstrap._sort_pooled(s_in.ravel(), s_out.ravel())
     group = jnp.concatenate(
         [jnp.repeat(jnp.arange(g_in), p_in), g_in + jnp.repeat(jnp.arange(g_out), p_out)]
     )[srt.order]
-    forms = [metrics._sorted_form(st) for st in stats]
+    forms = [metrics.bootstrap._sorted_form(st) for st in stats]
     slow = jnp.stack(
         [
             jnp.stack([f(srt, jnp.concatenate([a, b])[group]) for f in forms])
@@ -452,7 +452,7 @@ def test_group_pair_bootstrap_equals_sorted_path(paired, rounding):
 
 
 def test_group_pair_bootstrap_falls_back_on_large_ties():
-    """Tie groups larger than metrics._MAX_TIE (or a TPR window that is too short) switch to
+    """Tie groups larger than metrics.bootstrap._MAX_TIE (or a TPR window that is too short) switch to
     the sorted path: ``ok`` is False and the public result equals the sorted path's."""
     a, b = _data(3, 36, 18, ties=True)  # integer scores: large tie groups
     s_in, s_out = jnp.asarray(a.reshape(6, 6)), jnp.asarray(b.reshape(6, 3))
@@ -484,7 +484,7 @@ def test_sort_floats_equals_sort(dtype, request):
     if dtype == "float64":
         request.getfixturevalue("x64")
     x = np.array([3.0, -0.0, 0.0, -1e-30, 1e-30, -2.5, 7.0, -7.0, 3.0, -1e30, 1e30], dtype)
-    got = np.asarray(metrics._sort_floats(jnp.asarray(x)))
+    got = np.asarray(metrics.bootstrap._sort_floats(jnp.asarray(x)))
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, np.sort(x))
 

@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mtl_tracing import attacks, train
+from mtl_tracing import attacks
 from mtl_tracing.cli import main
 from mtl_tracing.experiments import figure3, figure6, figure45, table
-from mtl_tracing.experiments import mtl_common as mc
+from mtl_tracing.experiments import pipeline as mc
+from mtl_tracing.victims import mtl as train
 
 QUICK = mc.QUICK_CONFIG
 QUICK_EPOCHS = QUICK.train.epochs

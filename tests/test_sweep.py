@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from mtl_tracing import sweep
-from mtl_tracing.config import GaussianGameConfig
+from mtl_tracing.gaussian.config import GaussianGameConfig
 
 GAMES = 200
 # 2 shapes (T = 4, 8) x 3 sbar x 2 mu_bar = 12 cells; k = N/2 so both adversaries are distinct.
@@ -187,7 +187,7 @@ def test_theory_columns_match_scalar_theory(swept):
     """The vectorised theory columns (theory.roc_theory, one call per adversary) agree with the
     scalar single-cell functions row by row: exact-law AUC/TPR to their documented accuracy,
     moments and normal approximations exactly."""
-    from mtl_tracing import theory
+    from mtl_tracing.gaussian import theory
 
     _, t, _ = swept
     for i in range(len(t["cell_id"])):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtl_tracing.synthetic import SyntheticConfig, SyntheticData, generate
+from mtl_tracing.data.synthetic import SyntheticConfig, SyntheticData, generate
 
 SMALL = SyntheticConfig(tasks=4, dim=6, embed_dim=3, samples=5, holdout=2)
 

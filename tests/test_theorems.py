@@ -17,8 +17,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtl_tracing import game
-from mtl_tracing.config import GaussianGameConfig
+from mtl_tracing.gaussian import game
+from mtl_tracing.gaussian.config import GaussianGameConfig
 
 Z = 4.5
 GAMES = 20_000
@@ -114,7 +114,7 @@ def test_theorems_sufficient(shape, task_std, sample_std, mean, seed):
     scores = game.simulate(jax.random.key(seed), cfg, games=GAMES)
     check_theorems(cfg, scores)
     try:  # agreement with theory.py (written concurrently) where it matches the contract
-        from mtl_tracing import theory
+        from mtl_tracing.gaussian import theory
     except ImportError:  # pragma: no cover
         return
     mom = theory.moments(cfg)

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate, special, stats
 
-from mtl_tracing import theory
-from mtl_tracing.config import GaussianGameConfig
+from mtl_tracing.gaussian import theory
+from mtl_tracing.gaussian.config import GaussianGameConfig
 
 # Small fixed sets of configs (T, N, k, d).
 CONFIGS = [

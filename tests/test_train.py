@@ -11,10 +11,10 @@ import optax
 import pytest
 from flax import nnx
 
-from mtl_tracing import train as train_mod
-from mtl_tracing.model import MultitaskModel, embed_fn, embed_runs, split_params
-from mtl_tracing.synthetic import SyntheticConfig, generate
-from mtl_tracing.train import (
+from mtl_tracing.data.synthetic import SyntheticConfig, generate
+from mtl_tracing.victims import mtl as train_mod
+from mtl_tracing.victims.model import MultitaskModel, embed_fn, embed_runs, split_params
+from mtl_tracing.victims.mtl import (
     TrainConfig,
     generalization_gaps,
     make_optimizer,

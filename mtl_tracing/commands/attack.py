@@ -92,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     import jax.numpy as jnp
     import numpy as np
 
-    from mtl_tracing import attacks, embeddings, results
+    from mtl_tracing import attacks, results
     from mtl_tracing._validate import check_int
+    from mtl_tracing.data import embeddings
 
     k = args.challenge if args.challenge is not None else (8 if args.adversary == "strong" else 4)
     k = check_int("--challenge", k, low=2)

@@ -89,8 +89,9 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import jax.numpy as jnp
 
-    from mtl_tracing import game, results, theory
-    from mtl_tracing.config import GaussianGameConfig
+    from mtl_tracing import results
+    from mtl_tracing.gaussian import game, theory
+    from mtl_tracing.gaussian.config import GaussianGameConfig
 
     config = GaussianGameConfig(
         tasks=args.tasks,

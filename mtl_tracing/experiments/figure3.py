@@ -23,10 +23,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mtl_tracing import plotting, results, train
+from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.experiments import mtl_common as mc
-from mtl_tracing.experiments.mtl_common import PipelineConfig
+from mtl_tracing.experiments import pipeline as mc
+from mtl_tracing.experiments.pipeline import PipelineConfig
+from mtl_tracing.victims import mtl as train
 
 __all__ = [
     "DEFAULT_CONFIG",

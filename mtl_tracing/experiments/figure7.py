@@ -24,9 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
-from mtl_tracing import game, metrics, plotting, results, theory
+from mtl_tracing import metrics, plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.config import GaussianGameConfig
+from mtl_tracing.gaussian import game, theory
+from mtl_tracing.gaussian.config import GaussianGameConfig
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -38,8 +38,8 @@ def _dense(field: str, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _theory_curve(base: dict, field: str, xs: np.ndarray, adversary: str, fpr: float):
-    from mtl_tracing import theory
-    from mtl_tracing.config import GaussianGameConfig
+    from mtl_tracing.gaussian import theory
+    from mtl_tracing.gaussian.config import GaussianGameConfig
 
     aucs, tprs, keep = [], [], []
     for x in xs:

@@ -15,8 +15,8 @@ import jax
 
 from mtl_tracing import results
 from mtl_tracing._validate import check_int
-from mtl_tracing.experiments import mtl_common as mc
-from mtl_tracing.experiments.mtl_common import PipelineConfig
+from mtl_tracing.experiments import pipeline as mc
+from mtl_tracing.experiments.pipeline import PipelineConfig
 
 __all__ = [
     "DEFAULT_CONFIG",

@@ -70,7 +70,7 @@ import numpy as np
 from scipy import integrate, optimize, special
 
 from mtl_tracing._validate import check_choice, check_int, check_positive_float
-from mtl_tracing.config import GaussianGameConfig
+from mtl_tracing.gaussian.config import GaussianGameConfig
 
 __all__ = [
     "ADVERSARIES",

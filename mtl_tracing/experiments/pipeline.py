@@ -38,10 +38,13 @@ import numpy as np
 from jax import Array
 from scipy import stats
 
-from mtl_tracing import attacks, model, results, synthetic, train
+from mtl_tracing import attacks, results
 from mtl_tracing._validate import check_finite_float, check_int
-from mtl_tracing.synthetic import SyntheticConfig, SyntheticData
-from mtl_tracing.train import TrainConfig, TrainResult
+from mtl_tracing.data import synthetic
+from mtl_tracing.data.synthetic import SyntheticConfig, SyntheticData
+from mtl_tracing.victims import model
+from mtl_tracing.victims import mtl as train
+from mtl_tracing.victims.mtl import TrainConfig, TrainResult
 
 __all__ = [
     "ADVERSARIES",
@@ -221,7 +224,7 @@ def _attack_runs(key, pool, ridge, *, tasks_in, k, trials, whiten, cosine):
     sizes = jnp.full((tasks,), n, dtype=jnp.int32)
     # attacks.run_attacks validates on the host (not vmappable); its kernel is pure.
     kernel = functools.partial(
-        attacks._run_kernel,
+        attacks.evaluate._run_kernel,
         tasks_in=tasks_in,
         k=k,
         trials=trials,

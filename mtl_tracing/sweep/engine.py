@@ -74,7 +74,7 @@ from jax.sharding import PartitionSpec as P
 
 from mtl_tracing import metrics, results
 from mtl_tracing._validate import check_choice, check_finite_float, check_int, check_probability
-from mtl_tracing.config import GameShape, GaussianGameConfig
+from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
 __all__ = [
     "ADVERSARIES",
@@ -345,7 +345,7 @@ class CellRunner:
 
 def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
     """Memory estimate for one cell of ``shape``: games, pooled sorts and bootstrap batches."""
-    from mtl_tracing.game import bytes_per_game
+    from mtl_tracing.gaussian.game import bytes_per_game
 
     item = jnp.dtype(dtype).itemsize
     n = spec.games * shape.tasks  # scores per class
@@ -378,7 +378,7 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples) -> CellRunner:
     )
 
     def make(static, games, dtype):
-        from mtl_tracing.game import game_kernel
+        from mtl_tracing.gaussian.game import game_kernel
 
         shape = GameShape(*static)
         kernel = game_kernel(sampler, shape, dtype)
@@ -466,7 +466,7 @@ def _chunk_program(runner: CellRunner, static, games, dtype, chunk, devices):
 def _theory_columns(spec: SweepSpec, cells) -> dict[str, dict[str, np.ndarray]]:
     """``{adversary: {theory column: (cells,)}}``: one vectorised ``theory.roc_theory`` call per
     adversary over all cells (no cache: each assembled table computes its theory once)."""
-    from mtl_tracing import theory
+    from mtl_tracing.gaussian import theory
 
     fields = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std")
     args = {f: np.array([getattr(config, f) for _, config, _ in cells]) for f in fields}

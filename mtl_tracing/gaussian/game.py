@@ -30,7 +30,7 @@ import numpy as np
 from jax import Array
 
 from mtl_tracing._validate import check_choice, check_int
-from mtl_tracing.config import GameShape, GaussianGameConfig
+from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
 __all__ = ["SAMPLERS", "GameScores", "simulate", "game_kernel", "bytes_per_game", "lanes"]
 

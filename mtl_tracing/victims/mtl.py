@@ -31,8 +31,8 @@ from flax import nnx
 from jax import Array
 
 from mtl_tracing._validate import check_finite_float, check_int, check_positive_float
-from mtl_tracing.model import MultitaskModel, embed_fn, logits_fn, split_params
-from mtl_tracing.synthetic import SyntheticData, check_key
+from mtl_tracing.data.synthetic import SyntheticData, check_key
+from mtl_tracing.victims.model import MultitaskModel, embed_fn, logits_fn, split_params
 
 __all__ = [
     "TrainConfig",

@@ -1,0 +1,3 @@
+"""Metrics: ROC, AUC, TPR at FPR, percentile thresholds, grouped bootstrap."""
+
+from mtl_tracing.metrics.bootstrap import *  # noqa: F403
