@@ -94,7 +94,9 @@ def time_loop(games: int) -> dict:
         res = [out.mean(1), (out * out).mean(1)]
         for z in (strong, weak):
             res += [z.mean(1), (z * z).mean(1)]
-            res.append(sweep.engine._roc_stats(key, z, out, fpr=0.01, num_resamples=100, level=0.95))
+            res.append(
+                sweep.engine._roc_stats(key, z, out, fpr=0.01, num_resamples=100, level=0.95)
+            )
         return res
 
     def loop():

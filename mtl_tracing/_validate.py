@@ -19,6 +19,9 @@ __all__ = [
     "check_probability",
     "check_choice",
     "check_finite_array",
+    "check_nonnegative",
+    "check_key",
+    "check_dtype",
 ]
 
 
@@ -106,3 +109,42 @@ def check_finite_array(
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} must be finite, got {bad} non-finite value(s)")
     return arr
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """A finite float >= 0 (0 allowed: e.g. sbar = 0 is the membership-inference limit)."""
+    number = check_finite_float(name, value)
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return number
+
+
+def check_key(name: str, key: object):
+    """Accept only a typed scalar PRNG key (``jax.random.key``), possibly a tracer under vmap."""
+    import jax
+    import jax.numpy as jnp
+
+    if not isinstance(key, jax.Array) or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        raise ValueError(f"{name} must be a typed key from jax.random.key(seed), got {key!r}")
+    if key.shape != ():
+        raise ValueError(f"{name} must be a single key of shape (), got shape {key.shape}")
+    return key
+
+
+def check_dtype(dtype, name: str = "dtype"):
+    """float32 when None; float64 only when asked and ``jax_enable_x64`` is on (``--x64``)."""
+    import jax
+    import jax.numpy as jnp
+
+    try:
+        dt = jnp.dtype(jnp.float32 if dtype is None else dtype)
+    except TypeError as err:
+        raise ValueError(f"{name} must be float32 or float64, got {dtype!r}") from err
+    if dt not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        raise ValueError(f"{name} must be float32 or float64, got {dtype!r}")
+    if dt == jnp.dtype(jnp.float64) and not jax.config.jax_enable_x64:
+        raise ValueError(
+            f"{name}=float64 requires jax_enable_x64 (use the --x64 flag or "
+            f"jax.config.update('jax_enable_x64', True)), got {name}=float64 with x64 off"
+        )
+    return dt

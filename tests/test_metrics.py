@@ -191,7 +191,10 @@ def test_no_recompile_on_second_call():
     a2, b2 = _data(2, 37, 23, ties=True)
     metrics.auc(a1, b1)
     metrics.tpr_at_fpr(a1, b1, [0.1, 0.2])
-    n_auc, n_tpr = metrics.bootstrap._auc_kernel._cache_size(), metrics.bootstrap._tpr_kernel._cache_size()
+    n_auc, n_tpr = (
+        metrics.bootstrap._auc_kernel._cache_size(),
+        metrics.bootstrap._tpr_kernel._cache_size(),
+    )
     metrics.auc(a2, b2)
     metrics.tpr_at_fpr(a2, b2, [0.3, 0.4])
     assert metrics.bootstrap._auc_kernel._cache_size() == n_auc
@@ -452,7 +455,7 @@ def test_group_pair_bootstrap_equals_sorted_path(paired, rounding):
 
 
 def test_group_pair_bootstrap_falls_back_on_large_ties():
-    """Tie groups larger than metrics.bootstrap._MAX_TIE (or a TPR window that is too short) switch to
+    """Tie groups larger than _MAX_TIE (or a TPR window that is too short) switch to
     the sorted path: ``ok`` is False and the public result equals the sorted path's."""
     a, b = _data(3, 36, 18, ties=True)  # integer scores: large tie groups
     s_in, s_out = jnp.asarray(a.reshape(6, 6)), jnp.asarray(b.reshape(6, 3))

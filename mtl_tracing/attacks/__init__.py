@@ -1,3 +1,3 @@
 """Black-box attacks on embeddings (Sec. 5, App. A)."""
 
-from mtl_tracing.attacks.evaluate import *  # noqa: F403
+from mtl_tracing.attacks.evaluation import *  # noqa: F403

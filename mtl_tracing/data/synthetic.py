@@ -37,9 +37,15 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from mtl_tracing._validate import check_finite_float, check_int, check_positive_float
+from mtl_tracing._validate import (
+    check_dtype,
+    check_finite_float,
+    check_int,
+    check_key,
+    check_positive_float,
+)
 
-__all__ = ["SyntheticConfig", "SyntheticData", "generate", "resolve_dtype", "check_key"]
+__all__ = ["SyntheticConfig", "SyntheticData", "generate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,27 +102,6 @@ class SyntheticData(NamedTuple):
         return self.x.shape[-3] // 2
 
 
-def resolve_dtype(dtype) -> jnp.dtype:
-    """float32 by default; float64 only when asked and ``jax_enable_x64`` is on."""
-    if dtype is None:
-        return jnp.dtype(jnp.float32)
-    dt = jnp.dtype(dtype)
-    if dt not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dt}")
-    if dt == jnp.float64 and not jax.config.jax_enable_x64:
-        raise ValueError("dtype float64 needs jax_enable_x64 (the CLI's --x64), got float64")
-    return dt
-
-
-def check_key(name: str, key: object) -> Array:
-    """Accept only a typed scalar PRNG key (``jax.random.key``), possibly a tracer under vmap."""
-    if not isinstance(key, jax.Array) or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        raise ValueError(f"{name} must be a typed key from jax.random.key, got {key!r}")
-    if key.shape != ():
-        raise ValueError(f"{name} must be a scalar key, got a key array of shape {key.shape}")
-    return key
-
-
 def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> SyntheticData:
     """Draw one synthetic data set (App. A.8) from a single typed key.
 
@@ -136,7 +121,7 @@ def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> SyntheticDat
     check_key("key", key)
     if not isinstance(config, SyntheticConfig):
         raise ValueError(f"config must be a SyntheticConfig, got {type(config).__name__}")
-    return _generate(key, config, resolve_dtype(dtype))
+    return _generate(key, config, check_dtype(dtype))
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))

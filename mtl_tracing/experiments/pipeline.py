@@ -39,7 +39,7 @@ from jax import Array
 from scipy import stats
 
 from mtl_tracing import attacks, results
-from mtl_tracing._validate import check_finite_float, check_int
+from mtl_tracing._validate import check_finite_float, check_int, check_key
 from mtl_tracing.data import synthetic
 from mtl_tracing.data.synthetic import SyntheticConfig, SyntheticData
 from mtl_tracing.victims import model
@@ -224,7 +224,7 @@ def _attack_runs(key, pool, ridge, *, tasks_in, k, trials, whiten, cosine):
     sizes = jnp.full((tasks,), n, dtype=jnp.int32)
     # attacks.run_attacks validates on the host (not vmappable); its kernel is pure.
     kernel = functools.partial(
-        attacks.evaluate._run_kernel,
+        attacks.evaluation._run_kernel,
         tasks_in=tasks_in,
         k=k,
         trials=trials,
@@ -260,7 +260,7 @@ def attack_runs(
       ``AttackScores`` with ``scores_in (R, tasks_in, trials)``, ``scores_out (R, tasks -
       tasks_in, trials)``.
     """
-    synthetic.check_key("key", key)
+    check_key("key", key)
     pool = jnp.asarray(pool)
     if pool.ndim != 4:
         raise ValueError(f"pool must have shape (R, tasks, n, m), got {pool.shape}")
@@ -393,7 +393,7 @@ def run_pipeline(
       adversary, per-run and mean ``heldout_accuracy`` / ``train_accuracy`` of the IN tasks'
       heads after the last epoch, and ``dtype``.
     """
-    synthetic.check_key("key", key)
+    check_key("key", key)
     if not isinstance(config, PipelineConfig):
         raise ValueError(f"config must be a PipelineConfig, got {type(config).__name__}")
     k_data, k_train, k_attack, k_eval = jax.random.split(key, 4)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from mtl_tracing._validate import check_choice, check_int
+from mtl_tracing._validate import check_choice, check_dtype, check_int, check_key
 from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
 __all__ = ["SAMPLERS", "GameScores", "simulate", "game_kernel", "bytes_per_game", "lanes"]
@@ -139,18 +139,6 @@ def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype
 _KERNELS = {"faithful": _faithful_game, "sufficient": _sufficient_game}
 
 
-def _check_dtype(dtype) -> jnp.dtype:
-    dt = jnp.dtype(jnp.float32 if dtype is None else dtype)
-    if dt not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    if dt == jnp.dtype(jnp.float64) and not jax.config.jax_enable_x64:
-        raise ValueError(
-            "dtype=float64 requires jax_enable_x64 (use the --x64 flag or "
-            "jax.config.update('jax_enable_x64', True)), got dtype=float64 with x64 off"
-        )
-    return dt
-
-
 def _check_shape(shape: object) -> GameShape:
     if not isinstance(shape, tuple) or len(shape) != 4:
         raise ValueError(
@@ -171,7 +159,7 @@ def game_kernel(sampler: str, shape: GameShape, dtype=None) -> Callable:
     """
     check_choice("sampler", sampler, SAMPLERS)
     shape = _check_shape(shape)
-    dt = _check_dtype(dtype)
+    dt = check_dtype(dtype)
     return functools.partial(_KERNELS[sampler], shape=shape, dtype=dt)
 
 
@@ -236,14 +224,6 @@ def _chunk_size(sampler, shape, dtype, games, chunk_games, budget) -> int:
     return max(width, -(-chunk // width) * width)
 
 
-def _check_key(key: object) -> Array:
-    if not isinstance(key, jax.Array) or not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        raise ValueError(f"key must be a typed key from jax.random.key(seed), got {key!r}")
-    if key.shape != ():
-        raise ValueError(f"key must be a single key of shape (), got shape {key.shape}")
-    return key
-
-
 def simulate(
     key: Array,
     config: GaussianGameConfig,
@@ -275,12 +255,12 @@ def simulate(
       GameScores with ``strong_in``, ``weak_in``, ``out`` of shape (G, T) in ``dtype``;
       bitwise identical for any ``chunk_games``.
     """
-    key = _check_key(key)
+    key = check_key("key", key)
     if not isinstance(config, GaussianGameConfig):
         raise ValueError(f"config must be a GaussianGameConfig, got {config!r}")
     games = check_int("games", games, low=1)
     check_choice("sampler", sampler, SAMPLERS)
-    dt = _check_dtype(dtype)
+    dt = check_dtype(dtype)
     budget = check_int("memory_budget_bytes", memory_budget_bytes, low=1)
     shape = config.shape
     if chunk_games is not None:

@@ -73,7 +73,13 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from mtl_tracing import metrics, results
-from mtl_tracing._validate import check_choice, check_finite_float, check_int, check_probability
+from mtl_tracing._validate import (
+    check_choice,
+    check_dtype,
+    check_finite_float,
+    check_int,
+    check_probability,
+)
 from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
 __all__ = [
@@ -497,15 +503,6 @@ def _load_chunks(chunk_dir: Path) -> dict[int, dict[str, np.ndarray]]:
     return done
 
 
-def _check_dtype(dtype) -> jnp.dtype:
-    dt = jnp.dtype(jnp.float32 if dtype is None else dtype)
-    if dt not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    if dt == jnp.dtype(jnp.float64) and not jax.config.jax_enable_x64:
-        raise ValueError("dtype=float64 requires jax_enable_x64 (--x64), got dtype=float64")
-    return dt
-
-
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | os.PathLike | None = None,
@@ -542,7 +539,7 @@ def run_sweep(
     """
     if not isinstance(spec, SweepSpec):
         raise ValueError(f"spec must be a SweepSpec, got {spec!r}")
-    dt = _check_dtype(dtype)
+    dt = check_dtype(dtype)
     budget = check_int("memory_budget_bytes", memory_budget_bytes, low=1)
     process_count = check_int("process_count", process_count, low=1)
     process_index = check_int("process_index", process_index, low=0, high=process_count - 1)

@@ -30,8 +30,8 @@ import optax
 from flax import nnx
 from jax import Array
 
-from mtl_tracing._validate import check_finite_float, check_int, check_positive_float
-from mtl_tracing.data.synthetic import SyntheticData, check_key
+from mtl_tracing._validate import check_finite_float, check_int, check_key, check_positive_float
+from mtl_tracing.data.synthetic import SyntheticData
 from mtl_tracing.victims.model import MultitaskModel, embed_fn, logits_fn, split_params
 
 __all__ = [

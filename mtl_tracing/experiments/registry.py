@@ -1,0 +1,219 @@
+"""The job registry: every figure or table job is declared once, here.
+
+A job is one module of :mod:`mtl_tracing.experiments` with this interface (imported only when
+the job runs, so ``mtl-tracing --help`` never imports JAX):
+
+- ``HELP``: one line for ``--help``.
+- ``OPTIONS``: a tuple of :class:`Option`, the job's own command-line flags; each becomes a
+  keyword argument of ``run`` (``--embed-dim`` -> ``embed_dim``). May be empty.
+- ``QUICK``: the ``run`` keyword arguments of the small, fast version (``--quick``).
+- ``run(out_dir, *, seed=0, progress=True, dtype=None, **kwargs) -> None``: computes and writes
+  the data (JSON + NPZ with ``results.run_metadata``) into ``out_dir``.
+- ``plot(out_dir) -> list[Path]``: redraws the figures from the data alone.
+- ``load(out_dir) -> (payload, arrays)``: reads the data back.
+- ``headline(payload) -> str``: the headline numbers, a short text table.
+- ``check(out_dir) -> list[str]``: problems found in a finished run (empty when fine).
+
+From the registry come the ``mtl-tracing <job>`` commands
+(:mod:`mtl_tracing.commands`), ``mtl-tracing reproduce`` (the jobs with ``default=True``, in
+order) and the ``simulations/<job>.py`` scripts (:func:`script_main`). A new job is one module
+plus one :class:`Job` line in :data:`JOBS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+__all__ = ["Option", "Job", "JOBS", "get", "names", "add_job_arguments", "run_job", "script_main"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One job-specific command-line flag, passed to ``run`` as a keyword argument.
+
+    ``type`` converts the text (e.g. ``int``, ``float``, or a list parser from
+    :mod:`mtl_tracing.commands._common`); ``default=None`` means "the job's own default" (the
+    keyword is then not passed).
+    """
+
+    flag: str
+    type: Callable[[str], Any] = str
+    help: str = ""
+    default: Any = None
+    choices: Sequence[Any] | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A registered job: its name (the command and the output sub-folder) and its module."""
+
+    name: str
+    module: str
+    help: str
+    default: bool = True  # part of ``reproduce``'s default figure set
+    x64: bool = True  # accepts --x64
+
+    def load_module(self) -> ModuleType:
+        return importlib.import_module(self.module)
+
+
+_E = "mtl_tracing.experiments."
+
+#: The registry, in ``reproduce``'s order.
+JOBS: tuple[Job, ...] = (
+    Job(
+        "figure7",
+        _E + "figure7",
+        "Figure 7: ROC and score distributions of the tracing attack, simulation vs exact theory.",
+    ),
+    Job("figure6", _E + "figure6", "Figure 6: attack AUC ablations on synthetic MTL (App. A.8)."),
+    Job(
+        "figure3",
+        _E + "figure3",
+        "Figure 3: attack AUC vs generalization gaps at training checkpoints (synthetic MTL).",
+    ),
+    Job(
+        "figure45",
+        _E + "figure45",
+        "Figures 4-5: score distributions and head similarity (synthetic MTL).",
+    ),
+    Job("table", _E + "table", "Tables 1-2: percentile thresholds and balanced accuracy."),
+    Job(
+        "sweep_auc_tasks_dim",
+        _E + "sweeps",
+        "Sweep: tracing AUC against T and d (Gaussian game), with exact curves.",
+    ),
+    Job(
+        "sweep_strong_weak_gap",
+        _E + "sweeps",
+        "Sweep: strong-weak AUC gap against sbar/s (Gaussian game).",
+    ),
+    Job(
+        "sweep_membership_limit",
+        _E + "sweeps",
+        "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
+    ),
+)
+
+
+def names(default_only: bool = False) -> list[str]:
+    """Registered job names, in order."""
+    return [j.name for j in JOBS if j.default or not default_only]
+
+
+def get(name: str) -> Job:
+    """The job called ``name``; ``ValueError`` listing the names otherwise."""
+    for job in JOBS:
+        if job.name == name:
+            return job
+    raise ValueError(f"job must be one of {tuple(names())}, got {name!r}")
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, job: Job, module: ModuleType | None = None):
+    """The common flags (``--out --quick --seed --x64 --no-progress --replot``) + ``OPTIONS``."""
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--quick", action="store_true", help="the small, fast version")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    if job.x64:
+        parser.add_argument("--x64", action="store_true", help="compute in float64")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--replot", action="store_true", help="only redraw from the data in --out")
+    for opt in _options(job, module):
+        kw = {"type": opt.type, "default": opt.default, "help": opt.help}
+        if opt.choices is not None:
+            kw["choices"] = tuple(opt.choices)
+        parser.add_argument(opt.flag, dest=opt.dest, **kw)
+
+
+def _options(job: Job, module: ModuleType | None) -> tuple[Option, ...]:
+    if module is None:
+        # The options live in the job module; importing it is cheap (no JAX at import time).
+        module = job.load_module()
+    return tuple(getattr(module, "OPTIONS", ()))
+
+
+def run_job(
+    job: Job | str,
+    out_dir: str | Path,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    x64: bool = False,
+    replot: bool = False,
+    **options: Any,
+) -> list[Path]:
+    """Run (unless ``replot``) and plot one job into ``out_dir``; returns the figure paths.
+
+    ``options`` override the job's defaults (and its ``QUICK`` values when ``quick``).
+    """
+    job = get(job) if isinstance(job, str) else job
+    mod = job.load_module()
+    out_dir = Path(out_dir)
+    if not replot:
+        kwargs = dict(getattr(mod, "QUICK", {})) if quick else {}
+        kwargs.update({k: v for k, v in options.items() if v is not None})
+        dtype = None
+        if x64:
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+            dtype = "float64"
+        mod.run(out_dir, seed=seed, progress=progress, dtype=dtype, **_job_kwargs(job, kwargs))
+    return list(mod.plot(out_dir))
+
+
+def _job_kwargs(job: Job, kwargs: dict) -> dict:
+    # The three ready sweeps share one module; the job name picks the sweep.
+    if job.module == _E + "sweeps":
+        return {"name": job.name, **kwargs}
+    return kwargs
+
+
+def script_main(name: str, argv: list[str] | None = None) -> int:
+    """``python simulations/<name>.py ...``: run the job, print its headline, check its output.
+
+    Exits 1 if :func:`check` finds a problem, 2 on bad input.
+    """
+    job = get(name)
+    mod = job.load_module()
+    parser = argparse.ArgumentParser(prog=f"simulations/{name}.py", description=job.help)
+    add_job_arguments(parser, job, mod)
+    args = parser.parse_args(argv)
+    options = {o.dest: getattr(args, o.dest) for o in _options(job, mod)}
+    t0 = time.perf_counter()
+    try:
+        paths = run_job(
+            job,
+            args.out,
+            quick=args.quick,
+            seed=args.seed,
+            progress=not args.no_progress,
+            x64=getattr(args, "x64", False),
+            replot=args.replot,
+            **options,
+        )
+    except (ValueError, OSError) as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    payload, _ = mod.load(Path(args.out))
+    print(mod.headline(payload))
+    for p in paths:
+        print(f"wrote {p}")
+    problems = mod.check(Path(args.out))
+    for p in problems:
+        print(f"CHECK FAILED: {p}", file=sys.stderr)
+    print(f"{name}: {time.perf_counter() - t0:.1f} s")
+    return 1 if problems else 0
