@@ -41,7 +41,7 @@ def main() -> None:
     data_cfg = synthetic.SyntheticConfig()
     cfg = train.TrainConfig(epochs=args.epochs, warm_start_epochs=min(5, args.epochs))
     data = synthetic.generate(jax.random.key(0), data_cfg)
-    steps_per_run = args.epochs * train._steps_per_epoch(data_cfg.tasks, cfg.task_batch)
+    steps_per_run = args.epochs * train.steps_per_epoch(data_cfg.tasks, cfg.task_batch)
     key = jax.random.key(1)
     print(f"machine: {os.cpu_count()} CPUs, jax {jax.__version__}, {jax.devices()[0].platform}")
     print(f"config: {data_cfg}, epochs {args.epochs}, {steps_per_run} steps per run")

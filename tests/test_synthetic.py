@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mtl_tracing.data.synthetic import SyntheticConfig, SyntheticData, generate
+from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.data.synthetic import SyntheticConfig, generate
 
 SMALL = SyntheticConfig(tasks=4, dim=6, embed_dim=3, samples=5, holdout=2)
 
@@ -17,19 +18,24 @@ SMALL = SyntheticConfig(tasks=4, dim=6, embed_dim=3, samples=5, holdout=2)
 def test_shapes_and_float32_default():
     data = generate(jax.random.key(0), SMALL)
     T2, N, d, m, h = 8, 5, 6, 3, 2
-    assert isinstance(data, SyntheticData)
-    assert data.x.shape == (T2, N, d) and data.y.shape == (T2, N)
-    assert data.x_holdout.shape == (T2, h, d) and data.y_holdout.shape == (T2, h)
-    assert data.projection.shape == (m, d) and data.heads.shape == (T2, m)
-    assert data.task_means.shape == (T2, d)
-    assert data.tasks == 4
-    for leaf in data:
+    assert isinstance(data, MultitaskData)
+    T = T2 // 2
+    assert data.x.shape == (T, N, d) and data.y.shape == (T, N)
+    assert data.x_out.shape == (T, N, d) and data.y_out.shape == (T, N)
+    assert data.x_heldout.shape == (T, h, d) and data.y_heldout.shape == (T, h)
+    assert data.x_out_heldout.shape == (T, h, d) and data.y_out_heldout.shape == (T, h)
+    assert data.stacked()[0].shape == (T2, N, d) and data.stacked(True)[1].shape == (T2, h)
+    info = data.info
+    assert info["projection"].shape == (m, d) and info["heads"].shape == (T2, m)
+    assert info["task_means"].shape == (T2, d)
+    assert data.tasks == 4 and data.out_tasks == 4 and data.samples == N and data.heldout == h
+    for leaf in jax.tree.leaves(data):
         assert leaf.dtype == jnp.float32
 
 
 def test_float64_on_request(x64):
     data = generate(jax.random.key(0), SMALL, dtype=jnp.float64)
-    for leaf in data:
+    for leaf in jax.tree.leaves(data):
         assert leaf.dtype == jnp.float64
 
 
@@ -43,8 +49,9 @@ def test_float64_without_x64_is_refused():
 def test_labels_follow_projection_rule():
     """y = 1[<g_i, H x> > 0] for pool and holdout samples of all 2T tasks."""
     data = jax.tree.map(np.asarray, generate(jax.random.key(3), SMALL))
-    for x, y in ((data.x, data.y), (data.x_holdout, data.y_holdout)):
-        scores = np.einsum("tm,md,tnd->tn", data.heads, data.projection, x)
+    for x, y in (data.stacked(), data.stacked(heldout=True)):
+        x, y = np.asarray(x), np.asarray(y)
+        scores = np.einsum("tm,md,tnd->tn", data.info["heads"], data.info["projection"], x)
         np.testing.assert_array_equal(y, (scores > 0).astype(np.float32))
     assert set(np.unique(data.y)) <= {0.0, 1.0}
 
@@ -52,7 +59,7 @@ def test_labels_follow_projection_rule():
 @pytest.mark.parametrize(("dim", "embed_dim"), [(6, 3), (3, 5)])
 def test_projection_full_rank(dim, embed_dim):
     cfg = SMALL.replace(dim=dim, embed_dim=embed_dim)
-    H = np.asarray(generate(jax.random.key(1), cfg).projection, np.float64)
+    H = np.asarray(generate(jax.random.key(1), cfg).info["projection"], np.float64)
     assert np.linalg.matrix_rank(H) == min(dim, embed_dim)
 
 
@@ -61,7 +68,7 @@ def test_vmap_over_keys_equals_single_calls():
     batched = jax.tree.map(np.asarray, jax.jit(jax.vmap(lambda k: generate(k, SMALL)))(keys))
     for i in range(3):
         single = jax.tree.map(np.asarray, generate(keys[i], SMALL))
-        for a, b in zip(batched, single, strict=True):
+        for a, b in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
             np.testing.assert_allclose(a[i], b, rtol=1e-6, atol=1e-6)
 
 
@@ -82,7 +89,14 @@ def test_label_balance_and_task_rate_variance(task_std, sample_std):
     )  # fmt: skip
     keys = jax.random.split(jax.random.key(11), 64)
     data = jax.jit(jax.vmap(lambda k: generate(k, cfg)))(keys)
-    y = np.concatenate([np.asarray(data.y), np.asarray(data.y_holdout)], -1)  # N_tot = 8
+    y = np.concatenate(
+        [
+            np.concatenate([data.y, data.y_out], 1),
+            np.concatenate([data.y_heldout, data.y_out_heldout], 1),
+        ],
+        -1,
+    )  # (64, 2T, N_tot = 8)
+    y = np.asarray(y)
     n_tot = y.shape[-1]
     rate = y.reshape(-1, n_tot).mean(-1)  # (64 * 2T,)
     n = rate.size

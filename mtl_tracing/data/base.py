@@ -69,6 +69,18 @@ class MultitaskData(NamedTuple):
         """F, the shape of one input."""
         return tuple(int(s) for s in self.x.shape[2:])
 
+    def stacked(self, heldout: bool = False):
+        """(x, y) of all T + T_out tasks, IN rows first: the pools (or held-out samples)."""
+        import jax.numpy as jnp
+
+        if heldout:
+            parts = (self.x_heldout, self.x_out_heldout, self.y_heldout, self.y_out_heldout)
+        else:
+            parts = (self.x, self.x_out, self.y, self.y_out)
+        if any(p is None for p in parts):
+            raise ValueError("stacked(heldout=True) needs x_heldout and x_out_heldout, got None")
+        return jnp.concatenate(parts[:2]), jnp.concatenate(parts[2:])
+
     @property
     def heldout(self) -> int:
         """H, held-out samples per task (0 when absent)."""

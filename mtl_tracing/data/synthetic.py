@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,8 +43,9 @@ from mtl_tracing._validate import (
     check_key,
     check_positive_float,
 )
+from mtl_tracing.data.base import MultitaskData
 
-__all__ = ["SyntheticConfig", "SyntheticData", "generate"]
+__all__ = ["SyntheticConfig", "generate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,28 +85,11 @@ class SyntheticConfig:
         return dataclasses.asdict(self)
 
 
-class SyntheticData(NamedTuple):
-    """One synthetic data set; rows ``0..T-1`` are IN tasks, rows ``T..2T-1`` OUT tasks."""
-
-    x: Array  # (2T, N, d) pool samples (training samples for IN tasks, fresh for OUT)
-    y: Array  # (2T, N) labels in {0, 1}, same float dtype as x
-    x_holdout: Array  # (2T, holdout, d) fresh samples of every task
-    y_holdout: Array  # (2T, holdout) labels in {0, 1}
-    projection: Array  # (m, d) H, entries N(0, 1/d)
-    heads: Array  # (2T, m) target heads g_i ~ N(0, I_m)
-    task_means: Array  # (2T, d) mu_i
-
-    @property
-    def tasks(self) -> int:
-        """T (number of IN tasks)."""
-        return self.x.shape[-3] // 2
-
-
-def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> SyntheticData:
+def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> MultitaskData:
     """Draw one synthetic data set (App. A.8) from a single typed key.
 
     Jittable and vmappable over keys (``config`` is static): ``jax.vmap(lambda k: generate(k,
-    cfg))(keys)`` gives a ``SyntheticData`` whose fields carry a leading ``(len(keys),)`` axis and
+    cfg))(keys)`` gives a ``MultitaskData`` whose fields carry a leading ``(len(keys),)`` axis and
     whose slice ``i`` equals ``generate(keys[i], cfg)``.
 
     Args:
@@ -115,8 +98,10 @@ def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> SyntheticDat
       dtype: float32 (default) or float64 (needs x64).
 
     Returns:
-      ``SyntheticData`` with x (2T, N, d), y (2T, N), x_holdout (2T, holdout, d), y_holdout
-      (2T, holdout), projection (m, d), heads (2T, m), task_means (2T, d).
+      ``MultitaskData`` with x (T, N, d), y (T, N), x_out (T, N, d), y_out (T, N), x_heldout
+      (T, holdout, d), y_heldout (T, holdout), x_out_heldout, y_out_heldout likewise, and
+      info = {"projection": H (m, d), "heads": g (2T, m), "task_means": mu (2T, d)} (IN rows
+      first, then OUT rows).
     """
     check_key("key", key)
     if not isinstance(config, SyntheticConfig):
@@ -125,7 +110,7 @@ def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> SyntheticDat
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
-def _generate(key: Array, config: SyntheticConfig, dtype) -> SyntheticData:
+def _generate(key: Array, config: SyntheticConfig, dtype) -> MultitaskData:
     T2, d, m = 2 * config.tasks, config.dim, config.embed_dim
     k_mu, k_h, k_g, k_x, k_xh = jax.random.split(key, 5)
     mu = config.mean + config.task_std * jax.random.normal(k_mu, (T2, d), dtype)
@@ -140,4 +125,6 @@ def _generate(key: Array, config: SyntheticConfig, dtype) -> SyntheticData:
 
     x, y = draw(k_x, config.samples)
     xh, yh = draw(k_xh, config.holdout)
-    return SyntheticData(x, y, xh, yh, H, g, mu)
+    T = config.tasks
+    info = {"projection": H, "heads": g, "task_means": mu}
+    return MultitaskData(x[:T], y[:T], x[T:], y[T:], xh[:T], yh[:T], xh[T:], yh[T:], info)

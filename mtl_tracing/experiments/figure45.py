@@ -105,7 +105,7 @@ def run(
     T = config.data.tasks
     learned = res.trained.params["head_kernel"]  # (R, T, m)
     ip, cos = (np.asarray(a, np.float64) for a in head_similarities(learned))
-    tip, tcos = (np.asarray(a, np.float64) for a in head_similarities(res.data.heads[:T]))
+    tip, tcos = (np.asarray(a, np.float64) for a in head_similarities(res.data.info["heads"][:T]))
     arrays = {"heads_inner": ip, "heads_cosine": cos, "target_inner": tip, "target_cosine": tcos}
     for adv in mc.ADVERSARIES:
         g = res.scores[adv].variance

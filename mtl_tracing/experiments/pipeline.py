@@ -41,7 +41,8 @@ from scipy import stats
 from mtl_tracing import attacks, results
 from mtl_tracing._validate import check_finite_float, check_int, check_key
 from mtl_tracing.data import synthetic
-from mtl_tracing.data.synthetic import SyntheticConfig, SyntheticData
+from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.data.synthetic import SyntheticConfig
 from mtl_tracing.victims import model
 from mtl_tracing.victims import mtl as train
 from mtl_tracing.victims.mtl import TrainConfig, TrainResult
@@ -177,7 +178,7 @@ def pipeline_config_from_dict(payload: dict) -> PipelineConfig:
 class PipelineResult(NamedTuple):
     """Everything one pipeline call produced (arrays stay on device; ``summary`` is JSON-ready)."""
 
-    data: SyntheticData
+    data: MultitaskData
     trained: TrainResult
     scores: dict  # adversary -> attacks.AttackScores, scores_in (R, T, trials), scores_out likewise
     summary: dict  # see ``summarize``
@@ -401,8 +402,10 @@ def run_pipeline(
     trained = train.train(k_train, data, config.train, runs=config.runs, progress=progress)
     T, a = config.data.tasks, config.attack
     pools = {
-        "strong": model.embed_runs(trained.graphdef, trained.params, data.x),  # (R, 2T, N, m)
-        "weak": model.embed_runs(trained.graphdef, trained.params, data.x_holdout),
+        # IN tasks' training samples, then OUT tasks' samples: (R, 2T, N, m)
+        "strong": model.embed_runs(trained.graphdef, trained.params, data.stacked()[0]),
+        # IN and OUT tasks' fresh samples: (R, 2T, H, m)
+        "weak": model.embed_runs(trained.graphdef, trained.params, data.stacked(True)[0]),
     }
     ks = {"strong": a.strong_k, "weak": a.weak_k}
     scores = {

@@ -13,29 +13,35 @@ one ``optax.multi_transform`` over a label tree:
 Warm start (Nguyen et al. 2023): for the first ``warm_start_epochs`` the shared learning rate
 schedule is 0 (encoder frozen, weight decay included) and heads use ``warm_start_lr``.
 
-The whole run is one jitted ``lax.scan`` over epochs (inner scan over steps); the R runs are
-vmapped inside the epoch body, so a progress callback fires once per epoch (not once per run).
-Run r uses key ``fold_in(key, r)``: its numbers do not depend on R.
+:class:`MTLTrainer` is the algorithm as a :class:`~mtl_tracing.victims.trainer.Trainer`; the
+driver :func:`~mtl_tracing.victims.trainer.fit` runs it as one jitted ``lax.scan`` over epochs
+(inner scan over steps), the R runs vmapped or looped. Run r uses key ``fold_in(key, r)``: its
+numbers do not depend on R. :func:`train` is the convenience entry point.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax import Array
 
 from mtl_tracing._validate import check_finite_float, check_int, check_key, check_positive_float
-from mtl_tracing.data.synthetic import SyntheticData
+from mtl_tracing.data.base import MultitaskData, check_multitask_data
 from mtl_tracing.victims.model import MultitaskModel, embed_fn, logits_fn, split_params
+from mtl_tracing.victims.trainer import fit
 
 __all__ = [
     "TrainConfig",
+    "MTLTrainer",
+    "MTLState",
+    "steps_per_epoch",
     "History",
     "TrainResult",
     "GeneralizationGaps",
@@ -122,7 +128,8 @@ class GeneralizationGaps(NamedTuple):
     weak_gap: Array  # probe_out_loss - heldout_loss
 
 
-def _steps_per_epoch(tasks: int, task_batch: int) -> int:
+def steps_per_epoch(tasks: int, task_batch: int) -> int:
+    """Optimiser steps per epoch: ceil(T / B)."""
     return -(-tasks // task_batch)
 
 
@@ -189,17 +196,6 @@ def _acc(logits: Array, y: Array) -> Array:
     return jnp.mean(((logits > 0).astype(y.dtype) == y).astype(logits.dtype))
 
 
-# Progress: the compiled program calls this module-level function once per epoch; ``train``
-# pushes its tqdm bar here for the duration of the call (no closure, hence no recompile).
-_BARS: list = []
-
-
-def _tick(epoch) -> None:
-    del epoch
-    if _BARS:
-        _BARS[-1].update(1)
-
-
 @functools.cache
 def _graphdef(dim, embed_dim, tasks, hidden, dtype):
     abstract = nnx.eval_shape(
@@ -210,82 +206,140 @@ def _graphdef(dim, embed_dim, tasks, hidden, dtype):
     return nnx.split(abstract)[0]
 
 
-@functools.partial(jax.jit, static_argnames=("config", "embed_dim", "runs", "progress"))
-def _train_kernel(
-    key, x, y, xh, yh, *, config: TrainConfig, embed_dim: int, runs: int, progress: bool
-):
-    T, _, d = x.shape
-    dtype = x.dtype
-    B = config.task_batch
-    steps = _steps_per_epoch(T, B)
-    graphdef = _graphdef(d, embed_dim, T, config.hidden, dtype.name)
+class MTLState(NamedTuple):
+    """Algorithm 3's training state for one run."""
 
-    def init_one(run_key):
-        k_init, k_perm = jax.random.split(run_key)
-        model = MultitaskModel(
-            d, embed_dim, T, config.hidden, rngs=nnx.Rngs(params=k_init), param_dtype=dtype
+    params: dict  # pure dict: shared encoder theta and heads (T, m), (T,)
+    opt_state: Any  # optax state of ``make_optimizer``
+
+
+@dataclasses.dataclass(frozen=True)
+class MTLTrainer:
+    """Algorithm 3 (App. A.3) as a :class:`~mtl_tracing.victims.trainer.Trainer`.
+
+    Objective: ell_MTL(theta, beta) = (1/|B|) sum_{i in B} (1/N) sum_j BCE(<beta_i, h_theta(x_ij)>
+    + b_i, y_ij) over task minibatches B of the T IN tasks, with the optimiser of
+    :func:`make_optimizer` (warm start, per-head clipping, AdamW).
+
+    - ``init``: the model from ``nnx.Rngs(params=key)`` and the optimiser state.
+    - ``batches``: a fresh permutation of the T IN tasks cut into ceil(T/B) minibatches of B
+      task ids (wrapping around when B does not divide T): (steps, B) int32.
+    - ``step``: one AdamW step on one minibatch (the key is unused: the algorithm is
+      deterministic given the schedule). Metrics: ``loss``.
+    - ``evaluate``: BCE and accuracy on the IN tasks' training and held-out samples.
+    - ``embed``: the shared encoder h_theta, (..., d) -> (..., m).
+    """
+
+    config: TrainConfig
+    embed_dim: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
+
+    def _graphdef(self, data: MultitaskData):
+        T, _, d = data.x.shape
+        return _graphdef(d, self.embed_dim, T, self.config.hidden, jnp.dtype(data.x.dtype).name)
+
+    def _tx(self, params: dict, tasks: int):
+        return make_optimizer(
+            self.config, params, steps_per_epoch=steps_per_epoch(tasks, self.config.task_batch)
         )
-        return split_params(model)[1], k_perm
 
-    run_keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(runs))
-    params, perm_keys = jax.vmap(init_one)(run_keys)
-    one = jax.tree.map(lambda a: a[0], params)
-    tx = make_optimizer(config, one, steps_per_epoch=steps)
-    opt_state = jax.vmap(tx.init)(params)
+    def init(self, key: Array, data: MultitaskData) -> MTLState:
+        T, _, d = data.x.shape
+        model = MultitaskModel(
+            d,
+            self.embed_dim,
+            T,
+            self.config.hidden,
+            rngs=nnx.Rngs(params=key),
+            param_dtype=data.x.dtype,
+        )
+        params = split_params(model)[1]
+        return MTLState(params, self._tx(params, T).init(params))
 
-    def loss_fn(p, ids):
-        logits = nnx.merge(graphdef, p)(x[ids], ids[:, None])  # (B, N)
-        return _bce(logits, y[ids])
+    def batches(self, key: Array, data: MultitaskData) -> dict:
+        T, B = data.x.shape[0], self.config.task_batch
+        perm = jax.random.permutation(key, T)
+        ids = jnp.resize(perm, (steps_per_epoch(T, B), B))
+        return {"ids": ids, "x": data.x[ids], "y": data.y[ids]}
 
-    def step(carry, ids):
-        p, s = carry
-        loss, grads = jax.value_and_grad(loss_fn)(p, ids)
-        updates, s = tx.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), loss
+    def step(self, state: MTLState, key: Array, batch: dict) -> tuple[MTLState, dict]:
+        del key
+        ids, x, y = batch["ids"], batch["x"], batch["y"]
+        T = state.params["head_bias"].shape[-1]
+        graphdef = _graphdef(
+            x.shape[-1], self.embed_dim, T, self.config.hidden, jnp.dtype(x.dtype).name
+        )
+        tx = self._tx(state.params, T)
 
-    def run_epoch(p, s, k_perm, epoch):
-        perm = jax.random.permutation(jax.random.fold_in(k_perm, epoch), T)
-        batches = jnp.resize(perm, (steps, B))  # wraps around when B does not divide T
-        (p, s), _ = jax.lax.scan(step, (p, s), batches)
-        return p, s
+        def loss_fn(p):
+            logits = nnx.merge(graphdef, p)(x, ids[:, None])  # (B, N)
+            return _bce(logits, y)
 
-    def evaluate(p):
-        lt, lh = logits_fn(graphdef, p, x), logits_fn(graphdef, p, xh)
-        return _bce(lt, y), _acc(lt, y), _bce(lh, yh), _acc(lh, yh)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return MTLState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
 
-    def epoch_body(carry, epoch):
-        p, s = carry
-        p, s = jax.vmap(run_epoch, in_axes=(0, 0, 0, None))(p, s, perm_keys, epoch)
-        metrics = jax.vmap(evaluate)(p)
-        if progress:
-            jax.debug.callback(_tick, epoch)
-        return (p, s), metrics
+    def evaluate(self, state: MTLState, data: MultitaskData) -> dict:
+        graphdef = self._graphdef(data)
+        lt = logits_fn(graphdef, state.params, data.x)
+        lh = logits_fn(graphdef, state.params, data.x_heldout)
+        return {
+            "train_loss": _bce(lt, data.y),
+            "train_accuracy": _acc(lt, data.y),
+            "heldout_loss": _bce(lh, data.y_heldout),
+            "heldout_accuracy": _acc(lh, data.y_heldout),
+        }
 
-    (params, _), metrics = jax.lax.scan(epoch_body, (params, opt_state), jnp.arange(config.epochs))
-    return params, History(*(m.T for m in metrics))
+    def embed(self, state: MTLState, x: Array) -> Array:
+        T = state.params["head_bias"].shape[-1]
+        d = x.shape[-1]
+        graphdef = _graphdef(d, self.embed_dim, T, self.config.hidden, jnp.dtype(x.dtype).name)
+        return embed_fn(graphdef, state.params, x)
 
 
-def _check_data(data: SyntheticData) -> None:
-    if not isinstance(data, SyntheticData):
-        raise ValueError(f"data must be a SyntheticData, got {type(data).__name__}")
-    if data.x.ndim != 3 or data.x.shape[0] % 2:
-        raise ValueError(f"data.x must have shape (2T, N, d), got {tuple(data.x.shape)}")
-    for name in ("x", "x_holdout", "projection"):
-        if not jnp.all(jnp.isfinite(getattr(data, name))):
-            raise ValueError(f"data.{name} must be finite, got non-finite values")
+def _check_data(data: MultitaskData) -> None:
+    check_multitask_data(data, heldout=True)
+    if np.ndim(data.x) != 3:
+        raise ValueError(f"data.x must have shape (T, N, d), got {tuple(np.shape(data.x))}")
+
+
+def _embed_dim(data: MultitaskData) -> int:
+    info = data.info or {}
+    if "projection" not in info:
+        raise ValueError("data.info must hold 'projection' (m, d) to set the embedding size m")
+    return int(np.shape(info["projection"])[0])
 
 
 def train(
-    key: Array, data: SyntheticData, config: TrainConfig, *, runs: int = 1, progress: bool = False
+    key: Array,
+    data: MultitaskData,
+    config: TrainConfig,
+    *,
+    runs: int = 1,
+    progress: bool = False,
+    layout: str = "auto",
+    embed_dim: int | None = None,
 ) -> TrainResult:
-    """Train R independent multitask models on the T IN tasks of ``data``, in one program.
+    """Train R independent multitask models (Algorithm 3) on the T IN tasks of ``data``.
+
+    :class:`MTLTrainer` run by :func:`~mtl_tracing.victims.trainer.fit`.
 
     Args:
       key: typed PRNG key; run r uses ``fold_in(key, r)`` (init and task permutations).
-      data: ``SyntheticData`` (trains on x[:T], y[:T]; held-out metrics on x_holdout[:T]).
+      data: ``MultitaskData`` (trains on x, y; held-out metrics on x_heldout, y_heldout).
       config: ``TrainConfig``.
-      runs: R, number of independent runs (vmapped).
+      runs: R, number of independent runs.
       progress: show a tqdm bar over epochs, updated from inside the compiled scan.
+      layout: ``"auto"`` (loop on CPU, vmap elsewhere), ``"vmap"`` or ``"loop"``.
+      embed_dim: m; default the rows of ``data.info["projection"]`` (synthetic data).
 
     Returns:
       ``TrainResult(graphdef, params, history)``; params leaves are (R, ...), history fields
@@ -299,23 +353,15 @@ def train(
     T = data.tasks
     if config.task_batch > T:
         raise ValueError(f"task_batch must be <= tasks (T={T}), got {config.task_batch}")
-    args = (data.x[:T], data.y[:T], data.x_holdout[:T], data.y_holdout[:T])
-    kwargs = dict(config=config, embed_dim=data.projection.shape[0], runs=runs)
-    if not progress:
-        params, history = _train_kernel(key, *args, progress=False, **kwargs)
-    else:
-        from tqdm.auto import tqdm
-
-        with tqdm(total=config.epochs, desc=f"training {runs} run(s)", unit="epoch") as bar:
-            _BARS.append(bar)
-            try:
-                params, history = _train_kernel(key, *args, progress=True, **kwargs)
-                jax.block_until_ready(params)
-            finally:
-                _BARS.remove(bar)
+    embed_dim = _embed_dim(data) if embed_dim is None else check_int("embed_dim", embed_dim, low=1)
+    trainer = MTLTrainer(config, embed_dim)
+    # Only the IN part reaches the compiled program (OUT tasks are never trained on).
+    in_part = MultitaskData(data.x, data.y, None, None, data.x_heldout, data.y_heldout)
+    out = fit(trainer, key, in_part, runs=runs, layout=layout, progress=progress)
+    history = History(*(out.history[f] for f in History._fields))
     d, dtype = data.x.shape[-1], data.x.dtype
-    graphdef = _graphdef(d, data.projection.shape[0], T, config.hidden, jnp.dtype(dtype).name)
-    return TrainResult(graphdef, params, history)
+    graphdef = _graphdef(d, embed_dim, T, config.hidden, jnp.dtype(dtype).name)
+    return TrainResult(graphdef, out.state.params, history)
 
 
 def _with_bias(e: Array) -> Array:
@@ -348,15 +394,19 @@ def _probe_loss(e_fit, y_fit, e_eval, y_eval, *, ridge, newton_steps):
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "newton_steps"))
 def _gaps_kernel(graphdef, params, data, ridge, *, newton_steps):
-    T = data.x.shape[0] // 2
+    T = data.x.shape[0]
+    x_all = jnp.concatenate([data.x, data.x_out])  # (T + T_out, N, d)
+    y_all = jnp.concatenate([data.y, data.y_out])
+    xh_all = jnp.concatenate([data.x_heldout, data.x_out_heldout])  # (T + T_out, H, d)
+    yh_all = jnp.concatenate([data.y_heldout, data.y_out_heldout])
 
     def one_run(p):
-        train_loss = _bce(logits_fn(graphdef, p, data.x[:T]), data.y[:T])
-        heldout_loss = _bce(logits_fn(graphdef, p, data.x_holdout[:T]), data.y_holdout[:T])
-        e_fit = embed_fn(graphdef, p, data.x)  # (2T, N, m)
-        e_eval = embed_fn(graphdef, p, data.x_holdout)  # (2T, holdout, m)
+        train_loss = _bce(logits_fn(graphdef, p, data.x), data.y)
+        heldout_loss = _bce(logits_fn(graphdef, p, data.x_heldout), data.y_heldout)
+        e_fit = embed_fn(graphdef, p, x_all)  # (T + T_out, N, m)
+        e_eval = embed_fn(graphdef, p, xh_all)  # (T + T_out, H, m)
         probe = functools.partial(_probe_loss, ridge=ridge, newton_steps=newton_steps)
-        per_task = jax.vmap(probe)(e_fit, data.y, e_eval, data.y_holdout)  # (2T,)
+        per_task = jax.vmap(probe)(e_fit, y_all, e_eval, yh_all)  # (T + T_out,)
         return train_loss, heldout_loss, per_task[:T].mean(), per_task[T:].mean()
 
     tr, ho, p_in, p_out = jax.vmap(one_run)(params)
@@ -364,7 +414,7 @@ def _gaps_kernel(graphdef, params, data, ridge, *, newton_steps):
 
 
 def generalization_gaps(
-    result: TrainResult, data: SyntheticData, *, ridge: float = 1.0, newton_steps: int = 25
+    result: TrainResult, data: MultitaskData, *, ridge: float = 1.0, newton_steps: int = 25
 ) -> GeneralizationGaps:
     """Losses behind the generalization gaps of Sec. 6.5 (Fig. 3), per run.
 
@@ -381,12 +431,15 @@ def generalization_gaps(
     Everything is vmapped over tasks and over the R runs of ``result``; all outputs are (R,).
     """
     _check_data(data)
+    if data.x_out_heldout is None:
+        raise ValueError("data.x_out_heldout must be an array (OUT tasks' probe samples), got None")
     if data.tasks != result.params["head_bias"].shape[-1]:
         raise ValueError(
             f"data must have T={result.params['head_bias'].shape[-1]} IN tasks, got {data.tasks}"
         )
     ridge = check_positive_float("ridge", ridge)
     newton_steps = check_int("newton_steps", newton_steps, low=1)
+    data = data._replace(info=None)
     return _gaps_kernel(
         result.graphdef,
         result.params,

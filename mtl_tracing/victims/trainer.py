@@ -97,7 +97,8 @@ def _epoch_fn(trainer, data):
     def run_epoch(state, k_sched, epoch):
         batches = trainer.batches(jax.random.fold_in(k_sched, epoch), data)
         steps = jax.tree.leaves(batches)[0].shape[0]
-        keys = jax.random.split(jax.random.fold_in(k_sched, _STEP_STREAM + epoch), steps)
+        stream = jnp.asarray(epoch, jnp.uint32) + jnp.uint32(_STEP_STREAM)
+        keys = jax.random.split(jax.random.fold_in(k_sched, stream), steps)
 
         def body(s, xs):
             batch, k = xs
