@@ -226,7 +226,7 @@ def _attack_runs(key, pool, ridge, *, tasks_in, k, trials, whiten, cosine):
     sizes = jnp.full((tasks,), n, dtype=jnp.int32)
     # attacks.run_attacks validates on the host (not vmappable); its kernel is pure.
     kernel = functools.partial(
-        attacks.evaluation._run_kernel,
+        attacks.attack_kernel,
         tasks_in=tasks_in,
         k=k,
         trials=trials,
