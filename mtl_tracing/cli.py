@@ -1,19 +1,30 @@
 """Command line: ``mtl-tracing <command> ...`` (also ``python -m mtl_tracing``).
 
-Each subcommand lives in its own module under ``mtl_tracing.commands`` and defines
-``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``. Modules are
-discovered automatically, so adding a command never edits this file.
+Two kinds of subcommand, neither of which edits this file to add:
+
+- hand-written commands (``game``, ``sweep``, ``attack``, ``verify``, ``plot-sweep``,
+  ``reproduce``), one module each under ``mtl_tracing.commands`` defining ``NAME``, ``HELP``,
+  ``add_arguments(parser)`` and ``run(args) -> int``, discovered automatically;
+- one command per job of :data:`mtl_tracing.experiments.registry.JOBS` (``figure7``,
+  ``figure3``, ...), with the job's flags (:func:`registry.add_job_arguments`); it runs the job,
+  prints its headline and the written paths, and checks the output.
+
+Building the parser imports no JAX (the job modules import it when they run), so ``--help`` is
+fast. Bad input and unusable paths (any ``OSError``) end in one line, ``mtl-tracing CMD: error:
+...``, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 import pkgutil
 import sys
 
 import mtl_tracing.commands as _commands
+from mtl_tracing.experiments import registry
 
 __all__ = ["main", "entry", "build_parser"]
 
@@ -41,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=description)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
+    for job in registry.JOBS:
+        p = sub.add_parser(job.name, aliases=job.aliases, help=job.help, description=job.help)
+        registry.add_job_arguments(p, job)
+        p.set_defaults(_run=functools.partial(_run_job, job))
     return parser
+
+
+def _run_job(job: registry.Job, args: argparse.Namespace) -> int:
+    return registry.main_from_args(job, args, prog=f"mtl-tracing {args.command}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
-        # Bad input is reported on one line, never as a traceback.
+    except (ValueError, OSError) as err:
+        # Bad input and unusable paths are reported on one line, never as a traceback.
         print(f"mtl-tracing {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.commands._common import check_output_file, enable_x64_if
 
 NAME = "attack"
 HELP = "Run the variance and inner-product attacks (Algorithms 1-2) on an embeddings .npz."
@@ -102,11 +102,14 @@ def run(args: argparse.Namespace) -> int:
     check_int("--bootstrap", args.bootstrap, low=1)
     check_int("--seed", args.seed, low=0)
     ridge = attacks.DEFAULT_RIDGE if args.ridge is None else args.ridge
-    out_json = Path(args.json)
+    out_json = check_output_file("--json", args.json)
     if out_json.suffix != ".json":
         raise ValueError(f"--json must end in .json, got {args.json!r}")
     if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
         raise ValueError(f"--plot must end in .png, got {args.plot!r}")
+    if args.plot is not None:
+        check_output_file("--plot", args.plot)
+    check_output_file("--json (its scores file)", str(out_json.with_suffix(".npz")))
 
     data = embeddings.load_embeddings(args.embeddings, adversary=args.adversary, challenge=k)
     pool_in, pool_out = data.adversary_pools(args.adversary)

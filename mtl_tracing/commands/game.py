@@ -2,7 +2,8 @@
 
 Writes a JSON file with the config, seed, sampler and run metadata; for each adversary
 (``strong``, ``weak``, ``out``) the empirical mean and variance of z with standard errors computed
-over games (scores within a game are correlated through mu_hat), the exact theory
+over games (scores within a game are correlated through mu_hat; :func:`metrics.group_moments`,
+whose docstring holds the definition), the exact theory
 (E z = d c, Var z = d (A B + c^2)) and the paper's formulas (Thms 4.1-4.3); and the AUC of the
 strong and weak adversaries against OUT, pooled over games, with a bootstrap CI that resamples
 games and the exact marginal AUC.
@@ -12,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.commands._common import check_output_file, enable_x64_if
 
 NAME = "game"
 HELP = "simulate the Gaussian tracing game (Sec. 4) and compare with the exact theory"
@@ -37,21 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-games", type=int, default=None, help="games per compiled chunk")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (games)")
     parser.add_argument("--json", required=True, help="output JSON path")
-
-
-def _moment_stats(z: np.ndarray) -> dict:
-    """Mean and variance of all scores (G, T) with SEs over per-game statistics."""
-    G, T = z.shape
-    mean = float(z.mean())
-    per_game_mean = z.mean(axis=1)
-    per_game_sq = ((z - mean) ** 2).mean(axis=1)
-    n = G * T
-    return {
-        "mean": mean,
-        "mean_se": float(per_game_mean.std(ddof=1) / np.sqrt(G)),
-        "var": float(per_game_sq.mean() * n / (n - 1)),
-        "var_se": float(per_game_sq.std(ddof=1) / np.sqrt(G)),
-    }
 
 
 def _auc_block(args, config, scores, gaussian) -> dict:
@@ -84,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("games", args.games, low=2)
     check_int("seed", args.seed, low=0)
     check_int("bootstrap", args.bootstrap, low=1)
+    json_path = check_output_file("--json", args.json)
     enable_x64_if(args.x64)
 
     import jax
@@ -92,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from mtl_tracing import gaussian, results
     from mtl_tracing.gaussian import game
     from mtl_tracing.gaussian.config import GaussianGameConfig
+    from mtl_tracing.metrics import group_moments
 
     config = GaussianGameConfig(
         tasks=args.tasks,
@@ -116,14 +102,14 @@ def run(args: argparse.Namespace) -> int:
     for adv, z in zip(_ADVERSARIES, scores, strict=True):
         m = mom[adv]
         payload[adv] = {
-            **_moment_stats(np.asarray(z, np.float64)),
+            **group_moments(z)._asdict(),
             "theory_mean": float(m.mean),
             "theory_var": float(m.var),
             "paper_mean": float(m.paper_mean),
             "paper_var": float(m.paper_var),
         }
     payload["auc"] = _auc_block(args, config, scores, gaussian)
-    results.write_json(args.json, payload)
+    results.write_json(json_path, payload)
 
     print(
         f"game  T={config.tasks} N={config.samples} d={config.dim} k={config.challenge} "
@@ -140,8 +126,7 @@ def run(args: argparse.Namespace) -> int:
             f"{r['theory_var']:>11.4g} {r['paper_var']:>11.4g}"
         )
     for adv, r in payload["auc"].items():
-        emp = "pending" if r["empirical"] is None else f"{r['empirical']:.4f}"
-        ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
-        print(f"AUC {adv:<6} empirical {emp}{ci}  exact {r['exact']:.4f}")
-    print(f"wrote {args.json}")
+        ci = f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
+        print(f"AUC {adv:<6} empirical {r['empirical']:.4f} {ci}  exact {r['exact']:.4f}")
+    print(f"wrote {json_path}")
     return 0
