@@ -490,10 +490,13 @@ def test_group_pair_window_too_short_falls_back(monkeypatch):
     iv = metrics.grouped_bootstrap(jax.random.key(0), stat, s_in, s_out, paired=True)
     assert [float(x) for x in iv[0][:3]] == [1.0, 1.0, 1.0]
 
-    stat = metrics.TprAtFprStatistic(0.5)
-    k, kernel = jax.random.key(3), metrics.bootstrap._bootstrap_kernel
-    kw = dict(num_resamples=16, paired=True)
-    want = metrics.grouped_bootstrap(k, stat, s_in[:, :4], s_out[:, :4], **kw)  # pairs, ok
+    # The setup of test_bootstrap_seeded_and_contains_estimate: its program is cached.
+    a, b = _data(1, 37, 23, ties=False)
+    s_in, s_out = a[:36].reshape(6, 6), b[:18].reshape(6, 3)
+    stat = metrics.TprAtFprStatistic(0.25)
+    k, kernel = jax.random.key(7), metrics.bootstrap._bootstrap_kernel
+    kw = dict(paired=False)
+    want = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)  # pairs, ok
     calls = []
     real = kernel
 
@@ -505,7 +508,7 @@ def test_group_pair_window_too_short_falls_back(monkeypatch):
     monkeypatch.setattr(metrics.bootstrap, "_bootstrap_kernel", spy)
     kernel.clear_cache()  # the programs traced with the one-score window are not kept
     try:
-        got = metrics.grouped_bootstrap(k, stat, s_in[:, :4], s_out[:, :4], **kw)
+        got = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)
     finally:
         kernel.clear_cache()
     assert calls == ["pairs", "sorted"]
@@ -575,7 +578,7 @@ def test_bootstrap_memory_bytes():
     # Above PAIR_LIMIT group pairs, only the sorted path is counted.
     g = int(np.sqrt(_fast.PAIR_LIMIT)) + 1
     big = mem(stats, (g, 1), (g, 1), num_resamples=100, chunk=4)
-    sorted_only = 12 * (2 * g) * 4 + 2 * 101 * (2 * g) * 4
+    sorted_only = (8 + 4 * 4) * (2 * g) * 4 + 2 * 101 * (2 * g) * 4
     assert big == sorted_only
     assert mem(_Generic(metrics.auc), (200, 8), (200, 8), num_resamples=100, chunk=4) < base
     with pytest.raises(ValueError, match="num_resamples"):
