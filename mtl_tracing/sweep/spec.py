@@ -86,8 +86,8 @@ class SweepSpec:
             vals = _as_tuple(name, getattr(self, name))
             vals = tuple(check_finite_float(name, v) for v in vals)
             for v in vals:
-                if v <= 0.0:
-                    raise ValueError(f"{name} must be > 0, got {v!r}")
+                if v < 0.0:
+                    raise ValueError(f"{name} must be >= 0, got {v!r}")
             set_(self, name, vals)
         means = _as_tuple("mean", self.mean)
         set_(self, "mean", tuple(check_finite_float("mean", v) for v in means))
