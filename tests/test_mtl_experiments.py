@@ -1,6 +1,6 @@
 """Synthetic-MTL jobs (figure6, figure3, figure4/5, table), their CLI commands and the pipeline.
 
-Every training call uses ``mtl_common.QUICK_CONFIG``'s shapes and training config, so the
+Every training call uses ``pipeline.QUICK_CONFIG``'s shapes and training config, so the
 training program compiles once for the whole file: figure3 runs one checkpoint at the quick
 config's epoch count and figure6 runs a grid whose values all equal the quick default.
 """

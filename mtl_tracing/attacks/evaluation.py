@@ -253,7 +253,7 @@ def embed_tasks(embed_fn: Callable[[Array], Array], x_by_task: Array) -> Array:
 
     Args:
       embed_fn: batched black box x (b, d) -> h_theta(x) (b, m), e.g. ``model.embed`` of
-        ``mtl_tracing.model`` or ``lambda x: model.embed(x)``.
+        ``mtl_tracing.victims.model`` or ``lambda x: model.embed(x)``.
       x_by_task: (tasks, n, d) samples grouped by task (padding rows are embedded too and
         ignored later through ``pool_sizes``).
 

@@ -12,7 +12,7 @@ HELP = "Run the variance and inner-product attacks (Algorithms 1-2) on an embedd
 DESCRIPTION = (
     HELP + " Writes --json (AUC with a task-resampling CI, TPR at 1% and 0.1% FPR, the "
     "50/75/90 percentile table, metadata), the scores next to it (same name, .npz) and, with "
-    "--plot, a ROC figure. File layout: see mtl_tracing.embeddings."
+    "--plot, a ROC figure. File layout: see mtl_tracing.data.embeddings."
 )
 
 
