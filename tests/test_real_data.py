@@ -349,7 +349,7 @@ def test_sharded_training_matches_one_device(tmp_path):
 TINY = dict(
     tasks=3, samples=4, heldout=4, epochs=2, checkpoints=2, trials=8, image_size=8, runs=1,
     embed_dim=4, warm_start_epochs=1, task_batch=3, widths="4", hidden=16, hash_dim=32,
-    strong_k=3, weak_k=3, sample_batch=4, num_resamples=20,
+    strong_k=4, weak_k=4, sample_batch=3, num_resamples=50,
 )  # fmt: skip
 
 
@@ -376,11 +376,11 @@ def test_end_to_end_celeba_command(tmp_path):
     args = ["real", "--dataset", "celeba", "--setting", "personalization", "--data-dir",
             str(root), "--out", str(out), "--no-progress", "--no-cache", "--quick",
             "--tasks", "3", "--samples", "4", "--heldout", "4", "--epochs", "2",
-            "--image-size", "8"]  # fmt: skip
+            "--image-size", "8", "--trials", "8", "--embed-dim", "4"]  # fmt: skip
     assert cli.main(args) == 0
     _check_outputs(out, "personalization")
     assert cli.main(["real", "--dataset", "celeba", "--out", str(out), "--replot"]) == 0
-    assert cli.main(args[:6] + ["--data-dir", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert cli.main(args[:5] + ["--data-dir", str(tmp_path / "nope"), "--out", str(out)]) == 2
 
 
 def test_end_to_end_femnist(tmp_path):

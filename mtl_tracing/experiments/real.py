@@ -310,7 +310,7 @@ def _rows(summary: dict) -> list[dict]:
                     "access": adv,
                     "auc": s["auc"],
                     "auc_ci": s["auc_ci"],
-                    "tpr_at_fpr": [(r["target"], r["tpr"]) for r in s["tpr_at_fpr"]],
+                    "tpr_at_fpr": [(r["target_fpr"], r["tpr"]) for r in s["tpr_at_fpr"]],
                     "percentiles": [
                         {k: t[k][i] for k in ("percentile", "tpr", "fpr", "balanced_accuracy")}
                         for i in range(len(t["percentile"]))
