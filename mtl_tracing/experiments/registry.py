@@ -131,6 +131,7 @@ JOBS: tuple[Job, ...] = (
         _E + "sweeps",
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
     ),
+    Job("real", _E + "real", "Tables 1-2, Figs 1-5 on real data (--data-dir).", default=False),
 )
 
 
