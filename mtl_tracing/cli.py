@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     for job in registry.JOBS:
+        if not job.command:
+            continue
         p = sub.add_parser(job.name, aliases=job.aliases, help=job.help, description=job.help)
         registry.add_job_arguments(p, job)
         p.set_defaults(_run=functools.partial(_run_job, job))

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing._validate import check_choice, check_int
-from mtl_tracing.data import _cache, _tasks
+from mtl_tracing.data import _tasks, cache
 from mtl_tracing.data._tasks import TaskSpec
 from mtl_tracing.data.base import MultitaskData
 
@@ -194,7 +194,7 @@ def load(
     def inputs():
         files = [root / ATTRIBUTES, root / IDENTITY]
         files += [root / PARTITION] if (root / PARTITION).is_file() else []
-        stamps = _cache.file_stamps(f for f in files if f.is_file())
+        stamps = cache.file_stamps(f for f in files if f.is_file())
         return stamps + ([] if features_dir else [[os.path.abspath(root / IMAGES)]])
 
     def build():
@@ -233,6 +233,6 @@ def load(
 
         return _tasks.assemble(sel, spec, fetch, label)
 
-    arrays = _cache.cached_arrays(cache_dir, "celeba", options, inputs, build)
+    arrays = cache.cached_arrays(cache_dir, "celeba", options, inputs, build)
     scale = 1.0 / 255.0 if arrays["x"].dtype == np.uint8 else None
     return _tasks.to_multitask(arrays, dtype=dtype, scale=scale)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_tracing.data import _cache, _tasks
+from mtl_tracing.data import _tasks, cache
 from mtl_tracing.data._tasks import TaskSpec
 from mtl_tracing.data.base import MultitaskData
 
@@ -159,7 +159,7 @@ def load(
         return arrays
 
     def inputs():
-        return _cache.file_stamps(files)
+        return cache.file_stamps(files)
 
-    arrays = _cache.cached_arrays(cache_dir, "femnist", options, inputs, build)
+    arrays = cache.cached_arrays(cache_dir, "femnist", options, inputs, build)
     return _tasks.to_multitask(arrays, dtype=dtype)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing._validate import check_int
-from mtl_tracing.data import _cache, _tasks
+from mtl_tracing.data import _tasks, cache
 from mtl_tracing.data._example_proto import decode_example
 from mtl_tracing.data._tasks import TaskSpec
 from mtl_tracing.data.base import MultitaskData
@@ -250,9 +250,9 @@ def load(
         return arrays
 
     def inputs():
-        return _cache.file_stamps([path])
+        return cache.file_stamps([path])
 
-    arrays = _cache.cached_arrays(cache_dir, "stackoverflow", options, inputs, build)
+    arrays = cache.cached_arrays(cache_dir, "stackoverflow", options, inputs, build)
     data = _tasks.to_multitask(arrays, dtype=dtype)
     data.info["label_tag"] = arrays["label_tag"]
     return data

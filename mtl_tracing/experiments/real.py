@@ -39,6 +39,7 @@ import numpy as np
 
 from mtl_tracing import plotting, results
 from mtl_tracing.experiments.registry import Option
+from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
 __all__ = [
     "DATASETS",
@@ -64,7 +65,6 @@ SETTINGS = ("personalization", "problems")
 JSON_NAME = "real.json"
 NPZ_NAME = "real.npz"
 ATTACKS = ("variance", "inner_product")
-ADVERSARIES = ("strong", "weak")
 
 _COMMON = {
     "embed_dim": 32,
@@ -192,9 +192,9 @@ def _segment(trainer, states, k_sched, epochs, data):
     """Run epochs ``epochs`` (an int array) for R stacked runs: the body of ``fit``."""
     import jax
 
-    from mtl_tracing.victims.trainer import _epoch_fn
+    from mtl_tracing.victims.trainer import epoch_fn
 
-    run_epoch = _epoch_fn(trainer, data)
+    run_epoch = epoch_fn(trainer, data)
 
     def one(state, ks):
         def body(s, e):
@@ -236,7 +236,7 @@ def _gaps(trainer, states, data, ridge):
     import jax
     import jax.numpy as jnp
 
-    from mtl_tracing.victims.mtl import _probe_loss
+    from mtl_tracing.victims.mtl import probe_loss
 
     T = data.x.shape[0]
     x_all = jnp.concatenate([data.x, data.x_out])
@@ -249,7 +249,7 @@ def _gaps(trainer, states, data, ridge):
         tr = bce(trainer.logits(s, data.x), data.y)
         ho = bce(trainer.logits(s, data.x_heldout), data.y_heldout)
         e_fit, e_eval = trainer.embed(s, x_all), trainer.embed(s, xh_all)
-        probe = functools.partial(_probe_loss, ridge=ridge, newton_steps=25)
+        probe = functools.partial(probe_loss, ridge=ridge, newton_steps=25)
         per = jax.vmap(probe)(e_fit, y_all, e_eval, yh_all)
         p_in, p_out = per[:T].mean(), per[T:].mean()
         return {
@@ -360,7 +360,7 @@ def run(
     import jax
 
     from mtl_tracing._validate import check_int
-    from mtl_tracing.data import _cache
+    from mtl_tracing.data import cache
     from mtl_tracing.experiments import pipeline as mc
     from mtl_tracing.experiments.figure45 import head_similarities
     from mtl_tracing.victims.encoder_mtl import EncoderMTLTrainer, shard_tasks, task_mesh
@@ -375,7 +375,7 @@ def run(
     for name in ("tasks", "samples", "heldout", "epochs", "runs", "trials", "checkpoints"):
         cfg[name] = check_int(name, cfg[name], low=1)
     if cache_dir == "default":
-        cache_dir = _cache.default_cache_dir()
+        cache_dir = cache.default_cache_dir()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     np_dtype = np.float64 if dtype in ("float64", np.float64) else np.float32

@@ -89,6 +89,7 @@ class Job:
     default: bool = True  # part of ``reproduce``'s default figure set
     x64: bool = True  # accepts --x64
     aliases: tuple[str, ...] = ()
+    command: bool = True  # False: a hand-written command in ``commands/`` runs this job
 
     def load_module(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -131,7 +132,13 @@ JOBS: tuple[Job, ...] = (
         _E + "sweeps",
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
     ),
-    Job("real", _E + "real", "Tables 1-2, Figs 1-5 on real data (--data-dir).", default=False),
+    Job(
+        "real",
+        _E + "real",
+        "Tables 1-2, Figs 1-5 on real data (--data-dir).",
+        default=False,
+        command=False,  # ``mtl-tracing real`` is commands/real.py (dataset/setting flags)
+    ),
 )
 
 
