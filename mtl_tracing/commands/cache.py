@@ -20,6 +20,8 @@ def _usage(path: Path) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+
     from mtl_tracing.cli import CACHE_MAX_BYTES, cache_dir
 
     path = Path(cache_dir())
@@ -34,8 +36,6 @@ def run(args: argparse.Namespace) -> int:
     n, size = _usage(path)
     print(f"folder   {path}{'' if path.is_dir() else ' (not created yet)'}")
     print(f"entries  {n} files, {size / 2**20:.1f} MiB")
-    print(
-        f"limit    {CACHE_MAX_BYTES / 2**20:.0f} MiB by default ($MTL_TRACING_CACHE_MAX_MB); "
-        "MTL_TRACING_NO_CACHE=1 turns it off"
-    )
+    limit = os.environ.get("MTL_TRACING_CACHE_MAX_MB") or f"{CACHE_MAX_BYTES / 2**20:.0f}"
+    print(f"limit    {limit} MiB ($MTL_TRACING_CACHE_MAX_MB); MTL_TRACING_NO_CACHE=1 turns it off")
     return 0
