@@ -1,12 +1,6 @@
 """Figures 4 and 5 (App. A.7.2): variance statistic IN vs OUT, head similarities.
 
-    python simulations/figure45.py --out runs/figure45
-        [--quick] [--seed 0]  (--help: all flags)
-
-The ``mtl-tracing figure45`` job of the registry
-(:mod:`mtl_tracing.experiments.registry`): runs it, prints its headline and checks its
-own output (exit 1 if the check fails, 2 on bad input).
-"""
+The registry job ``figure45`` (flags: ``--help``)."""
 
 import sys
 

@@ -1,12 +1,6 @@
 """Sweep: AUC of the strong and weak adversaries against T and d.
 
-    python simulations/sweep_auc_tasks_dim.py --out runs/sweep_auc_tasks_dim
-        [--quick] [--seed 0]  (--help: all flags)
-
-The ``mtl-tracing sweep_auc_tasks_dim`` job of the registry
-(:mod:`mtl_tracing.experiments.registry`): runs it, prints its headline and checks its
-own output (exit 1 if the check fails, 2 on bad input).
-"""
+The registry job ``sweep_auc_tasks_dim`` (flags: ``--help``)."""
 
 import sys
 

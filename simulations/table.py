@@ -1,12 +1,6 @@
 """Tables 1-2 layout (App. A.7): (TPR, FPR) and accuracy at percentile thresholds.
 
-    python simulations/table.py --out runs/table
-        [--quick] [--seed 0]  (--help: all flags)
-
-The ``mtl-tracing table`` job of the registry
-(:mod:`mtl_tracing.experiments.registry`): runs it, prints its headline and checks its
-own output (exit 1 if the check fails, 2 on bad input).
-"""
+The registry job ``table`` (flags: ``--help``)."""
 
 import sys
 

@@ -311,48 +311,7 @@ def test_cell_ids_are_canonical():
     assert cells["mean"][:2].tolist() == [0.0, 1.5]
 
 
-def _load_script(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "simulations" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
-    """The three ready sweeps (``reproduce`` jobs and ``simulations/`` scripts) on tiny grids:
-    they write the table and figures and pass their own checks against theory."""
-    from mtl_tracing.experiments import sweeps
-
-    tiny = {
-        "auc_tasks_dim": dict(tasks=(4,), dim=(16, 32), games=100, num_resamples=20),
-        "strong_weak_gap": dict(
-            tasks=(4,), samples=(2, 8), dim=(16,), challenge=(1,), games=100, num_resamples=20
-        ),
-        "membership_limit": dict(
-            tasks=(1,), samples=(4,), dim=(4, 16), challenge=(1,), games=200, num_resamples=20
-        ),
-    }
-    monkeypatch.setattr(sweeps, "GRIDS", {k: {"quick": v} for k, v in tiny.items()})
-    for name in ("auc_tasks_dim", "strong_weak_gap", "membership_limit"):
-        out = tmp_path / name
-        script = _load_script(f"sweep_{name}")
-        assert script.main(["--out", str(out), "--size", "quick"]) == 0
-        assert (out / "sweep.npz").is_file() and (out / "sweep.csv").is_file()
-        assert sweeps.figures(out), name
-    assert (tmp_path / "membership_limit" / "auc_vs_d_over_n.png").is_file()
-    # `mtl-tracing plot-sweep` redraws from the folder alone, into another folder.
-    from mtl_tracing.cli import main
-
-    replot = tmp_path / "replot"
-    assert main(["plot-sweep", str(tmp_path / "auc_tasks_dim"), "--out", str(replot)]) == 0
-    assert sweeps.figures(replot) and any(replot.glob("*.pdf"))
-    assert "gap" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="size"):
-        sweeps.auc_tasks_dim(tmp_path / "x", "huge")
+# The ready sweeps (experiments/sweeps.py jobs, simulations/ scripts): tests/test_cli.py.
 
 
 def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):

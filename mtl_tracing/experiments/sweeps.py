@@ -36,6 +36,7 @@ __all__ = [
     "SIZES",
     "GRIDS",
     "JOB_FILE",
+    "gap",
     "OPTIONS",
     "QUICK",
     "run",
@@ -43,7 +44,6 @@ __all__ = [
     "load",
     "headline",
     "check",
-    "gap",
 ]
 
 #: The registry names of the three sweeps, in ``reproduce``'s order.
