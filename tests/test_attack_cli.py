@@ -184,8 +184,5 @@ def test_x64_outputs_are_float64(tmp_path, capsys, x64):
         if min(abs(x * n - round(x * n)) for n in (n_in, n_out, 2 * n_in * n_out)) > 1e-9:
             rounded.append((where, x))
     assert len(list(_fractions(payload["attacks"]))) >= 12
-    if rounded and all("percentile_table" in w for w, _ in rounded):
-        # metrics.percentile_table averages booleans in float32 (jnp.mean of bool): the fix is
-        # in metrics/bootstrap.py (_percentile_kernel: mean(..., dtype=s_in.dtype)).
-        pytest.xfail(f"percentile table rounded in float32 under x64: {rounded[:2]}")
+    # Power: the pre-fix percentile table (jnp.mean of booleans, float32) failed here.
     assert rounded == []

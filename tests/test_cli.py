@@ -75,8 +75,7 @@ def test_building_the_parser_imports_nothing_heavy():
 
 def test_help_imports_no_jax():
     """The whole ``--help`` path is JAX-free once the package ``__init__`` files are lazy."""
-    if _python("import sys, mtl_tracing; print('jax' in sys.modules)") == "True":
-        pytest.skip("`import mtl_tracing` itself imports JAX (mtl_tracing/__init__.py, gaussian/)")
+    assert _python("import sys, mtl_tracing; print('jax' in sys.modules)") == "False"
     code = (
         "import sys; from mtl_tracing import cli; cli.build_parser(); print('jax' in sys.modules)"
     )
@@ -271,28 +270,19 @@ def test_game_reports_group_moments(tmp_path, monkeypatch, capsys):
 
 
 def _sbar0_allowed() -> bool:
-    from mtl_tracing.gaussian import theory
-    from mtl_tracing.gaussian.config import GaussianGameConfig
+    from mtl_tracing import gaussian
 
-    try:
-        cfg = GaussianGameConfig(tasks=1, samples=4, dim=4, challenge=1, task_std=0.0)
-        return abs(float(theory.exact_auc(cfg, "weak")) - 0.5) < 1e-9
-    except ValueError:
-        return False
+    cfg = gaussian.GaussianGameConfig(tasks=1, samples=4, dim=4, challenge=1, task_std=0.0)
+    return float(gaussian.exact_auc(cfg, "weak")) == 0.5
 
 
 def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
     """The three ready sweeps on tiny grids, through their scripts and commands: they write the
     table and figures, print the headline and pass their own checks against theory. The
     membership sweep runs at sbar = 0 and draws one line per N against d/N."""
-    from mtl_tracing import metrics
     from mtl_tracing.experiments import sweeps
-    from mtl_tracing.metrics import bootstrap
 
-    for name in ("_PAIR_LIMIT", "_PAIR_MAX_SCORES"):  # shim until sweep/engine.py stops using
-        if not hasattr(metrics, name):  # metrics' private names (another branch fixes it)
-            monkeypatch.setattr(metrics, name, getattr(bootstrap, name), raising=False)
-    sbar0 = _sbar0_allowed()
+    assert _sbar0_allowed()
     tiny = {
         "sweep_auc_tasks_dim": dict(tasks=(4,), dim=(16, 32), games=100, num_resamples=20),
         "sweep_strong_weak_gap": dict(
@@ -303,7 +293,7 @@ def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
             samples=(4,),
             dim=(4, 16),
             challenge=(1,),
-            task_std=(0.0 if sbar0 else 1.0,),
+            task_std=(0.0,),
             games=200,
             num_resamples=20,
         ),
@@ -328,10 +318,7 @@ def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
         assert (d / "sweep.npz").is_file() and (d / "sweep.csv").is_file(), name
         assert list(d.glob("sweep_*.png")), name
     assert (out["sweep_membership_limit"] / "auc_vs_d_over_n.png").is_file()
-    if sbar0:
-        assert code == 0, captured.err
-    else:  # until task_std = 0 is legal: the check says the sweep is not at sbar = 0
-        assert code == 1 and "must run at sbar = 0" in captured.err
+    assert code == 0, captured.err
     # `mtl-tracing plot-sweep` redraws from the folder alone, into another folder.
     replot = tmp_path / "replot"
     assert cli.main(["plot-sweep", str(out["sweep_auc_tasks_dim"]), "--out", str(replot)]) == 0
@@ -349,8 +336,7 @@ def test_membership_figure_draws_one_line_per_n(tmp_path, monkeypatch, sbar):
     from mtl_tracing import plotting
     from mtl_tracing.experiments import sweep_plots
 
-    if sbar == 0.0 and not _sbar0_allowed():
-        pytest.skip("task_std = 0 is still rejected by GaussianGameConfig / theory")
+    assert _sbar0_allowed()
     rows = [(n, d, adv) for n in (4, 8) for d in (4, 16, 64) for adv in ("strong", "weak")]
     auc = np.linspace(0.5, 0.9, len(rows))
     table = {

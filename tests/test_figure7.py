@@ -144,8 +144,7 @@ def test_float64_on_request(tmp_path, x64, monkeypatch):
     for s in payload["adversaries"].values():
         table = s["percentiles"]["empirical"]
         rounded = [x for k in ("tpr", "fpr") for x in table[k] if _float32_rounded(x, n)]
-        if rounded:  # metrics.percentile_table averages booleans in float32 (fix in metrics/)
-            pytest.xfail(f"percentile table rounded in float32 under x64: {rounded[:2]}")
+        assert rounded == []  # the pre-fix table (float32 means of booleans) failed here
 
 
 def test_moments_are_group_moments(tiny_run):

@@ -275,8 +275,8 @@ def _percentile_kernel(s_in, s_out, q, frac) -> PercentileTable:
     low, high = jnp.floor(pos), jnp.ceil(pos)
     w_high = pos - low
     thr = pooled[low.astype(jnp.int32)] * (1 - w_high) + pooled[high.astype(jnp.int32)] * w_high
-    tpr = jnp.mean(s_in[None, :] > thr[:, None], axis=1).astype(s_in.dtype)
-    fpr = jnp.mean(s_out[None, :] > thr[:, None], axis=1).astype(s_in.dtype)
+    tpr = jnp.mean(s_in[None, :] > thr[:, None], axis=1, dtype=s_in.dtype)
+    fpr = jnp.mean(s_out[None, :] > thr[:, None], axis=1, dtype=s_in.dtype)
     return PercentileTable(q, thr, tpr, fpr, (tpr + 1 - fpr) / 2)
 
 
