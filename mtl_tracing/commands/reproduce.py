@@ -23,12 +23,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="./figures", help="output root (default ./figures)")
     parser.add_argument("--quick", action="store_true", help="small, fast versions of every job")
     parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder with celeba/, femnist/, stackoverflow/: also run the real-data jobs "
+        "(Tables 1-2, Figs 1-5; skipped, with a one-line note, without it)",
+    )
+    parser.add_argument(
         "--only",
         default=None,
         help="comma-separated job names to run (default: all, in order: "
         + ", ".join(registry.names(default_only=True))
         + ")",
     )
+
+
+def _real_data(args: argparse.Namespace, root: Path, status: list) -> None:
+    """The real-data jobs (registry ``real``): run with ``--data-dir``, else one line why not."""
+    from mtl_tracing.experiments import real
+
+    t0 = time.perf_counter()
+    try:
+        lines = real.reproduce_real(root, args.data_dir, quick=bool(args.quick))
+    except Exception as err:  # one failing job must not hide the others
+        traceback.print_exc()
+        status.append(("real", False, time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
+        return
+    for line in lines:
+        print(f"[reproduce] {line}")
+    if args.data_dir is not None:
+        status.append(("real", True, time.perf_counter() - t0, str(root)))
 
 
 def _selected(only: str | None) -> list[str]:
@@ -45,7 +68,8 @@ def _selected(only: str | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     root = Path(args.out)
     status: list[tuple[str, bool, float, str]] = []
-    for name in _selected(args.only):
+    selected = _selected(args.only)
+    for name in (n for n in selected if n != "real"):
         out_dir = root / name
         print(f"[reproduce] {name} -> {out_dir}{' (quick)' if args.quick else ''}", flush=True)
         t0 = time.perf_counter()
@@ -62,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"[reproduce]   CHECK FAILED: {p}")
         info = f"check failed: {problems[0]}" if problems else str(out_dir)
         status.append((name, not problems, time.perf_counter() - t0, info))
+    if args.only is None or "real" in selected:
+        _real_data(args, root, status)
     print("[reproduce] summary:")
     for name, ok, secs, info in status:
         print(f"  {name:<24} {'ok' if ok else 'FAILED':<7} {secs:7.1f} s  {info}")
