@@ -67,7 +67,8 @@ def test_readme_python_examples_run():
     import jax
 
     text = (PKG.parent / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    section = text.split("## In Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) >= 2
     code = "\n".join(blocks)
     code = code.replace("games=2000", "games=64").replace("epochs=50", "epochs=2")
