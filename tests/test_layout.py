@@ -79,3 +79,13 @@ def test_readme_python_examples_run():
     namespace: dict = {"jax": jax}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["emb"].shape[-1] == 16
+
+
+def test_gaussian_moments_is_the_function_even_after_the_submodule_import():
+    import importlib
+
+    importlib.import_module("mtl_tracing.gaussian.moments")
+    from mtl_tracing import gaussian
+
+    assert callable(gaussian.moments) and gaussian.moments.__module__.endswith(".moments")
+    assert set(gaussian.moments(gaussian.GaussianGameConfig())) == {"strong", "weak", "out"}
