@@ -105,6 +105,9 @@ JOBS: tuple[Job, ...] = (
         _E + "sweeps",
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
     ),
+    Job("maml_tables", _E + "maml_tables", "MAML Tables I-II: attack accuracy over ways x shots."),
+    Job("maml_noise", _E + "maml_noise", "MAML Figs. 9-12: noise defences, attack vs utility."),
+    Job("maml_sensitivity", _E + "maml_sensitivity", "MAML Figs. 5-8: ways, shots, epoch."),
 )
 
 

@@ -481,17 +481,19 @@ def train_checkpoints(
     wanted = {trainer.epochs} if checkpoints is None else {int(e) for e in checkpoints}
     for e in wanted:
         check_int("checkpoint epoch", e, low=0, high=trainer.epochs)
+    # The epoch program does not depend on the number of epochs: one compilation for all.
+    static = dataclasses.replace(trainer, epochs=0)
     k_init, k_sched = jax.random.split(jax.random.fold_in(key, 0))
     state = jax.jit(trainer.init)(k_init, data)
     kept = {0: state.params} if 0 in wanted else {}
-    hist = [_evaluate(trainer, state, data)["meta_test_accuracy"]]
+    hist = [_evaluate(static, state, data)["meta_test_accuracy"]]
     epochs = range(trainer.epochs)
     if progress:
         from tqdm.auto import tqdm
 
         epochs = tqdm(epochs, desc="MAML meta-training", unit="epoch")
     for e in epochs:
-        state, metrics, _ = _run_epoch(trainer, state, k_sched, e, data)
+        state, metrics, _ = _run_epoch(static, state, k_sched, e, data)
         hist.append(metrics["meta_test_accuracy"])
         if e + 1 in wanted:
             kept[e + 1] = state.params
