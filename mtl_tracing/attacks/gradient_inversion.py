@@ -61,7 +61,7 @@ __all__ = [
     "invert_trials",
     "play",
     "choose_threshold",
-    "AccuracyAt",
+    "accuracy_at_zero",
     "summarize",
     "membership_inference",
 ]
@@ -303,18 +303,19 @@ def choose_threshold(scores_in, scores_out) -> float:
     return float(cands[best[len(best) // 2]])
 
 
-@dataclasses.dataclass(frozen=True)
-class AccuracyAt:
-    """Bootstrap statistic: accuracy of ``score > threshold`` (hashable; weights = counts)."""
+def accuracy_at_zero(scores_in, scores_out, *, weights_in=None, weights_out=None):
+    """Bootstrap statistic: accuracy of the rule ``score > 0`` (weights = multiplicities).
 
-    threshold: float
+    Pass scores minus the threshold d: AUC and TPR at FPR are shift-invariant, so one bootstrap
+    (one compilation, whatever d) serves all three statistics.
+    """
+    w_in = jnp.ones_like(scores_in) if weights_in is None else weights_in
+    w_out = jnp.ones_like(scores_out) if weights_out is None else weights_out
+    hits = jnp.sum(w_in * (scores_in > 0)) + jnp.sum(w_out * (scores_out <= 0))
+    return hits / (jnp.sum(w_in) + jnp.sum(w_out))
 
-    def __call__(self, scores_in, scores_out, *, weights_in=None, weights_out=None):
-        w_in = jnp.ones_like(scores_in) if weights_in is None else weights_in
-        w_out = jnp.ones_like(scores_out) if weights_out is None else weights_out
-        hits = jnp.sum(w_in * (scores_in > self.threshold))
-        hits = hits + jnp.sum(w_out * (scores_out <= self.threshold))
-        return hits / (jnp.sum(w_in) + jnp.sum(w_out))
+
+_STATS = (metrics.auc, metrics.TprAtFprStatistic(0.01), accuracy_at_zero)
 
 
 def summarize(key: Array, val: GameResult, test: GameResult, *, bootstrap: int = 200) -> dict:
@@ -325,12 +326,11 @@ def summarize(key: Array, val: GameResult, test: GameResult, *, bootstrap: int =
     s_in, s_out = np.asarray(test.scores_in, float), np.asarray(test.scores_out, float)
     tp, fp = int(np.sum(s_in > d)), int(np.sum(s_out > d))
     n = s_in.size
-    stats = (metrics.auc, metrics.TprAtFprStatistic(0.01), AccuracyAt(d))
     auc_ci, tpr_ci, acc_ci = metrics.grouped_bootstrap(
         key,
-        stats,
-        jnp.asarray(s_in)[:, None],
-        jnp.asarray(s_out)[:, None],
+        _STATS,
+        jnp.asarray(s_in - d)[:, None],
+        jnp.asarray(s_out - d)[:, None],
         num_resamples=bootstrap,
         paired=True,
     )

@@ -451,6 +451,7 @@ def _run_epoch(trainer, state, k_sched, epoch, data):
     return state, trainer.evaluate(state, data), step_metrics
 
 
+_init = jax.jit(lambda trainer, key, data: trainer.init(key, data), static_argnums=0)
 _evaluate = jax.jit(lambda trainer, state, data: trainer.evaluate(state, data), static_argnums=0)
 
 
@@ -484,7 +485,7 @@ def train_checkpoints(
     # The epoch program does not depend on the number of epochs: one compilation for all.
     static = dataclasses.replace(trainer, epochs=0)
     k_init, k_sched = jax.random.split(jax.random.fold_in(key, 0))
-    state = jax.jit(trainer.init)(k_init, data)
+    state = _init(static, k_init, data)
     kept = {0: state.params} if 0 in wanted else {}
     hist = [_evaluate(static, state, data)["meta_test_accuracy"]]
     epochs = range(trainer.epochs)
