@@ -150,8 +150,6 @@ def test_ssim_equals_skimage_oracle():
             data_range=1.0,
             gaussian_weights=True,
             sigma=sigma,
-            truncate=(f // 2) / sigma,
-            win_size=f,
             use_sample_covariance=False,
         )
         got = float(

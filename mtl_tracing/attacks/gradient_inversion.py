@@ -88,16 +88,16 @@ class AttackConfig:
 
 def ssim_filter(height: int, width: int) -> tuple[int, float]:
     """(filter_size, sigma) of the Gaussian SSIM window: (11, 1.5) as Wang et al. when the image
-    allows it, else (5, 1.0) (8x8 digits leave a 4x4 map of valid windows)."""
-    return (11, 1.5) if min(height, width) >= 11 else (5, 1.0)
+    allows it, else (5, 0.7) (8x8 digits leave a 4x4 map of valid windows). Both are the windows
+    scikit-image derives from sigma: 2 int(3.5 sigma + 0.5) + 1 taps."""
+    return (11, 1.5) if min(height, width) >= 11 else (5, 0.7)
 
 
 def ssim(a: Array, b: Array) -> Array:
     """Mean SSIM of images (..., H, W, 1) in [0, 1] (dm-pix, valid windows, Gaussian weights).
 
     Equals ``skimage.metrics.structural_similarity(a, b, data_range=1, gaussian_weights=True,
-    sigma=sigma, truncate=(size // 2) / sigma, use_sample_covariance=False)`` with
-    ``(size, sigma) = ssim_filter(H, W)``.
+    sigma=sigma, use_sample_covariance=False)`` with ``(size, sigma) = ssim_filter(H, W)``.
     """
     import dm_pix
 
