@@ -257,3 +257,15 @@ def test_cli_empty_data_dir_is_one_line(tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "missing IDX file" in err, err
+
+
+def test_patch_conv_equals_nnx_conv():
+    from flax import nnx
+
+    pc = maml.PatchConv(3, 5, rngs=nnx.Rngs(0))
+    conv = nnx.Conv(3, 5, (3, 3), strides=2, padding="SAME", rngs=nnx.Rngs(1))
+    conv.kernel[...] = pc.kernel[...]
+    pc.bias[...] = conv.bias[...] = jnp.arange(5.0)
+    for size in (7, 8):
+        x = jax.random.normal(jax.random.key(0), (2, 3, size, size, 3))
+        np.testing.assert_allclose(pc(x), conv(x), rtol=1e-5, atol=1e-5)

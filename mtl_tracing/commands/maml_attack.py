@@ -70,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     pools = mcom.load_pools(args.source, args.data_dir, args.seed, dtype)
     if args.ways > pools.train.classes:
         raise ValueError(
-            f"--ways must be <= the {pools.train.classes} classes of {args.source}, "
-            f"got {args.ways}"
+            f"--ways must be <= the {pools.train.classes} classes of {args.source}, got {args.ways}"
         )
     victim = dataclasses.replace(
         mcom.DEFAULT_VICTIM,

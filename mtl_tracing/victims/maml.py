@@ -52,6 +52,7 @@ __all__ = [
     "NOISE_PLACES",
     "ACTIVATIONS",
     "ConvNet",
+    "PatchConv",
     "ModelConfig",
     "Noise",
     "noise_at",
@@ -78,17 +79,45 @@ ACTIVATIONS = ("relu", "tanh", "softplus")
 _ACT = {"relu": jax.nn.relu, "tanh": jnp.tanh, "softplus": jax.nn.softplus}
 
 
+class PatchConv(nnx.Module):
+    """3x3 convolution, stride 2, SAME padding, as patches (im2col) @ kernel.
+
+    The same function as ``nnx.Conv(c_in, c_out, (3, 3), strides=2, padding="SAME")`` (tested),
+    written as a matmul, so that per-trial weight gradients (what the attacks differentiate,
+    vmapped over trials) are batched matmuls rather than XLA's batch-grouped convolutions.
+    """
+
+    def __init__(self, c_in: int, c_out: int, *, rngs: nnx.Rngs):
+        init = nnx.initializers.lecun_normal()
+        self.kernel = nnx.Param(init(rngs.params(), (3, 3, c_in, c_out)))
+        self.bias = nnx.Param(jnp.zeros((c_out,)))
+
+    def __call__(self, x):
+        lead = x.shape[:-3]
+        x = x.reshape((-1,) + x.shape[-3:])
+        patches = jax.lax.conv_general_dilated_patches(
+            x, (3, 3), (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )  # (n, H', W', c_in * 9), feature index c * 9 + 3 i + j
+        kernel = self.kernel[...]
+        k = jnp.transpose(kernel, (2, 0, 1, 3)).reshape(-1, kernel.shape[-1])
+        y = patches @ k + self.bias[...]
+        return y.reshape(lead + y.shape[1:])
+
+
 class ConvNet(nnx.Module):
     """Conv blocks (3x3, stride 2, ``channels`` filters, activation) then a linear head.
 
     Input (..., H, W, 1) -> logits (..., ways). ``features`` is the flattened last block.
     """
 
-    def __init__(self, image_shape, ways, channels, blocks, activation, *, rngs: nnx.Rngs):
+    def __init__(self, image_shape, ways, channels, blocks, activation, conv="xla", *, rngs):
         h, w, c = image_shape
         convs = []
         for _ in range(blocks):
-            convs.append(nnx.Conv(c, channels, (3, 3), strides=2, padding="SAME", rngs=rngs))
+            if conv == "patches":
+                convs.append(PatchConv(c, channels, rngs=rngs))
+            else:
+                convs.append(nnx.Conv(c, channels, (3, 3), strides=2, padding="SAME", rngs=rngs))
             c = channels
             h, w = -(-h // 2), -(-w // 2)
         self.convs = nnx.List(convs)
@@ -117,6 +146,8 @@ class ModelConfig:
       activation: one of :data:`ACTIVATIONS`.
       inner_steps: SGD steps of the adaptation U (>= 1).
       inner_lr: their step size.
+      conv: ``"xla"`` (``nnx.Conv``) or ``"patches"`` (:class:`PatchConv`, the same function
+        as a matmul; see ``benchmarks/README.md`` for when it is faster).
     """
 
     image_shape: tuple[int, int, int] = (8, 8, 1)
@@ -126,6 +157,7 @@ class ModelConfig:
     activation: str = "relu"
     inner_steps: int = 1
     inner_lr: float = 0.1
+    conv: str = "xla"
 
     def __post_init__(self):
         shape = tuple(self.image_shape)
@@ -139,11 +171,18 @@ class ModelConfig:
         check_int("blocks", self.blocks, low=1, high=6)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_int("inner_steps", self.inner_steps, low=1)
+        check_choice("conv", self.conv, ("xla", "patches"))
         object.__setattr__(self, "inner_lr", check_positive_float("inner_lr", self.inner_lr))
 
     def build(self, rngs: nnx.Rngs) -> ConvNet:
         return ConvNet(
-            self.image_shape, self.ways, self.channels, self.blocks, self.activation, rngs=rngs
+            self.image_shape,
+            self.ways,
+            self.channels,
+            self.blocks,
+            self.activation,
+            self.conv,
+            rngs=rngs,
         )
 
 
