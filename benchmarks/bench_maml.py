@@ -148,7 +148,7 @@ def main(argv=None):
     p.add_argument("--trials", type=int, default=8, help="targets per vectorised call")
     p.add_argument("--loop-trials", type=int, default=2, help="trials timed in the loop")
     p.add_argument("--channels", type=int, default=32, help="conv filters (MAML: 32 or 64)")
-    p.add_argument("--conv", default="xla", choices=("xla", "patches"), help="conv layer")
+    p.add_argument("--conv", default="patches", choices=("xla", "patches"), help="conv layer")
     p.add_argument("--json", default=None, help="write the rows here")
     a = p.parse_args(argv)
     sizes = (3, 5) if a.quick else SIZES

@@ -3,7 +3,7 @@
 For each place (support data, adaptation gradient, query data, validation gradient) and each
 sigma, the victim is meta-trained with that defence (the same shapes, so one compilation) and
 attacked; the job records attack accuracy and AUC (with CIs) and the meta-test accuracy. The
-"confident noise area" of a place and attack is the set of sigmas where the attack is near
+"confident noise area" of a place and attack is the set of sigmas > 0 where the attack is near
 chance (its accuracy CI reaches down to ``CHANCE_MARGIN`` above 1/2 or below) while utility
 holds (meta-test accuracy >= the noiseless one minus ``UTILITY_DROP``). Setting keys:
 sigma = 0 is setting 0, (place p, sigma j) is ``1 + 100 p + j``. Files: ``maml_noise.json``,
@@ -127,7 +127,7 @@ def confident_areas(points) -> dict:
         for kind in ("query", "support"):
             out[place][kind] = [
                 p["sigma"]
-                for p in _curve(points, place)
+                for p in _curve(points, place)[1:]  # sigma = 0 is no defence
                 if p[kind]["accuracy_ci"][0] <= CHANCE_MARGIN
                 and p["meta_test_accuracy"] >= clean - UTILITY_DROP
             ]

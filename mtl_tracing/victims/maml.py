@@ -146,8 +146,9 @@ class ModelConfig:
       activation: one of :data:`ACTIVATIONS`.
       inner_steps: SGD steps of the adaptation U (>= 1).
       inner_lr: their step size.
-      conv: ``"xla"`` (``nnx.Conv``) or ``"patches"`` (:class:`PatchConv`, the same function
-        as a matmul; see ``benchmarks/README.md`` for when it is faster).
+      conv: ``"patches"`` (default, :class:`PatchConv`) or ``"xla"`` (``nnx.Conv``): the same
+        function; patches ran the support attack 3-10x faster on a 2-core CPU
+        (``benchmarks/README.md``).
     """
 
     image_shape: tuple[int, int, int] = (8, 8, 1)
@@ -157,7 +158,7 @@ class ModelConfig:
     activation: str = "relu"
     inner_steps: int = 1
     inner_lr: float = 0.1
-    conv: str = "xla"
+    conv: str = "patches"
 
     def __post_init__(self):
         shape = tuple(self.image_shape)
