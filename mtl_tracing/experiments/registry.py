@@ -139,6 +139,9 @@ JOBS: tuple[Job, ...] = (
         default=False,
         command=False,  # ``mtl-tracing real`` is commands/real.py (dataset/setting flags)
     ),
+    Job("maml_tables", _E + "maml_tables", "MAML Tables I-II: attack accuracy over ways x shots."),
+    Job("maml_noise", _E + "maml_noise", "MAML Figs. 9-12: noise defences, attack vs utility."),
+    Job("maml_sensitivity", _E + "maml_sensitivity", "MAML Figs. 5-8: ways, shots, epoch."),
 )
 
 
