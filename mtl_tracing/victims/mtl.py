@@ -48,6 +48,7 @@ __all__ = [
     "make_optimizer",
     "train",
     "generalization_gaps",
+    "model_graphdef",
 ]
 
 HEAD_KEYS = ("head_kernel", "head_bias")
@@ -204,6 +205,11 @@ def _graphdef(dim, embed_dim, tasks, hidden, dtype):
         )
     )
     return nnx.split(abstract)[0]
+
+
+def model_graphdef(dim: int, embed_dim: int, tasks: int, hidden: int, dtype) -> nnx.GraphDef:
+    """The cached static structure of a ``MultitaskModel`` (for trainers built on this model)."""
+    return _graphdef(dim, embed_dim, tasks, hidden, jnp.dtype(dtype).name)
 
 
 class MTLState(NamedTuple):
