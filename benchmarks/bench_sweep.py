@@ -117,8 +117,8 @@ def time_public_loop(games: int) -> dict:
     import jax
     import numpy as np
 
-    from mtl_tracing import metrics
-    from mtl_tracing.gaussian import game, theory
+    from mtl_tracing import gaussian, metrics
+    from mtl_tracing.gaussian import game
 
     spec = _spec(games)
     root = jax.random.key(spec.root_seed)
@@ -142,9 +142,9 @@ def time_public_loop(games: int) -> dict:
                 )
                 _ = [float(v) for iv in ivs for v in iv]
                 zn = np.asarray(z, np.float64)
-                _ = zn.mean(), zn.var(), theory.moments(config)[adv]
-                _ = theory.exact_auc(config, adv), theory.exact_tpr_at_fpr(config, adv, 0.01)
-                _ = theory.normal_auc(config, adv), theory.normal_tpr_at_fpr(config, adv, 0.01)
+                _ = zn.mean(), zn.var(), gaussian.moments(config)[adv]
+                _ = gaussian.exact_auc(config, adv), gaussian.exact_tpr_at_fpr(config, adv, 0.01)
+                _ = gaussian.normal_auc(config, adv), gaussian.normal_tpr_at_fpr(config, adv, 0.01)
 
     return _cold_warm(loop, spec.num_cells)
 

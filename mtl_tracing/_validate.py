@@ -22,6 +22,12 @@ __all__ = [
     "check_nonnegative",
     "check_key",
     "check_dtype",
+    "as_float_array",
+    "check_int_array",
+    "check_positive_array",
+    "check_nonnegative_array",
+    "check_open_unit_array",
+    "scalar_or_array",
 ]
 
 
@@ -148,3 +154,59 @@ def check_dtype(dtype, name: str = "dtype"):
             f"jax.config.update('jax_enable_x64', True)), got {name}=float64 with x64 off"
         )
     return dt
+
+
+# Plain-number (NumPy-broadcastable) parameters of the host-side theory.
+
+
+def as_float_array(name: str, value: object) -> np.ndarray:
+    """``value`` as a finite float64 array (any shape)."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be numeric, got {value!r}") from err
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return arr
+
+
+def check_int_array(name: str, value: object) -> np.ndarray:
+    """Integer-valued entries >= 1, as float64 (booleans refused)."""
+    raw = np.asarray(value)
+    if raw.dtype == np.bool_ or not (
+        np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)
+    ):
+        raise ValueError(f"{name} must be integer-valued, got {value!r}")
+    arr = as_float_array(name, raw)
+    if np.any(arr != np.round(arr)) or np.any(arr < 1):
+        raise ValueError(f"{name} must be integers >= 1, got {value!r}")
+    return arr
+
+
+def check_positive_array(name: str, value: object) -> np.ndarray:
+    """Finite entries > 0."""
+    arr = as_float_array(name, value)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return arr
+
+
+def check_nonnegative_array(name: str, value: object) -> np.ndarray:
+    """Finite entries >= 0."""
+    arr = as_float_array(name, value)
+    if np.any(arr < 0):
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return arr
+
+
+def check_open_unit_array(name: str, value: object) -> np.ndarray:
+    """Finite entries in the open interval (0, 1) (probabilities, FPR levels)."""
+    arr = as_float_array(name, value)
+    if np.any(arr <= 0) or np.any(arr >= 1):
+        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
+    return arr
+
+
+def scalar_or_array(x: np.ndarray):
+    """A Python float for a 0-d array, else the array."""
+    return float(x) if np.ndim(x) == 0 else x

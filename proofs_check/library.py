@@ -32,9 +32,9 @@ def library_points(heavy: bool = False) -> list[dict]:
 
 
 def library_checks(heavy: bool = False) -> list[Check]:
-    """theory.moments(config) vs the symbolic moments at rational points (rel. tol 1e-10)."""
+    """gaussian.moments(config) vs the symbolic moments at rational points (rel. tol 1e-10)."""
     try:
-        theory = importlib.import_module("mtl_tracing.gaussian")
+        gaussian = importlib.import_module("mtl_tracing.gaussian")
         from mtl_tracing.gaussian.config import GaussianGameConfig
     except ImportError as err:
         return [
@@ -65,7 +65,7 @@ def library_checks(heavy: bool = False) -> list[Check]:
             mean=float(pt["mu_bar"]),
         )
         subs = {SYMBOLS[n]: v for n, v in pt.items()}
-        got = theory.moments(cfg)
+        got = gaussian.moments(cfg)
         for adv in ADVERSARIES:
             want = {f: sym[adv][f] for f in _FIELDS}
             want["paper_mean"] = pap[paper_key[adv]]
@@ -169,8 +169,8 @@ def simulator_checks(*, seed: int, heavy: bool = False) -> list[Check]:
 def auc_order_checks(*, heavy: bool = False) -> list[Check]:
     """Sec. 4 / B.1 claim: the strong adversary always beats the weak one (exact marginal AUC)."""
     try:
+        from mtl_tracing.gaussian import exact_auc
         from mtl_tracing.gaussian.config import GaussianGameConfig
-        from mtl_tracing.gaussian.theory import exact_auc
     except ImportError as err:
         return [
             Check(
@@ -206,7 +206,7 @@ def auc_order_checks(*, heavy: bool = False) -> list[Check]:
             verdict="exact",
             passed=worst >= -1e-12,
             method="library (exact law)",
-            note="checked on a grid with theory.exact_auc (not proved); the paper's reason "
+            note="checked on a grid with gaussian.exact_auc (not proved); the paper's reason "
             "'similar variance' ignores that Var z_IN is larger for strong (c larger)",
         )
     ]

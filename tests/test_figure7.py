@@ -14,10 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mtl_tracing import gaussian
 from mtl_tracing.cli import main
 from mtl_tracing.commands import reproduce
 from mtl_tracing.experiments import figure7
-from mtl_tracing.gaussian import game, theory
+from mtl_tracing.gaussian import game
 from mtl_tracing.gaussian.config import GaussianGameConfig
 
 TINY = GaussianGameConfig(tasks=16, dim=16, samples=8, challenge=4, task_std=1.0, sample_std=1.0)
@@ -65,12 +66,14 @@ def test_run_writes_data_with_all_numbers(tiny_run):
         assert ADV_KEYS <= set(s)
         auc = s["auc"]
         assert 0.0 <= auc["ci"][0] <= auc["ci"][1] <= 1.0
-        assert auc["exact"] == pytest.approx(theory.exact_auc(TINY, adv))
+        assert auc["exact"] == pytest.approx(gaussian.exact_auc(TINY, adv))
         assert [t["target_fpr"] for t in s["tpr_at_fpr"]] == list(figure7.FPR_TARGETS)
         for t in s["tpr_at_fpr"]:
             assert t["realised_fpr"] <= t["target_fpr"] + 1e-12
             assert 0.0 <= t["ci"][0] <= t["ci"][1] <= 1.0
-            assert t["exact"] == pytest.approx(theory.exact_tpr_at_fpr(TINY, adv, t["target_fpr"]))
+            assert t["exact"] == pytest.approx(
+                gaussian.exact_tpr_at_fpr(TINY, adv, t["target_fpr"])
+            )
         emp = s["percentiles"]["empirical"]
         assert emp["percentile"] == list(figure7.PERCENTILES)
         assert len(emp["tpr"]) == len(emp["fpr"]) == len(figure7.PERCENTILES)
@@ -186,8 +189,8 @@ def test_pooled_auc_matches_exact_and_rejects_neighbouring_formula(tmp_path):
         a = payload["adversaries"][adv]["auc"]
         se = a["se"]
         assert se > 0
-        assert abs(a["empirical"] - theory.exact_auc(STAT, adv)) <= 4.5 * se
-        assert abs(a["empirical"] - theory.exact_auc(STAT, other[adv])) > 4.5 * se  # power
+        assert abs(a["empirical"] - gaussian.exact_auc(STAT, adv)) <= 4.5 * se
+        assert abs(a["empirical"] - gaussian.exact_auc(STAT, other[adv])) > 4.5 * se  # power
 
 
 def test_downsampled_roc_is_the_empirical_curve_on_the_grid():
@@ -209,7 +212,7 @@ def test_exact_roc_points_lie_on_theory_exact_roc():
     for adv in figure7.IN_ADVERSARIES:
         assert np.all(np.diff(tpr[adv]) >= 0)
         np.testing.assert_allclose(
-            tpr[adv][[5, 20, 35]], theory.exact_roc(TINY, adv, inner), rtol=1e-7, atol=1e-10
+            tpr[adv][[5, 20, 35]], gaussian.exact_roc(TINY, adv, inner), rtol=1e-7, atol=1e-10
         )
 
 

@@ -278,3 +278,72 @@ def test_cli_game_bad_argument_exits_2(tmp_path, capsys):
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "challenge" in err
+
+
+# --------------------------------------------------------------------------------------------
+# The membership-inference limit sbar = 0, s = 0, and the degenerate sbar = s = 0.
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sampler", game.SAMPLERS)
+def test_membership_limit_task_std_zero(sampler):
+    """sbar = 0: moments and AUCs match the exact theory; the weak adversary is at chance.
+
+    Same shape as SMALL (no new compile: the stds are traced). G = 3000 games; the tolerances
+    are 4.5 standard errors over games (``metrics.group_moments``). Power: the sbar = 1 formula
+    for E z_strong, and AUC 1/2 for the strong adversary, are rejected at the same G.
+    """
+    from mtl_tracing import gaussian, metrics
+    from tests._stats import assert_rejects, assert_within_se
+
+    cfg = SMALL.replace(task_std=0.0)
+    z = game.simulate(jax.random.key(21), cfg, games=3000, sampler=sampler, chunk_games=24)
+    mom = gaussian.moments(cfg)
+    for adv, scores in (("strong", z.strong_in), ("weak", z.weak_in), ("out", z.out)):
+        gm = metrics.group_moments(np.asarray(scores))
+        assert_within_se(gm.mean, mom[adv].mean, gm.mean_se, what=f"E z_{adv}")
+        assert_within_se(gm.var, mom[adv].var, gm.var_se, what=f"Var z_{adv}")
+    # E z_strong = d s^2/(N T) at sbar = 0; the sbar = 1 value d (1 + s^2/N)/T is rejected.
+    gm = metrics.group_moments(np.asarray(z.strong_in))
+    T, N, d, _ = cfg.shape
+    assert mom["strong"].mean == pytest.approx(d * cfg.sample_std**2 / (N * T))
+    assert_rejects(gm.mean, d * (1.0 + cfg.sample_std**2 / N) / T, gm.mean_se, what="sbar=1")
+    # The weak adversary's score has the OUT law exactly: AUC 1/2 in theory and in simulation.
+    assert gaussian.exact_auc(cfg, "weak") == 0.5
+    assert gaussian.moments(cfg)["weak"].c == 0.0
+    one = np.asarray(z.weak_in[:, :1]).ravel(), np.asarray(z.out[:, :1]).ravel()  # 1 per game
+    a_weak = float(metrics.auc(*one))
+    se = math.sqrt(1.0 / (12 * len(one[0])) * 2)  # Mann-Whitney SE under the null
+    assert abs(a_weak - 0.5) <= 4.5 * se, (a_weak, se)
+    a_strong = float(metrics.auc(np.asarray(z.strong_in[:, 0]), np.asarray(z.out[:, 0])))
+    assert a_strong == pytest.approx(gaussian.exact_auc(cfg, "strong"), abs=4.5 * se)
+    assert a_strong - 0.5 > 4.5 * se  # power: the strong adversary is not at chance
+
+
+def test_sample_std_zero_and_degenerate_config():
+    from mtl_tracing import gaussian
+
+    cfg = SMALL.replace(sample_std=0.0)  # every sample equals its task mean
+    m = gaussian.moments(cfg)
+    T = cfg.tasks
+    assert m["strong"].c == pytest.approx(cfg.task_std**2 / T) == m["weak"].c
+    assert m["strong"].rho2 == pytest.approx(1.0 / T)
+    z = game.simulate(jax.random.key(0), cfg, games=4)
+    np.testing.assert_allclose(np.asarray(z.strong_in), np.asarray(z.weak_in), rtol=1e-5)
+    with pytest.raises(ValueError, match="task_std and sample_std must not both be 0"):
+        SMALL.replace(task_std=0.0, sample_std=0.0)
+    with pytest.raises(ValueError, match="both be 0"):
+        gaussian.score_moments(4, 4, 8, 2, 0.0, 0.0, "strong")
+    with pytest.raises(ValueError, match="task_std"):
+        SMALL.replace(task_std=-1.0)
+
+
+def test_a_game_larger_than_memory_is_refused_before_allocating():
+    """Sizes in exact integers: T = d = 200000 would overflow int32; the error says the bytes."""
+    key = jax.random.key(0)
+    for t, d in ((20000, 20000), (200000, 200000)):
+        cfg = GaussianGameConfig(tasks=t, samples=2, dim=d, challenge=2)
+        need = game.bytes_per_game("faithful", cfg.shape)
+        assert need > 2**31
+        with pytest.raises(ValueError, match=f"{need:,} bytes"):
+            game.simulate(key, cfg, games=2, sampler="faithful")

@@ -184,27 +184,27 @@ def test_empirical_matches_theory_with_power(swept):
 
 
 def test_theory_columns_match_scalar_theory(swept):
-    """The vectorised theory columns (theory.roc_theory, one call per adversary) agree with the
+    """The vectorised theory columns (gaussian.roc_theory, one call per adversary) agree with the
     scalar single-cell functions row by row: exact-law AUC/TPR to their documented accuracy,
     moments and normal approximations exactly."""
-    from mtl_tracing.gaussian import theory
+    from mtl_tracing import gaussian
 
     _, t, _ = swept
     for i in range(len(t["cell_id"])):
         fields = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std", "mean")
         config = GaussianGameConfig(**{f: t[f][i].item() for f in fields})
         adv, fpr = str(t["adversary"][i]), float(t["fpr"][i])
-        mom = theory.moments(config)
+        mom = gaussian.moments(config)
         assert t["theory_mean_in"][i] == mom[adv].mean and t["theory_var_in"][i] == mom[adv].var
         assert t["theory_mean_out"][i] == mom["out"].mean
         assert t["theory_var_out"][i] == mom["out"].var
         assert t["paper_var"][i] == mom["out"].paper_var
-        assert t["normal_auc"][i] == pytest.approx(theory.normal_auc(config, adv), abs=1e-15)
+        assert t["normal_auc"][i] == pytest.approx(gaussian.normal_auc(config, adv), abs=1e-15)
         assert t["normal_tpr"][i] == pytest.approx(
-            theory.normal_tpr_at_fpr(config, adv, fpr), abs=1e-15
+            gaussian.normal_tpr_at_fpr(config, adv, fpr), abs=1e-15
         )
-        assert abs(t["exact_auc"][i] - theory.exact_auc(config, adv)) <= 1e-12
-        tpr = theory.exact_tpr_at_fpr(config, adv, fpr)
+        assert abs(t["exact_auc"][i] - gaussian.exact_auc(config, adv)) <= 1e-12
+        tpr = gaussian.exact_tpr_at_fpr(config, adv, fpr)
         assert abs(t["exact_tpr"][i] - tpr) <= max(1e-12, 1e-10 * tpr)
 
 

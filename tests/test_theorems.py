@@ -113,11 +113,11 @@ def test_theorems_sufficient(shape, task_std, sample_std, mean, seed):
     cfg = GaussianGameConfig(T, N, d, k, task_std, sample_std, mean)
     scores = game.simulate(jax.random.key(seed), cfg, games=GAMES)
     check_theorems(cfg, scores)
-    try:  # agreement with theory.py (written concurrently) where it matches the contract
-        from mtl_tracing.gaussian import theory
+    try:  # agreement with gaussian.py (written concurrently) where it matches the contract
+        from mtl_tracing import gaussian
     except ImportError:  # pragma: no cover
         return
-    mom = theory.moments(cfg)
+    mom = gaussian.moments(cfg)
     for adv, (mu, var, A, B, c) in exact(cfg).items():
         np.testing.assert_allclose(
             [mom[adv].mean, mom[adv].var, mom[adv].A, mom[adv].B, mom[adv].c],

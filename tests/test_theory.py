@@ -17,7 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate, special, stats
 
-from mtl_tracing.gaussian import theory
+from mtl_tracing import gaussian
+from mtl_tracing.gaussian import law as gaussian_law
 from mtl_tracing.gaussian.config import GaussianGameConfig
 
 # Small fixed sets of configs (T, N, k, d).
@@ -58,7 +59,7 @@ def _integrate_pdf(law, fn, extra_points=()):
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_moments_against_paper(config):
-    mom = theory.moments(config)
+    mom = gaussian.moments(config)
     t, n, k, d = config.tasks, config.samples, config.challenge, config.dim
     sb, s = config.task_std, config.sample_std
     # Thm 4.1 / 4.2 means, Thm 4.3 OUT variance, written independently of the module.
@@ -66,7 +67,7 @@ def test_moments_against_paper(config):
     assert mom["weak"].mean == pytest.approx(d / t * sb**2, rel=1e-14)
     assert mom["out"].mean == 0.0
     paper_var = d / t * (sb**4 + s**4 / (k * n) + (k + n) / (k * n) * sb**2 * s**2)
-    for adv in theory.ADVERSARIES:
+    for adv in gaussian.ADVERSARIES:
         m = mom[adv]
         assert m.paper_mean == pytest.approx(m.mean, rel=1e-14)
         assert m.paper_var == pytest.approx(paper_var, rel=1e-14)
@@ -74,7 +75,7 @@ def test_moments_against_paper(config):
         # The OUT variance is the paper's expression; IN exceeds it by exactly d c^2.
         assert m.var - paper_var == pytest.approx(d * m.c**2, rel=1e-9, abs=1e-15)
         assert m.var <= m.paper_var_bound
-        law = theory.exact_law(config, adv)
+        law = gaussian.exact_law(config, adv)
         assert law.mean == pytest.approx(m.mean, rel=1e-12, abs=1e-15)
         assert law.var == pytest.approx(m.var, rel=1e-12)
     assert mom["out"].var == pytest.approx(paper_var, rel=1e-14)
@@ -90,20 +91,20 @@ def test_moments_against_paper(config):
 def test_variance_ratio_bound(tasks, nk, sb, s):
     n, k = nk
     for adv in ("strong", "weak"):
-        ratio = theory.variance_ratio(tasks, n, k, sb, s, adv)
-        m = theory.score_moments(tasks, n, 3, k, sb, s, adv)
+        ratio = gaussian.variance_ratio(tasks, n, k, sb, s, adv)
+        m = gaussian.score_moments(tasks, n, 3, k, sb, s, adv)
         assert ratio == pytest.approx(m.var_ratio, rel=1e-14)
         assert ratio == pytest.approx(m.var / (3 * m.A * m.B), rel=1e-12)
         assert 1.0 < ratio <= 1.0 + 1.0 / tasks + 1e-15 <= 2.0 + 1e-15
     # Weak never attains the bound; strong attains it iff k = N.
-    assert theory.variance_ratio(tasks, n, k, sb, s, "weak") < 1.0 + 1.0 / tasks
-    strong = theory.variance_ratio(tasks, n, k, sb, s, "strong")
+    assert gaussian.variance_ratio(tasks, n, k, sb, s, "weak") < 1.0 + 1.0 / tasks
+    strong = gaussian.variance_ratio(tasks, n, k, sb, s, "strong")
     assert (strong == pytest.approx(1.0 + 1.0 / tasks, rel=1e-14)) == (k == n)
 
 
 def test_tight_constant_is_two_not_three():
     cfg = GaussianGameConfig(tasks=1, samples=5, dim=4, challenge=5)
-    mom = theory.moments(cfg)
+    mom = gaussian.moments(cfg)
     assert mom["strong"].var == pytest.approx(2 * mom["out"].var, rel=1e-14)
     assert mom["strong"].var < mom["strong"].paper_var_bound
 
@@ -111,22 +112,22 @@ def test_tight_constant_is_two_not_three():
 def test_broadcasting_matches_scalar_calls():
     tasks = np.array([1, 2, 4])
     sample_std = np.array([[1.0], [2.5]])
-    m = theory.score_moments(tasks, 8, 16, 4, 0.5, sample_std, "strong")
-    a, b = theory.law_scales(tasks, 8, 4, 0.5, sample_std, "strong")
+    m = gaussian.score_moments(tasks, 8, 16, 4, 0.5, sample_std, "strong")
+    a, b = gaussian.law_scales(tasks, 8, 4, 0.5, sample_std, "strong")
     assert np.shape(m.var) == (2, 3) and np.shape(a) == (2, 3)
     for i, s in enumerate(sample_std[:, 0]):
         for j, t in enumerate(tasks):
             cfg = GaussianGameConfig(tasks=int(t), samples=8, dim=16, challenge=4, task_std=0.5,
                                      sample_std=float(s))  # fmt: skip
-            one = theory.moments(cfg)["strong"]
-            law = theory.exact_law(cfg, "strong")
+            one = gaussian.moments(cfg)["strong"]
+            law = gaussian.exact_law(cfg, "strong")
             assert m.var[i, j] == pytest.approx(one.var, rel=1e-14)
             assert m.mean[i, j] == pytest.approx(one.mean, rel=1e-14)
             assert (a[i, j], b[i, j]) == pytest.approx((law.scale_pos, law.scale_neg), rel=1e-14)
     # Host results are float64 even from float32 input.
-    m32 = theory.score_moments(2, 8, 16, 4, np.float32(0.5), np.array([1.0], np.float32), "weak")
+    m32 = gaussian.score_moments(2, 8, 16, 4, np.float32(0.5), np.array([1.0], np.float32), "weak")
     assert m32.var.dtype == np.float64
-    law = theory.exact_law(CONFIGS[1], "weak")
+    law = gaussian.exact_law(CONFIGS[1], "weak")
     t32 = np.array([0.1, 2.0], dtype=np.float32)
     for out in (law.sf(t32), law.cdf(t32), law.pdf(t32), law.isf(np.float32([0.2, 0.6]))):
         assert out.dtype == np.float64 and out.shape == (2,)
@@ -141,8 +142,8 @@ def test_broadcasting_matches_scalar_calls():
 @pytest.mark.parametrize("adversary", ["strong", "out"])
 def test_pdf_normalised_with_exact_moments(dim, adversary):
     cfg = GaussianGameConfig(tasks=3, samples=4, dim=dim, challenge=2)
-    law = theory.exact_law(cfg, adversary)
-    m = theory.moments(cfg)[adversary]
+    law = gaussian.exact_law(cfg, adversary)
+    m = gaussian.moments(cfg)[adversary]
     extra = (0.0,)  # d = 1 has a log singularity at 0
     sd = math.sqrt(m.var)
     assert _integrate_pdf(law, lambda t: 1.0, extra) == pytest.approx(1.0, abs=1e-9)
@@ -157,7 +158,7 @@ def test_pdf_normalised_with_exact_moments(dim, adversary):
 def test_asymmetric_laplace_closed_form_d2():
     # d = 2: chi2(2) is exponential, so a X - b Y is asymmetric Laplace.
     a, b = 0.7, 0.3
-    law = theory.ScoreLaw(2, a, b)
+    law = gaussian.ScoreLaw(2, a, b)
     t = np.array([-6.0, -1.0, 0.0, 0.5, 3.0, 20.0, 45.0])
     sf = np.where(t >= 0, a / (a + b) * np.exp(-t / (2 * a)), 1 - b / (a + b) * np.exp(t / (2 * b)))
     pdf = np.where(t >= 0, np.exp(-t / (2 * a)), np.exp(t / (2 * b))) / (2 * (a + b))
@@ -170,13 +171,17 @@ def test_asymmetric_laplace_closed_form_d2():
 
 @pytest.mark.parametrize(
     "law",
-    [theory.ScoreLaw(1, 0.9, 0.2), theory.ScoreLaw(3, 0.5, 0.5), theory.ScoreLaw(64, 0.1, 0.07)],
+    [
+        gaussian.ScoreLaw(1, 0.9, 0.2),
+        gaussian.ScoreLaw(3, 0.5, 0.5),
+        gaussian.ScoreLaw(64, 0.1, 0.07),
+    ],
 )
 def test_sf_three_methods_agree(law):
     sd = math.sqrt(law.var)
     t = law.mean + sd * np.array([-3.0, -0.5, 0.0, 1.0, 4.0])
     conditional = law.sf(t)
-    imhof = [theory._imhof_sf(v, [law.scale_pos, -law.scale_neg], [law.dim] * 2) for v in t]
+    imhof = [gaussian_law._imhof_sf(v, [law.scale_pos, -law.scale_neg], [law.dim] * 2) for v in t]
     np.testing.assert_allclose(conditional, imhof, rtol=0, atol=1e-11)
     # Third route: integrate the closed-form pdf (upper tail, relative accuracy).
     tail = _integrate_pdf(law, lambda v: float(v > t[-1]), (t[-1], 0.0))
@@ -185,7 +190,7 @@ def test_sf_three_methods_agree(law):
 
 
 def test_quantiles_invert():
-    law = theory.exact_law(CONFIGS[1], "strong")
+    law = gaussian.exact_law(CONFIGS[1], "strong")
     p = np.array([1e-8, 1e-3, 0.3, 0.5, 0.9, 1 - 1e-6])
     np.testing.assert_allclose(law.sf(law.isf(p)), p, rtol=1e-9)
     np.testing.assert_allclose(law.cdf(law.ppf(p)), p, rtol=1e-9)
@@ -195,8 +200,8 @@ def test_quantiles_invert():
 def test_rho_one_is_scaled_chi_square():
     # T = 1, k = N, strong: rho = 1, b = 0, z = a X.
     cfg = GaussianGameConfig(tasks=1, samples=3, dim=4, challenge=3, task_std=0.8)
-    law = theory.exact_law(cfg, "strong")
-    m = theory.moments(cfg)["strong"]
+    law = gaussian.exact_law(cfg, "strong")
+    m = gaussian.moments(cfg)["strong"]
     assert law.scale_neg == 0.0
     assert law.scale_pos == pytest.approx(math.sqrt(m.A * m.B), rel=1e-14)
     a, t = law.scale_pos, np.array([-1.0, 0.0, 0.3, 2.0, 40.0])
@@ -206,30 +211,30 @@ def test_rho_one_is_scaled_chi_square():
     np.testing.assert_allclose(law.isf([0.01, 0.7]), a * stats.chi2.isf([0.01, 0.7], 4), rtol=1e-9)
     assert m.var_ratio == pytest.approx(2.0, rel=1e-14)
     # AUC with the 3-term Imhof sum (b = 0 dropped) against integrating sf_IN against pdf_OUT.
-    law_out = theory.exact_law(cfg, "out")
+    law_out = gaussian.exact_law(cfg, "out")
     other = _integrate_pdf(law_out, lambda v: law.sf(v), (0.0,))
-    assert theory.exact_auc(cfg, "strong") == pytest.approx(other, abs=1e-9)
+    assert gaussian.exact_auc(cfg, "strong") == pytest.approx(other, abs=1e-9)
 
 
 def test_contract_fields_and_plain_number_law():
-    assert theory.ADVERSARIES == ("strong", "weak", "out")
+    assert gaussian.ADVERSARIES == ("strong", "weak", "out")
     fields = ("A", "B", "c", "mean", "var", "paper_mean", "paper_var")
-    assert theory.ScoreMoments._fields == fields
+    assert gaussian.ScoreMoments._fields == fields
     cfg = CONFIGS[1]
     args = (cfg.tasks, cfg.samples, cfg.dim, cfg.challenge, cfg.task_std, cfg.sample_std)
-    for adv in theory.ADVERSARIES:
-        assert theory.score_law(*args, adv) == theory.exact_law(cfg, adv)
+    for adv in gaussian.ADVERSARIES:
+        assert gaussian.score_law(*args, adv) == gaussian.exact_law(cfg, adv)
     with pytest.raises(ValueError, match="tasks must be an integer"):
-        theory.score_law(np.array([1, 2]), 8, 4, 4, 1.0, 1.0, "weak")
+        gaussian.score_law(np.array([1, 2]), 8, 4, 4, 1.0, 1.0, "weak")
     with pytest.raises(ValueError, match="scalar"):
-        theory.score_law(1, 8, 4, 4, np.array([1.0, 2.0]), 1.0, "weak")
+        gaussian.score_law(1, 8, 4, 4, np.array([1.0, 2.0]), 1.0, "weak")
 
 
 @pytest.mark.parametrize("dim", [1, 2048])
 def test_extreme_dims_stable(dim):
     cfg = GaussianGameConfig(tasks=2, samples=8, dim=dim, challenge=4)
-    for adv in theory.ADVERSARIES:
-        law = theory.exact_law(cfg, adv)
+    for adv in gaussian.ADVERSARIES:
+        law = gaussian.exact_law(cfg, adv)
         sd = math.sqrt(law.var)
         t = law.mean + sd * np.array([-1e3, -60.0, -5.0, -1e-9, 1e-9, 0.5, 5.0, 60.0, 1e3])
         logpdf = law.logpdf(t)
@@ -253,14 +258,14 @@ def test_log_bessel_branches_agree_with_kve():
             sq = np.sqrt(1 + z * z)
             series = 1.0 + sum(
                 (-1.0) ** j * np.polynomial.polynomial.polyval(1 / sq, c) / nu**j
-                for j, c in enumerate(theory._DEBYE, start=1)
+                for j, c in enumerate(gaussian_law._DEBYE, start=1)
             )
             eta = sq + np.log(z) - np.log1p(sq)
             debye = 0.5 * np.log(np.pi / (2 * nu)) - nu * eta - 0.5 * np.log(sq) + np.log(series)
             np.testing.assert_allclose(debye, ref, rtol=1e-9)
-        np.testing.assert_allclose(theory._log_kv(nu, x), ref, rtol=1e-12)
+        np.testing.assert_allclose(gaussian_law._log_kv(nu, x), ref, rtol=1e-12)
     # Where kve overflows the result stays finite.
-    assert np.isfinite(theory._log_kv(1023.5, np.array([1e-3, 10.0]))).all()
+    assert np.isfinite(gaussian_law._log_kv(1023.5, np.array([1e-3, 10.0]))).all()
 
 
 # ----------------------------------------------------------------------------------------
@@ -269,8 +274,8 @@ def test_log_bessel_branches_agree_with_kve():
 
 def test_sf_against_monte_carlo_with_power():
     cfg = SKEWED
-    m = theory.moments(cfg)["strong"]
-    law = theory.exact_law(cfg, "strong")
+    m = gaussian.moments(cfg)["strong"]
+    law = gaussian.exact_law(cfg, "strong")
     n = 200_000
     z = _mc_scores(np.random.default_rng(1234), m.A, m.B, m.c, cfg.dim, n)
     t = np.array([-0.5, 0.0, 0.3, 1.0, 3.0, 6.0])
@@ -281,22 +286,22 @@ def test_sf_against_monte_carlo_with_power():
     # Power: the normal approximation and the law with c = 0 are rejected at the same data.
     normal = stats.norm.sf(t, loc=m.mean, scale=math.sqrt(m.var))
     assert np.any(np.abs(emp - normal) > Z * se)
-    no_cov = theory.ScoreLaw(cfg.dim, math.sqrt(m.A * m.B) / 2, math.sqrt(m.A * m.B) / 2)
+    no_cov = gaussian.ScoreLaw(cfg.dim, math.sqrt(m.A * m.B) / 2, math.sqrt(m.A * m.B) / 2)
     assert np.any(np.abs(emp - no_cov.sf(t)) > Z * se)
 
 
 def test_ks_exact_cdf_against_monte_carlo():
     cfg = SKEWED
-    m = theory.moments(cfg)["strong"]
+    m = gaussian.moments(cfg)["strong"]
     # n = 300: the KS critical value at alpha = 1e-4 is sqrt(ln(2e4)/(2n)) = 0.13, while the
     # sup-distance of the exact cdf to the moment-matched normal is 0.20 (to the c = 0 law 0.38).
     z = _mc_scores(np.random.default_rng(99), m.A, m.B, m.c, cfg.dim, 300)
-    law = theory.exact_law(cfg, "strong")
+    law = gaussian.exact_law(cfg, "strong")
     # alpha = 1e-4: the true law is rejected with probability 1e-4.
     assert stats.kstest(z, law.cdf).pvalue > 1e-4
     # Power: the moment-matched normal and the c = 0 law are rejected at the same alpha.
     assert stats.kstest(z, stats.norm(m.mean, math.sqrt(m.var)).cdf).pvalue < 1e-4
-    no_cov = theory.ScoreLaw(cfg.dim, math.sqrt(m.A * m.B) / 2, math.sqrt(m.A * m.B) / 2)
+    no_cov = gaussian.ScoreLaw(cfg.dim, math.sqrt(m.A * m.B) / 2, math.sqrt(m.A * m.B) / 2)
     assert stats.kstest(z, no_cov.cdf).pvalue < 1e-4
 
 
@@ -316,56 +321,56 @@ def _mc_auc(z_in, z_out):
 
 def test_auc_against_monte_carlo_with_power():
     cfg = SKEWED
-    mom = theory.moments(cfg)
+    mom = gaussian.moments(cfg)
     rng = np.random.default_rng(7)
     n = 20_000
     m1, m0 = mom["strong"], mom["out"]
     z_in = _mc_scores(rng, m1.A, m1.B, m1.c, cfg.dim, n)
     z_out = _mc_scores(rng, m0.A, m0.B, m0.c, cfg.dim, n)
     auc, se = _mc_auc(z_in, z_out)
-    exact = theory.exact_auc(cfg, "strong")
+    exact = gaussian.exact_auc(cfg, "strong")
     assert abs(auc - exact) <= Z * se  # failure probability 6.8e-6
     # Power: the normal-approximation AUC is rejected at d = 1.
-    assert abs(auc - theory.normal_auc(cfg, "strong")) > Z * se
+    assert abs(auc - gaussian.normal_auc(cfg, "strong")) > Z * se
 
 
 @pytest.mark.parametrize("config", [CONFIGS[0], CONFIGS[1]])
 def test_auc_imhof_against_pdf_integration(config):
     for adv in ("strong", "weak"):
-        law_in = theory.exact_law(config, adv)
-        law_out = theory.exact_law(config, "out")
+        law_in = gaussian.exact_law(config, adv)
+        law_out = gaussian.exact_law(config, "out")
         other = _integrate_pdf(law_out, lambda t, law_in=law_in: law_in.sf(t))
-        assert theory.exact_auc(config, adv) == pytest.approx(other, abs=1e-9)
+        assert gaussian.exact_auc(config, adv) == pytest.approx(other, abs=1e-9)
     # Large d: the normal approximation is close (CLT), but the strong/weak ordering holds.
     if config.dim >= 256:
-        assert theory.exact_auc(config, "strong") == pytest.approx(
-            theory.normal_auc(config, "strong"), abs=1e-3
+        assert gaussian.exact_auc(config, "strong") == pytest.approx(
+            gaussian.normal_auc(config, "strong"), abs=1e-3
         )
-    assert theory.exact_auc(config, "strong") > theory.exact_auc(config, "weak") > 0.5
+    assert gaussian.exact_auc(config, "strong") > gaussian.exact_auc(config, "weak") > 0.5
 
 
 def test_roc_endpoints_and_monotone():
     cfg = CONFIGS[1]
     fpr = np.array([1e-9, 1e-4, 0.01, 0.1, 0.3, 0.5, 0.8, 0.99, 1 - 1e-9])
-    strong = theory.exact_roc(cfg, "strong", fpr)
-    weak = theory.exact_roc(cfg, "weak", fpr)
+    strong = gaussian.exact_roc(cfg, "strong", fpr)
+    weak = gaussian.exact_roc(cfg, "weak", fpr)
     for tpr in (strong, weak):
         assert tpr.shape == fpr.shape
         assert np.all(np.diff(tpr) > 0) and np.all(tpr > fpr)
         assert tpr[0] < 1e-4 and tpr[-1] > 1 - 1e-6
     assert np.all(strong >= weak)  # the strong adversary dominates
-    assert theory.exact_tpr_at_fpr(cfg, "weak", 0.01) == pytest.approx(weak[2], rel=1e-12)
-    normal = theory.normal_roc(cfg, "strong", fpr)
+    assert gaussian.exact_tpr_at_fpr(cfg, "weak", 0.01) == pytest.approx(weak[2], rel=1e-12)
+    normal = gaussian.normal_roc(cfg, "strong", fpr)
     assert np.all(np.diff(normal) > 0)
-    assert theory.normal_tpr_at_fpr(cfg, "strong", 0.3) == pytest.approx(normal[4], rel=1e-12)
+    assert gaussian.normal_tpr_at_fpr(cfg, "strong", 0.3) == pytest.approx(normal[4], rel=1e-12)
     # Shape is preserved for 2-D fpr.
-    assert theory.exact_roc(cfg, "weak", fpr[:4].reshape(2, 2)).shape == (2, 2)
+    assert gaussian.exact_roc(cfg, "weak", fpr[:4].reshape(2, 2)).shape == (2, 2)
 
 
 def test_percentile_table():
     cfg = CONFIGS[1]
-    table = theory.exact_percentile_table(cfg, "strong", percentiles=(50, 75, 90))
-    law_in, law_out = theory.exact_law(cfg, "strong"), theory.exact_law(cfg, "out")
+    table = gaussian.exact_percentile_table(cfg, "strong", percentiles=(50, 75, 90))
+    law_in, law_out = gaussian.exact_law(cfg, "strong"), gaussian.exact_law(cfg, "out")
     q = table["percentile"]
     mix = 0.5 * (law_in.sf(table["threshold"]) + law_out.sf(table["threshold"]))
     np.testing.assert_allclose(mix, 1 - q / 100, atol=1e-10)
@@ -381,7 +386,7 @@ def test_percentile_table():
 def test_per_game_auc_against_monte_carlo_with_power():
     # One game: IN and OUT scores share alpha = mu_hat - mu_bar.
     cfg = GaussianGameConfig(tasks=2, samples=2, dim=1, challenge=2)
-    m = theory.moments(cfg)["strong"]
+    m = gaussian.moments(cfg)["strong"]
     rng = np.random.default_rng(2024)
     g = 200_000
     alpha = rng.standard_normal((g, cfg.dim)) * math.sqrt(m.A)
@@ -389,9 +394,9 @@ def test_per_game_auc_against_monte_carlo_with_power():
     beta_out = rng.standard_normal((g, cfg.dim)) * math.sqrt(m.B)
     wins = np.sum(alpha * beta_in, axis=1) > np.sum(alpha * beta_out, axis=1)
     est, se = wins.mean(), wins.std(ddof=1) / math.sqrt(g)
-    assert abs(est - theory.exact_per_game_auc(cfg, "strong")) <= Z * se
+    assert abs(est - gaussian.exact_per_game_auc(cfg, "strong")) <= Z * se
     # Power: the marginal AUC (independent releases) is rejected for a single game's scores.
-    assert abs(est - theory.exact_auc(cfg, "strong")) > Z * se
+    assert abs(est - gaussian.exact_auc(cfg, "strong")) > Z * se
 
 
 # ----------------------------------------------------------------------------------------
@@ -424,7 +429,7 @@ def _roc_batches(cells):
         for fpr in ROC_FPRS:
             idx = [i for i, c in enumerate(cells) if c[5] == adv and c[6] == fpr]
             t, n, d, k, sb = (np.array([cells[i][j] for i in idx]) for j in range(5))
-            out[adv, fpr] = idx, theory.roc_theory(t, n, d, k, sb, 1.0, adv, fpr)
+            out[adv, fpr] = idx, gaussian.roc_theory(t, n, d, k, sb, 1.0, adv, fpr)
     return out
 
 
@@ -439,16 +444,16 @@ def test_roc_theory_matches_scalar_functions():
             t, n, d, k, sb = cells[i][:5]
             cfg = GaussianGameConfig(tasks=t, samples=n, dim=d, challenge=k, task_std=sb)
             msg = f"{cells[i]}"
-            auc, tpr = theory.exact_auc(cfg, adv), theory.exact_tpr_at_fpr(cfg, adv, fpr)
+            auc, tpr = gaussian.exact_auc(cfg, adv), gaussian.exact_tpr_at_fpr(cfg, adv, fpr)
             assert abs(res["exact_auc"][row] - auc) <= 1e-12, msg
             assert abs(res["exact_tpr"][row] - tpr) <= 1e-12, msg
             if tpr > 1e-12:
                 assert abs(res["exact_tpr"][row] - tpr) <= 1e-10 * tpr, msg
-            assert res["normal_auc"][row] == pytest.approx(theory.normal_auc(cfg, adv), abs=1e-15)
+            assert res["normal_auc"][row] == pytest.approx(gaussian.normal_auc(cfg, adv), abs=1e-15)
             assert res["normal_tpr"][row] == pytest.approx(
-                theory.normal_tpr_at_fpr(cfg, adv, fpr), abs=1e-15
+                gaussian.normal_tpr_at_fpr(cfg, adv, fpr), abs=1e-15
             )
-            m_in, m_out = theory.moments(cfg)[adv], theory.moments(cfg)["out"]
+            m_in, m_out = gaussian.moments(cfg)[adv], gaussian.moments(cfg)["out"]
             got = [res[f"theory_{q}"][row] for q in ("mean_in", "var_in", "mean_out", "var_out")]
             assert got == [m_in.mean, m_in.var, m_out.mean, m_out.var], msg
             assert res["paper_var"][row] == m_out.paper_var
@@ -456,7 +461,7 @@ def test_roc_theory_matches_scalar_functions():
 
 def _unit_scales(t, n, k, sb, adv):
     """(a1, b1) = (a, b)/sqrt(AB) = ((1 + rho)/2, (1 - rho)/2), b1 without cancellation."""
-    a_var, b_var, cov = (np.asarray(x) for x in theory.second_order(t, n, k, sb, 1.0, adv))
+    a_var, b_var, cov = (np.asarray(x) for x in gaussian.second_order(t, n, k, sb, 1.0, adv))
     root = np.sqrt(a_var * b_var)
     return 0.5 * (1 + cov / root), 0.5 * np.maximum(a_var * b_var - cov**2, 0) / (
         root * (root + cov)
@@ -475,7 +480,7 @@ def test_roc_theory_closed_forms(fpr):
     sb = np.array([1.0, 0.1, 10.0, 0.5, 3.0, 1.0, 100.0, 0.2])
     for adv in ("strong", "weak"):
         a1, b1 = _unit_scales(t, n, k, sb, adv)
-        res = theory.roc_theory(t, n, 2, k, sb, 1.0, adv, fpr)
+        res = gaussian.roc_theory(t, n, 2, k, sb, 1.0, adv, fpr)
         if fpr <= 0.5:
             tpr = a1 * (2 * fpr) ** (1 / (2 * a1))
         else:  # t = log(2 (1 - fpr)) < 0; 1/(2 b1) = inf when b1 = 0 gives lower = 0
@@ -486,7 +491,7 @@ def test_roc_theory_closed_forms(fpr):
         auc = 0.5 + a1**2 / (2 * a1 + 1) - b1**2 / (2 * b1 + 1)
         np.testing.assert_allclose(res["exact_auc"], auc, rtol=0, atol=1e-14)
         if fpr == 0.5:  # includes rho = 1 (row 0) and 1 - rho ~ 5e-11 (row 6)
-            res1 = theory.roc_theory(t, n, 1, k, sb, 1.0, adv, fpr)
+            res1 = gaussian.roc_theory(t, n, 1, k, sb, 1.0, adv, fpr)
             tpr1 = 1 - 2 / np.pi * np.arctan(np.sqrt(b1 / a1))
             np.testing.assert_allclose(res1["exact_tpr"], tpr1, rtol=0, atol=1e-14)
 
@@ -498,15 +503,15 @@ def test_roc_theory_batch_independent_and_broadcast():
     d = np.array([1, 3, 3, 16, 4096, 2])
     sb = np.array([0.3, 2.0, 2.0, 1.0, 10.0, 0.1])
     for fpr in (0.01, 0.7):
-        full = theory.roc_theory(t, 8, d, 2, sb, 1.0, "weak", fpr)
+        full = gaussian.roc_theory(t, 8, d, 2, sb, 1.0, "weak", fpr)
         for i in range(len(t)):
-            one = theory.roc_theory(int(t[i]), 8, int(d[i]), 2, float(sb[i]), 1.0, "weak", fpr)
+            one = gaussian.roc_theory(int(t[i]), 8, int(d[i]), 2, float(sb[i]), 1.0, "weak", fpr)
             for key, v in full.items():
                 assert one[key].shape == () and one[key].dtype == np.float64
                 assert one[key] == v[i], (key, i, fpr)
-    res = theory.roc_theory([[1], [4]], 8, [16, 256, 3], 4, 1.0, [1.0, 2.0, 0.5], "strong", 0.1)
+    res = gaussian.roc_theory([[1], [4]], 8, [16, 256, 3], 4, 1.0, [1.0, 2.0, 0.5], "strong", 0.1)
     assert {v.shape for v in res.values()} == {(2, 3)}
-    again = theory.roc_theory(4, 8, 3, 4, 1.0, 0.5, "strong", 0.1)
+    again = gaussian.roc_theory(4, 8, 3, 4, 1.0, 0.5, "strong", 0.1)
     assert again["exact_tpr"] == res["exact_tpr"][1, 2]
 
 
@@ -531,7 +536,7 @@ def test_roc_theory_validation():
     for match, change in bad:
         kw = {"adversary": "strong", "fpr": 0.01, **good, **change}
         with pytest.raises(ValueError, match=match):
-            theory.roc_theory(**kw)
+            gaussian.roc_theory(**kw)
 
 
 # ----------------------------------------------------------------------------------------
@@ -541,40 +546,40 @@ def test_roc_theory_validation():
 def test_validation_errors():
     cfg = CONFIGS[1]
     with pytest.raises(ValueError, match="adversary"):
-        theory.exact_law(cfg, "medium")
+        gaussian.exact_law(cfg, "medium")
     with pytest.raises(ValueError, match="adversary"):
-        theory.exact_roc(cfg, "out", 0.1)
+        gaussian.exact_roc(cfg, "out", 0.1)
     with pytest.raises(ValueError, match="adversary"):
-        theory.normal_auc(cfg, "out")
+        gaussian.normal_auc(cfg, "out")
     for bad in (0.0, 1.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="fpr"):
-            theory.exact_roc(cfg, "strong", [0.1, bad])
+            gaussian.exact_roc(cfg, "strong", [0.1, bad])
         with pytest.raises(ValueError, match="fpr"):
-            theory.normal_tpr_at_fpr(cfg, "weak", bad)
+            gaussian.normal_tpr_at_fpr(cfg, "weak", bad)
     with pytest.raises(ValueError, match="fpr must be a scalar"):
-        theory.exact_tpr_at_fpr(cfg, "strong", [0.1, 0.2])
+        gaussian.exact_tpr_at_fpr(cfg, "strong", [0.1, 0.2])
     for bad in ((0, 50), (50, 100), (float("nan"),)):
         with pytest.raises(ValueError, match="percentiles"):
-            theory.exact_percentile_table(cfg, "strong", bad)
+            gaussian.exact_percentile_table(cfg, "strong", bad)
     with pytest.raises(ValueError, match="config"):
-        theory.moments({"tasks": 3})
+        gaussian.moments({"tasks": 3})
     with pytest.raises(ValueError, match="challenge"):
-        theory.score_moments(2, 3, 4, 5, 1.0, 1.0, "strong")
+        gaussian.score_moments(2, 3, 4, 5, 1.0, 1.0, "strong")
     with pytest.raises(ValueError, match="tasks"):
-        theory.score_moments(0, 3, 4, 2, 1.0, 1.0, "strong")
+        gaussian.score_moments(0, 3, 4, 2, 1.0, 1.0, "strong")
     with pytest.raises(ValueError, match="dim"):
-        theory.score_moments(2, 3, 1.5, 2, 1.0, 1.0, "strong")
+        gaussian.score_moments(2, 3, 1.5, 2, 1.0, 1.0, "strong")
     with pytest.raises(ValueError, match="task_std"):
-        theory.law_scales(2, 3, 2, -1.0, 1.0, "weak")
+        gaussian.law_scales(2, 3, 2, -1.0, 1.0, "weak")
     with pytest.raises(ValueError, match="sample_std"):
-        theory.variance_ratio(2, 3, 2, 1.0, [1.0, float("nan")], "weak")
+        gaussian.variance_ratio(2, 3, 2, 1.0, [1.0, float("nan")], "weak")
     with pytest.raises(ValueError, match="dim"):
-        theory.ScoreLaw(0, 1.0, 0.5)
+        gaussian.ScoreLaw(0, 1.0, 0.5)
     with pytest.raises(ValueError, match="scale_neg"):
-        theory.ScoreLaw(2, 1.0, -0.5)
+        gaussian.ScoreLaw(2, 1.0, -0.5)
     with pytest.raises(ValueError, match="scale_pos"):
-        theory.ScoreLaw(2, 0.0, 0.5)
-    law = theory.ScoreLaw(2, 1.0, 0.5)
+        gaussian.ScoreLaw(2, 0.0, 0.5)
+    law = gaussian.ScoreLaw(2, 1.0, 0.5)
     with pytest.raises(ValueError, match="p must be in"):
         law.isf(1.0)
     with pytest.raises(ValueError, match="q must be in"):

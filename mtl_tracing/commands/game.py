@@ -54,7 +54,7 @@ def _moment_stats(z: np.ndarray) -> dict:
     }
 
 
-def _auc_block(args, config, scores, theory) -> dict:
+def _auc_block(args, config, scores, gaussian) -> dict:
     import jax
 
     from mtl_tracing import metrics
@@ -70,7 +70,7 @@ def _auc_block(args, config, scores, theory) -> dict:
             paired=True,
         )
         entry = {
-            "exact": float(theory.exact_auc(config, adv)),
+            "exact": float(gaussian.exact_auc(config, adv)),
             "empirical": float(ci.estimate),
             "ci": [float(ci.low), float(ci.high)],
         }
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import jax.numpy as jnp
 
-    from mtl_tracing import results
-    from mtl_tracing.gaussian import game, theory
+    from mtl_tracing import gaussian, results
+    from mtl_tracing.gaussian import game
     from mtl_tracing.gaussian.config import GaussianGameConfig
 
     config = GaussianGameConfig(
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_games=args.chunk_games,
         progress=False,
     )
-    mom = theory.moments(config)
+    mom = gaussian.moments(config)
     payload = results.run_metadata(config=config, seed=args.seed, sampler=args.sampler)
     for adv, z in zip(_ADVERSARIES, scores, strict=True):
         m = mom[adv]
@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             "paper_mean": float(m.paper_mean),
             "paper_var": float(m.paper_var),
         }
-    payload["auc"] = _auc_block(args, config, scores, theory)
+    payload["auc"] = _auc_block(args, config, scores, gaussian)
     results.write_json(args.json, payload)
 
     print(

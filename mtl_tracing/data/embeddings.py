@@ -26,9 +26,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
+
 __all__ = ["ADVERSARIES", "TaskPool", "EmbeddingSet", "load_embeddings", "save_embeddings"]
 
-ADVERSARIES = ("strong", "weak")
 
 _REQUIRED = ("in_embeddings", "in_task", "out_embeddings", "out_task")
 _HELDOUT = ("in_heldout_embeddings", "in_heldout_task")

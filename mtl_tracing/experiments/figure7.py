@@ -24,9 +24,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import special
 
-from mtl_tracing import metrics, plotting, results
+from mtl_tracing import gaussian, metrics, plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.gaussian import game, theory
+from mtl_tracing.gaussian import game
 from mtl_tracing.gaussian.config import GaussianGameConfig
 
 __all__ = [
@@ -133,12 +133,12 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
                 "se": float(ci.std),
                 "realised_fpr": float(points.fpr[j]),
                 "threshold": float(points.threshold[j]),
-                "exact": float(theory.exact_tpr_at_fpr(config, adversary, target)),
-                "normal_approx": float(theory.normal_tpr_at_fpr(config, adversary, target)),
+                "exact": float(gaussian.exact_tpr_at_fpr(config, adversary, target)),
+                "normal_approx": float(gaussian.normal_tpr_at_fpr(config, adversary, target)),
             }
         )
     emp = metrics.percentile_table(s_in, s_out, PERCENTILES)
-    exact_table = theory.exact_percentile_table(config, adversary, PERCENTILES)
+    exact_table = gaussian.exact_percentile_table(config, adversary, PERCENTILES)
     table = {
         "empirical": {
             "percentile": np.asarray(emp.percentile).tolist(),
@@ -149,15 +149,15 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
         },
         "exact": results.to_jsonable(exact_table),
     }
-    mom = theory.moments(config)[adversary]
+    mom = gaussian.moments(config)[adversary]
     mean, mean_se = _group_mean_se(np.asarray(s_in, dtype=np.float64))
     summary = {
         "auc": {
             "empirical": auc,
             "ci": _interval(auc_ci),
             "se": float(auc_ci.std),
-            "exact": float(theory.exact_auc(config, adversary)),
-            "normal_approx": float(theory.normal_auc(config, adversary)),
+            "exact": float(gaussian.exact_auc(config, adversary)),
+            "normal_approx": float(gaussian.normal_auc(config, adversary)),
         },
         "tpr_at_fpr": tprs,
         "percentiles": table,
@@ -231,7 +231,7 @@ def run(
         summary["adversaries"][adv] = adv_summary
         arrays.update(adv_arrays)
 
-    out_mom = theory.moments(config)["out"]
+    out_mom = gaussian.moments(config)["out"]
     out_np = np.asarray(s_out, dtype=np.float64)
     mean, mean_se = _group_mean_se(out_np)
     summary["out_moments"] = {
@@ -274,16 +274,16 @@ def exact_roc_points(
     """Points of the exact (marginal) ROC, dense in log and linear FPR from ``lo`` to 1.
 
     Parametrised by the threshold t: FPR = P(z_OUT > t), TPR = P(z_IN > t) from the exact laws
-    (``ScoreLaw.sf``), so every point lies exactly on ``theory.exact_roc``; thresholds come from
+    (``ScoreLaw.sf``), so every point lies exactly on ``gaussian.exact_roc``; thresholds come from
     the exact ``isf`` at 7 anchor FPRs (``lo`` ... 0.999), interpolated in between, so the FPRs
-    cover the grid. (``theory.exact_roc`` on the whole grid needs ``isf`` per point, ~10x slower.)
+    cover the grid. (``gaussian.exact_roc`` on the whole grid needs ``isf`` per point, ~10x slower.)
     Returns ``fpr`` of shape (P + 2,) from 0 to 1 and ``{adversary: tpr}`` of the same shape.
     """
     grid = np.unique(
         np.concatenate([np.geomspace(lo, 0.5, points // 2), np.linspace(0.0, 1.0, points // 2)])
     )
     grid = grid[(grid >= lo) & (grid <= 0.999)]
-    out = theory.exact_law(config, "out")
+    out = gaussian.exact_law(config, "out")
     # Exact thresholds at a few anchor FPRs, interpolated in the normal score ndtri(1 - fpr).
     anchors = np.array([lo, 1e-3, 1e-2, 0.1, 0.5, 0.9, 0.999])
     t_anchor = np.asarray(out.isf(anchors), dtype=np.float64)
@@ -292,7 +292,7 @@ def exact_roc_points(
     fpr = np.asarray(out.sf(t), dtype=np.float64)
     tprs = {}
     for adv in IN_ADVERSARIES:
-        tpr = np.asarray(theory.exact_law(config, adv).sf(t), dtype=np.float64)
+        tpr = np.asarray(gaussian.exact_law(config, adv).sf(t), dtype=np.float64)
         tprs[adv] = np.concatenate([[0.0], tpr, [1.0]])
     return np.concatenate([[0.0], fpr, [1.0]]), tprs
 
@@ -365,7 +365,7 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
                 ax_hist.stairs(dens, edges, color=colors[adv], fill=True, alpha=0.35, label=label)
             else:
                 ax_hist.stairs(dens, edges, color=colors[adv], linewidth=1.1, label=label)
-            pdf = np.asarray(theory.exact_law(config, adv).pdf(ts), dtype=np.float64)
+            pdf = np.asarray(gaussian.exact_law(config, adv).pdf(ts), dtype=np.float64)
             ax_hist.plot(
                 ts, pdf, color="k" if adv == "out" else colors[adv], linestyle="--", linewidth=0.9
             )

@@ -43,6 +43,7 @@ from mtl_tracing._validate import check_finite_float, check_int, check_key
 from mtl_tracing.data import synthetic
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.data.synthetic import SyntheticConfig
+from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 from mtl_tracing.victims import model
 from mtl_tracing.victims import mtl as train
 from mtl_tracing.victims.mtl import TrainConfig, TrainResult
@@ -63,7 +64,7 @@ __all__ = [
     "load",
 ]
 
-ADVERSARIES = ("strong", "weak")
+
 ATTACKS = attacks.ATTACKS  # ("variance", "inner_product")
 
 

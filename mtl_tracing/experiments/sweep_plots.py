@@ -38,7 +38,7 @@ def _dense(field: str, values: np.ndarray, n: int) -> np.ndarray:
 
 
 def _theory_curve(base: dict, field: str, xs: np.ndarray, adversary: str, fpr: float):
-    from mtl_tracing.gaussian import theory
+    from mtl_tracing import gaussian
     from mtl_tracing.gaussian.config import GaussianGameConfig
 
     aucs, tprs, keep = [], [], []
@@ -48,8 +48,8 @@ def _theory_curve(base: dict, field: str, xs: np.ndarray, adversary: str, fpr: f
             continue
         cfg = GaussianGameConfig(**params)
         keep.append(x)
-        aucs.append(theory.exact_auc(cfg, adversary))
-        tprs.append(theory.exact_tpr_at_fpr(cfg, adversary, fpr))
+        aucs.append(gaussian.exact_auc(cfg, adversary))
+        tprs.append(gaussian.exact_tpr_at_fpr(cfg, adversary, fpr))
     return np.array(keep), np.array(aucs), np.array(tprs)
 
 

@@ -9,7 +9,8 @@ argument         symbol       meaning
 ``samples``      N            training samples per task
 ``dim``          d            data dimension
 ``challenge``    k            size of the adversary's challenge batch B (k <= N)
-``task_std``     sbar         std of task means, mu_i ~ N(mu_bar, sbar^2 I_d)
+``task_std``     sbar         std of task means, mu_i ~ N(mu_bar, sbar^2 I_d); 0 allowed
+                              (one shared mean: the membership-inference limit)
 ``sample_std``   s (sigma)    std of samples, x_ij ~ N(mu_i, s^2 I_d)
 ``mean``         mu_bar       global mean: a scalar (broadcast) or a length-d vector
 ===============  ===========  ==========================================================
@@ -22,9 +23,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mtl_tracing._validate import check_finite_array, check_int, check_positive_float
+from mtl_tracing._validate import check_finite_array, check_int, check_nonnegative
+from mtl_tracing.threat import ADVERSARIES, IN_ADVERSARIES
 
-__all__ = ["GameShape", "GaussianGameConfig"]
+__all__ = ["ADVERSARIES", "IN_ADVERSARIES", "GameShape", "GaussianGameConfig", "check_config"]
 
 
 class GameShape(NamedTuple):
@@ -63,8 +65,13 @@ class GaussianGameConfig:
                 f"challenge must be <= samples (k <= N), got challenge={self.challenge} "
                 f"> samples={self.samples}"
             )
-        set_(self, "task_std", check_positive_float("task_std", self.task_std))
-        set_(self, "sample_std", check_positive_float("sample_std", self.sample_std))
+        set_(self, "task_std", check_nonnegative("task_std", self.task_std))
+        set_(self, "sample_std", check_nonnegative("sample_std", self.sample_std))
+        if self.task_std == 0 and self.sample_std == 0:
+            raise ValueError(
+                "task_std and sample_std must not both be 0 (z is then identically 0), "
+                "got task_std=0.0, sample_std=0.0"
+            )
         mean = self.mean
         if np.ndim(mean) == 0:
             arr = check_finite_array("mean", mean, ndim=0)
@@ -90,3 +97,10 @@ class GaussianGameConfig:
         d = dataclasses.asdict(self)
         d["mean"] = list(self.mean) if isinstance(self.mean, tuple) else self.mean
         return d
+
+
+def check_config(config: object) -> GaussianGameConfig:
+    """``config`` itself if it is a ``GaussianGameConfig``, else ``ValueError``."""
+    if not isinstance(config, GaussianGameConfig):
+        raise ValueError(f"config must be a GaussianGameConfig, got {config!r}")
+    return config

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -32,7 +33,15 @@ from jax import Array
 from mtl_tracing._validate import check_choice, check_dtype, check_int, check_key
 from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
-__all__ = ["SAMPLERS", "GameScores", "simulate", "game_kernel", "bytes_per_game", "lanes"]
+__all__ = [
+    "SAMPLERS",
+    "GameScores",
+    "simulate",
+    "game_kernel",
+    "bytes_per_game",
+    "device_memory_bytes",
+    "lanes",
+]
 
 SAMPLERS = ("sufficient", "faithful")
 
@@ -163,6 +172,18 @@ def game_kernel(sampler: str, shape: GameShape, dtype=None) -> Callable:
     return functools.partial(_KERNELS[sampler], shape=shape, dtype=dt)
 
 
+def device_memory_bytes() -> int:
+    """Memory of the default device: its ``bytes_limit`` when JAX reports one (GPU), else the
+    host's physical memory."""
+    try:
+        stats = jax.devices()[0].memory_stats() or {}
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        stats = {}
+    if stats.get("bytes_limit"):
+        return int(stats["bytes_limit"])
+    return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+
+
 def bytes_per_game(sampler: str, shape: GameShape, dtype=None) -> int:
     """A conservative estimate of the peak memory one game needs inside a vmapped chunk."""
     check_choice("sampler", sampler, SAMPLERS)
@@ -247,8 +268,12 @@ def simulate(
         (estimated by :func:`bytes_per_game`), at most G; rounded up to a multiple of
         :func:`lanes` (1 for a faithful game over 4 MiB). The last chunk is padded to the chunk
         size (no recompile) and trimmed. A single faithful game larger than the budget still
-        runs, one game at a time (the budget is then exceeded by that one game).
-      memory_budget_bytes: memory target per chunk.
+        runs, one game at a time (the budget is then exceeded by that one game), unless it
+        exceeds the memory cap (below).
+      memory_budget_bytes: memory target per chunk. The memory cap is the larger of this and
+        half the device's memory (host RAM on CPU): a single game above the cap is refused with
+        a ``ValueError`` stating the bytes needed and the cap, before anything is allocated
+        (sizes are computed in exact integers, never int32).
       progress: show a tqdm bar over chunks.
 
     Returns:
@@ -265,6 +290,15 @@ def simulate(
     shape = config.shape
     if chunk_games is not None:
         chunk_games = check_int("chunk_games", chunk_games, low=1)
+    need = bytes_per_game(sampler, shape, dt)
+    cap = max(budget, device_memory_bytes() // 2)
+    if need > cap:
+        T, N, d, _ = shape
+        raise ValueError(
+            f"one {sampler} game needs ~{need:,} bytes (T={T}, N={N}, d={d}), above the memory "
+            f"cap of {cap:,} bytes (max of memory_budget_bytes and half the device memory); use "
+            "sampler='sufficient' (exact in law, O(T) memory) or smaller T, N, d"
+        )
     chunk = _chunk_size(sampler, shape, dt, games, chunk_games, budget)
     runner = _chunk_runner(sampler, shape, dt, chunk)
     sbar = jnp.asarray(config.task_std, dt)

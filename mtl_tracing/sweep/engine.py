@@ -29,7 +29,7 @@ moments the compiled program returns), the pooled AUC with a percentile CI from 
 game bootstrap, the TPR at ``fpr`` (1%) with a bootstrap CI, and beside them the exact theory:
 ``theory_*`` moments (E z = d c, Var z = d (AB + c^2)), the paper's Thm 4.3 variance, the
 normal-approximation and exact-law (marginal) AUC and TPR, computed for all cells at once by
-``theory.roc_theory`` (one vectorised call per adversary when the table is assembled).
+``gaussian.roc_theory`` (one vectorised call per adversary when the table is assembled).
 
 Output format (``out_dir``):
   * ``sweep.npz``: one array per column, one entry per row (cell, adversary); strings are
@@ -154,9 +154,9 @@ COLUMNS: dict[str, str] = {
     "paper_var": "the paper's Thm 4.3 variance d/T [sbar^4 + s^4/(kN) + (k+N)/(kN) sbar^2 s^2]",
     "normal_auc": "normal-approximation AUC with the exact moments",
     "exact_auc": "exact-law marginal AUC (z = a X - b Y; Imhof's formula on fixed quadrature "
-    "nodes, theory.roc_theory, vectorised over cells; absolute error ~1e-13)",
+    "nodes, gaussian.roc_theory, vectorised over cells; absolute error ~1e-13)",
     "normal_tpr": "normal-approximation TPR at fpr",
-    "exact_tpr": "exact-law marginal TPR at fpr (theory.roc_theory, fixed-node quadrature "
+    "exact_tpr": "exact-law marginal TPR at fpr (gaussian.roc_theory, fixed-node quadrature "
     "vectorised over cells; absolute error ~1e-14, relative ~1e-12)",
 }
 
@@ -470,13 +470,15 @@ def _chunk_program(runner: CellRunner, static, games, dtype, chunk, devices):
 
 
 def _theory_columns(spec: SweepSpec, cells) -> dict[str, dict[str, np.ndarray]]:
-    """``{adversary: {theory column: (cells,)}}``: one vectorised ``theory.roc_theory`` call per
+    """``{adversary: {theory column: (cells,)}}``: one vectorised ``gaussian.roc_theory`` call per
     adversary over all cells (no cache: each assembled table computes its theory once)."""
-    from mtl_tracing.gaussian import theory
+    from mtl_tracing import gaussian
 
     fields = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std")
     args = {f: np.array([getattr(config, f) for _, config, _ in cells]) for f in fields}
-    return {adv: theory.roc_theory(**args, adversary=adv, fpr=spec.fpr) for adv in spec.adversaries}
+    return {
+        adv: gaussian.roc_theory(**args, adversary=adv, fpr=spec.fpr) for adv in spec.adversaries
+    }
 
 
 # --------------------------------------------------------------------------------------------

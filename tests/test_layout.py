@@ -1,0 +1,59 @@
+"""The package's structure: dependencies, layering and the no-private-imports rule."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import pathlib
+import re
+
+PKG = pathlib.Path(__file__).resolve().parents[1] / "mtl_tracing"
+
+
+def _modules():
+    for path in sorted(PKG.rglob("*.py")):
+        yield path, ast.parse(path.read_text(), filename=str(path))
+
+
+def test_sympy_is_a_core_dependency():
+    """``mtl-tracing verify`` works after the README's plain install (no extra)."""
+    reqs = importlib.metadata.requires("mtl-tracing") or []
+    core = [r for r in reqs if "extra ==" not in r]
+    assert any(re.match(r"sympy\b", r) for r in core), core
+
+
+def test_no_module_imports_another_modules_private_name():
+    """``from x import _y`` and ``x._y`` across modules are refused (publish a kernel instead)."""
+    bad = []
+    for path, tree in _modules():
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mtl_tracing"):
+                for a in node.names:
+                    if a.name.startswith("_") and not a.name.startswith("__"):
+                        bad.append(f"{path.name}: from {node.module} import {a.name}")
+                    aliases[a.asname or a.name] = node.module
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith("mtl_tracing"):
+                        aliases[(a.asname or a.name).split(".")[0]] = a.name
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+                and node.attr not in ("_fields", "_replace", "_asdict", "_make")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
+                bad.append(f"{path.relative_to(PKG)}: {node.value.id}.{node.attr}")
+    assert not bad, bad
+
+
+def test_adversaries_are_defined_once():
+    hits = [
+        str(p.relative_to(PKG))
+        for p in PKG.rglob("*.py")
+        if re.search(r"^(IN_)?ADVERSARIES\s*[:=]", p.read_text(), re.M)
+    ]
+    assert hits == ["threat.py"], hits
