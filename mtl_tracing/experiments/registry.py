@@ -105,6 +105,7 @@ JOBS: tuple[Job, ...] = (
         _E + "sweeps",
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
     ),
+    Job("dp_defence", _E + "dp_defence", "Task-level DP defence: GDP bounds, DP-SGD, audits."),
 )
 
 
