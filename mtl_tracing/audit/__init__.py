@@ -12,3 +12,4 @@ from mtl_tracing.audit.bounds import *  # noqa: F403
 from mtl_tracing.audit.canary import *  # noqa: F403
 from mtl_tracing.audit.gdp import *  # noqa: F403
 from mtl_tracing.audit.one_run import *  # noqa: F403
+from mtl_tracing.audit.scores_file import *  # noqa: F403

@@ -14,6 +14,7 @@ import argparse
 
 import numpy as np
 
+from mtl_tracing.commands import _dp
 from mtl_tracing.commands._common import enable_x64_if
 
 NAME = "game"
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-games", type=int, default=None, help="games per compiled chunk")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (games)")
     parser.add_argument("--json", required=True, help="output JSON path")
+    _dp.add_game_dp_arguments(parser)
 
 
 def _moment_stats(z: np.ndarray) -> dict:
@@ -54,7 +56,7 @@ def _moment_stats(z: np.ndarray) -> dict:
     }
 
 
-def _auc_block(args, config, scores, gaussian) -> dict:
+def _auc_block(args, config, scores, gaussian, exact_auc=None) -> dict:
     import jax
 
     from mtl_tracing import metrics
@@ -70,7 +72,7 @@ def _auc_block(args, config, scores, gaussian) -> dict:
             paired=True,
         )
         entry = {
-            "exact": float(gaussian.exact_auc(config, adv)),
+            "exact": float((exact_auc or (lambda a: gaussian.exact_auc(config, a)))(adv)),
             "empirical": float(ci.estimate),
             "ci": [float(ci.low), float(ci.high)],
         }
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("games", args.games, low=2)
     check_int("seed", args.seed, low=0)
     check_int("bootstrap", args.bootstrap, low=1)
+    release = _dp.release_from_args(args)  # None without DP flags: today's game
     enable_x64_if(args.x64)
 
     import jax
@@ -102,16 +105,27 @@ def run(args: argparse.Namespace) -> int:
         sample_std=args.sample_std,
         mean=args.mean,
     )
-    scores = game.simulate(
-        jax.random.key(args.seed),
-        config,
-        games=args.games,
-        sampler=args.sampler,
-        dtype=jnp.float64 if args.x64 else jnp.float32,
-        chunk_games=args.chunk_games,
-        progress=False,
-    )
-    mom = gaussian.moments(config)
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    if release is None:
+        scores = game.simulate(
+            jax.random.key(args.seed),
+            config,
+            games=args.games,
+            sampler=args.sampler,
+            dtype=dtype,
+            chunk_games=args.chunk_games,
+            progress=False,
+        )
+    else:
+        scores = gaussian.simulate_release(
+            jax.random.key(args.seed),
+            config,
+            release,
+            games=args.games,
+            sampler=args.sampler,
+            dtype=dtype,
+        )
+    mom, exact_auc = _dp.theory(config, release)
     payload = results.run_metadata(config=config, seed=args.seed, sampler=args.sampler)
     for adv, z in zip(_ADVERSARIES, scores, strict=True):
         m = mom[adv]
@@ -122,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
             "paper_mean": float(m.paper_mean),
             "paper_var": float(m.paper_var),
         }
-    payload["auc"] = _auc_block(args, config, scores, gaussian)
+    payload["auc"] = _auc_block(args, config, scores, gaussian, exact_auc)
+    if release is not None:
+        payload.update(_dp.game_dp_blocks(config, release, scores, args.delta, args.level))
     results.write_json(args.json, payload)
 
     print(
@@ -143,5 +159,11 @@ def run(args: argparse.Namespace) -> int:
         emp = "pending" if r["empirical"] is None else f"{r['empirical']:.4f}"
         ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
         print(f"AUC {adv:<6} empirical {emp}{ci}  exact {r['exact']:.4f}")
+    if release is not None:
+        dp, au = payload["dp"], payload["audit"]
+        print(
+            f"DP mu {dp['mu']}  epsilon {dp['epsilon']} (delta {dp['delta']:g}); audit mu_lb "
+            f"{au['mu_lb']:.4f} epsilon_lb {au['epsilon_lb']:.4f}"
+        )
     print(f"wrote {args.json}")
     return 0
