@@ -167,3 +167,31 @@ def test_release_validation_and_guarantees():
         jax.random.key(1), SMALL, g.DPRelease(clip=1e-6), games=4096, sampler="faithful"
     )
     assert float(np.max(np.abs(np.asarray(sc.out)))) < 1e-3
+
+
+def test_release_parameters_are_traced_no_recompile():
+    from mtl_tracing.gaussian import release as rel_mod
+
+    for z in (1.0, 3.0):  # a new clip or z reuses the compiled program
+        g.simulate_release(
+            jax.random.key(0),
+            SMALL,
+            g.DPRelease(clip=1e-6 * z, noise_multiplier=z),
+            games=4096,
+            sampler="faithful",
+        )
+    runner = rel_mod._runner("faithful", SMALL.shape, np.dtype("float32"), 16)
+    assert runner._cache_size() == 1
+
+
+def test_float64_is_preserved(x64):
+    import jax.numpy as jnp
+
+    sc = g.simulate_release(
+        jax.random.key(0), SMALL, g.DPRelease(release_noise_std=0.5), games=64, dtype=jnp.float64
+    )
+    assert all(s.dtype == jnp.float64 for s in sc)
+    a, b = audit.canary_scores(
+        jax.random.key(0), clip=1.0, noise_multiplier=1.0, trials=8, dtype=jnp.float64
+    )
+    assert a.dtype == b.dtype == jnp.float64
