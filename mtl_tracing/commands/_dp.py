@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["add_game_dp_arguments", "release_from_args", "game_dp_blocks", "attack_audit"]
+__all__ = [
+    "add_game_dp_arguments",
+    "release_from_args",
+    "game_dp_blocks",
+    "dp_theory",
+    "attack_audit",
+]
 
 
 def add_game_dp_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +53,7 @@ def game_dp_blocks(config, release, scores, delta: float, level: float) -> dict:
     return {"dp": dp, "audit": {**r.to_dict(), "adversary": "strong", "task": 0}}
 
 
-def theory(config, release):
+def dp_theory(config, release):
     """(moments, exact AUC function) under ``release`` (None: the plain game); NaN when the
     release is clipped (no closed form)."""
     from mtl_tracing import gaussian

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mtl_tracing.commands import _dp
 from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.commands._dp import attack_audit
 
 NAME = "attack"
 HELP = "Run the variance and inner-product attacks (Algorithms 1-2) on an embeddings .npz."
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         "metadata": results.run_metadata(config=settings, seed=args.seed),
     }
     if args.audit:
-        payload["audit"] = _dp.attack_audit(scores)
+        payload["audit"] = attack_audit(scores)
     results.write_json(out_json, payload)
     if args.plot is not None:
         title = f"{args.adversary}, k={k}, {'whitened' if args.whiten else 'raw'}"

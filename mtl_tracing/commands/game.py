@@ -14,8 +14,13 @@ import argparse
 
 import numpy as np
 
-from mtl_tracing.commands import _dp
 from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.commands._dp import (
+    add_game_dp_arguments,
+    dp_theory,
+    game_dp_blocks,
+    release_from_args,
+)
 
 NAME = "game"
 HELP = "simulate the Gaussian tracing game (Sec. 4) and compare with the exact theory"
@@ -38,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-games", type=int, default=None, help="games per compiled chunk")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (games)")
     parser.add_argument("--json", required=True, help="output JSON path")
-    _dp.add_game_dp_arguments(parser)
+    add_game_dp_arguments(parser)
 
 
 def _moment_stats(z: np.ndarray) -> dict:
@@ -86,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("games", args.games, low=2)
     check_int("seed", args.seed, low=0)
     check_int("bootstrap", args.bootstrap, low=1)
-    release = _dp.release_from_args(args)  # None without DP flags: today's game
+    release = release_from_args(args)  # None without DP flags: today's game
     enable_x64_if(args.x64)
 
     import jax
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             sampler=args.sampler,
             dtype=dtype,
         )
-    mom, exact_auc = _dp.theory(config, release)
+    mom, exact_auc = dp_theory(config, release)
     payload = results.run_metadata(config=config, seed=args.seed, sampler=args.sampler)
     for adv, z in zip(_ADVERSARIES, scores, strict=True):
         m = mom[adv]
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         }
     payload["auc"] = _auc_block(args, config, scores, gaussian, exact_auc)
     if release is not None:
-        payload.update(_dp.game_dp_blocks(config, release, scores, args.delta, args.level))
+        payload.update(game_dp_blocks(config, release, scores, args.delta, args.level))
     results.write_json(args.json, payload)
 
     print(

@@ -63,7 +63,12 @@ from mtl_tracing._validate import (
     check_probability,
     scalar_or_array,
 )
-from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig, check_config
+from mtl_tracing.gaussian.config import (
+    IN_ADVERSARIES,
+    GameShape,
+    GaussianGameConfig,
+    check_config,
+)
 from mtl_tracing.gaussian.game import SAMPLERS, GameScores, simulate
 from mtl_tracing.gaussian.moments import ScoreMoments, law_scale_parts, second_order
 
@@ -211,7 +216,7 @@ def release_roc(config: GaussianGameConfig, release: DPRelease, adversary: str, 
     """Exact marginal ROC TPR(fpr) of the unclipped noisy release; ``fpr`` in (0, 1)."""
     from mtl_tracing._validate import check_open_unit_array
 
-    check_choice("adversary", adversary, ("strong", "weak"))
+    check_choice("adversary", adversary, IN_ADVERSARIES)
     law_in = release_law(config, release, adversary)
     law_out = release_law(config, release, "out")
     return law_in.sf(np.asarray(law_out.isf(check_open_unit_array("fpr", fpr))))
