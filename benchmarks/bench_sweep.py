@@ -48,18 +48,22 @@ def time_sweep(games: int) -> dict:
     from mtl_tracing import sweep
 
     spec = _spec(games)
-    c0 = sweep.trace_count()
+    runner = sweep.gaussian_runner(spec)
+    c0 = sweep.trace_counts()
     t0 = time.perf_counter()
-    sweep.run_sweep(spec, progress=False)
+    sweep.run_sweep(spec, runner, progress=False)
     cold = time.perf_counter() - t0
-    compiles = sweep.trace_count() - c0
+    c1 = sweep.trace_counts()
+    compiles = sum(c1.values()) - sum(c0.values())
     t0 = time.perf_counter()
-    sweep.run_sweep(spec, progress=False)
+    sweep.run_sweep(spec, runner, progress=False)
     warm = time.perf_counter() - t0
     n = spec.num_cells
     return {
         "cells": n,
         "compiles": compiles,
+        "simulation_compiles": c1["simulation"] - c0["simulation"],
+        "statistics_compiles": c1["statistics"] - c0["statistics"],
         "cold_s": cold,
         "warm_s": warm,
         "cells_per_s": n / warm,
@@ -80,32 +84,33 @@ def _cold_warm(loop, cells: int) -> dict:
 
 
 def time_loop(games: int) -> dict:
-    """The same cells as a Python loop: game.simulate + jitted single-cell metrics."""
+    """The same cells as a Python loop: game.simulate + the runner's statistics jitted per
+    cell, and the moments from metrics.group_moments_from_sums."""
     import jax
+    import jax.numpy as jnp
 
-    from mtl_tracing import sweep
+    from mtl_tracing import metrics, sweep
     from mtl_tracing.gaussian import game
 
     spec = _spec(games)
+    runner = sweep.gaussian_runner(spec)
     root = jax.random.key(spec.root_seed)
 
     @jax.jit
-    def metrics(key, strong, weak, out):
-        res = [out.mean(1), (out * out).mean(1)]
-        for z in (strong, weak):
-            res += [z.mean(1), (z * z).mean(1)]
-            res.append(
-                sweep.engine._roc_stats(key, z, out, fpr=0.01, num_resamples=100, level=0.95)
-            )
-        return res
+    def stats(key, strong, weak, out):
+        moments = {"out/m_g": out.mean(1), "out/q_g": (out * out).mean(1)}
+        for name, z in (("strong", strong), ("weak", weak)):
+            moments[f"{name}/m_g"], moments[f"{name}/q_g"] = z.mean(1), (z * z).mean(1)
+        scores = {"in": jnp.stack([strong, weak]), "out": out, "moments": moments}
+        return runner.statistics(key, scores)
 
     def loop():
         for cid, config, _seed in spec.cells():
             key = jax.random.fold_in(root, cid)
             s = game.simulate(key, config, games=games)
-            r = jax.device_get(metrics(jax.random.fold_in(key, 2**31), *s))
-            for m_g, q_g in ((r[0], r[1]), (r[2], r[3]), (r[5], r[6])):
-                sweep.engine._moments(m_g, q_g, config.tasks)
+            r = jax.device_get(stats(key, *s))
+            for who in ("out", "strong", "weak"):
+                metrics.group_moments_from_sums(r[f"{who}/m_g"], r[f"{who}/q_g"], config.tasks)
 
     return _cold_warm(loop, spec.num_cells)
 
@@ -150,7 +155,8 @@ def time_public_loop(games: int) -> dict:
 
 
 def compile_vs_cell(games: int) -> dict:
-    """One compile of a chunk program vs one cell's run time (T = 16, d = 256)."""
+    """One compile of the simulation and of the statistics program (a loop over 12 cells, as
+    the engine runs them) vs one cell's run time (T = 16, d = 256)."""
     import jax
     import jax.numpy as jnp
 
@@ -158,19 +164,28 @@ def compile_vs_cell(games: int) -> dict:
 
     spec = _spec(games)
     runner = sweep.gaussian_runner(spec)
-    prog, _ = sweep.engine._chunk_program(
-        runner, (16, 8, 256, 4), games, jnp.dtype(jnp.float32), 12, tuple(jax.local_devices())
-    )
+    sim = runner.simulate((16, 8, 256, 4), games, jnp.dtype(jnp.float32))
+    sim_prog = jax.jit(lambda *args: jax.lax.map(lambda a: sim(*a), args))
+    stats_prog = jax.jit(lambda *args: jax.lax.map(lambda a: runner.statistics(*a), args))
     keys = jax.random.split(jax.random.key(1), 12)
     ones = jnp.ones(12)
-    t0 = time.perf_counter()
-    compiled = prog.lower(keys, ones, ones, ones).compile()
-    comp = time.perf_counter() - t0
-    jax.block_until_ready(compiled(keys, ones, ones, ones))
-    t0 = time.perf_counter()
-    jax.block_until_ready(compiled(keys, ones, ones, ones))
-    run = (time.perf_counter() - t0) / 12
-    return {"compile_s": comp, "cell_s": run}
+    out = {}
+    for name, prog, args in (
+        ("simulation", sim_prog, (keys, ones, ones, ones)),
+        ("statistics", stats_prog, None),
+    ):
+        if args is None:
+            args = (keys, sim_prog(keys, ones, ones, ones))
+        t0 = time.perf_counter()
+        compiled = prog.lower(*args).compile()
+        out[f"{name}_compile_s"] = time.perf_counter() - t0
+        jax.block_until_ready(compiled(*args))
+        t0 = time.perf_counter()
+        jax.block_until_ready(compiled(*args))
+        out[f"{name}_cell_s"] = (time.perf_counter() - t0) / 12
+    out["compile_s"] = out["simulation_compile_s"] + out["statistics_compile_s"]
+    out["cell_s"] = out["simulation_cell_s"] + out["statistics_cell_s"]
+    return out
 
 
 def _child(devices: int, games: int, what: str = "time_sweep") -> dict:
@@ -254,7 +269,15 @@ def main() -> None:
             f"  ratio (loop / sweep): warm {r['warm_s'] / vec['warm_s']:.1f}x, "
             f"cold {r['cold_s'] / vec['cold_s']:.1f}x"
         )
-    print(f"compiles: {vec['compiles']} (4 shapes); peak RSS {vec['maxrss_mb']:.0f} MB")
+    print(
+        f"compiles: {vec['compiles']} ({vec['simulation_compiles']} simulation for 4 shapes, "
+        f"{vec['statistics_compiles']} statistics for 2 (G, T)); "
+        f"peak RSS {vec['maxrss_mb']:.0f} MB"
+    )
+    print(
+        f"simulation compile {cvc['simulation_compile_s']:.2f} s, statistics compile "
+        f"{cvc['statistics_compile_s']:.2f} s"
+    )
     print(
         f"one compile {cvc['compile_s']:.2f} s vs one cell {cvc['cell_s'] * 1e3:.2f} ms: padding "
         f"T to the group max saves a compile only when the padded work costs < "

@@ -1,7 +1,7 @@
 """Machine-checked companion to Sec. 4 and App. B of the paper (see README.md).
 
 Symbolic derivations with a sympy Gaussian moment engine, Monte Carlo checks from the raw model,
-a comparison with ``mtl_tracing.theory`` and errata records. Entry point: ``run_all``; CLI:
+a comparison with ``mtl_tracing.gaussian`` and errata records. Entry point: ``run_all``; CLI:
 ``mtl-tracing verify``.
 """
 

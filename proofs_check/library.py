@@ -1,4 +1,4 @@
-"""Compare the symbolic results with the library's numeric theory (``mtl_tracing.theory``)."""
+"""Compare the symbolic results with the library's numeric theory (``mtl_tracing.gaussian``)."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def library_checks(heavy: bool = False) -> list[Check]:
 
 
 def simulator_checks(*, seed: int, heavy: bool = False) -> list[Check]:
-    """``mtl_tracing.game.simulate`` (faithful sampler) against the exact moments.
+    """``mtl_tracing.gaussian.simulate`` (faithful sampler) against the exact moments.
 
     Only task 0 of each game is used, so the G scores per adversary are i.i.d. (scores within a
     game share mu_hat). Acceptance at 4.5 SE as in :mod:`proofs_check.montecarlo`; the power

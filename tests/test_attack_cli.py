@@ -147,3 +147,42 @@ def test_save_embeddings_refuses_bad_arrays(tmp_path):
     with pytest.raises(ValueError, match="out_task has 29 ids but out_embeddings has 30 rows"):
         embeddings.save_embeddings(tmp_path / "bad.npz", **a)
     assert not list(tmp_path.iterdir())  # nothing left behind
+
+
+def _fractions(node, path=""):
+    """(path, value) of every TPR, FPR and balanced accuracy in a results payload."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _fractions(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _fractions(v, f"{path}[{i}]")
+    elif isinstance(node, float) and path.rsplit(".", 1)[-1].split("[")[0] in (
+        "tpr",
+        "fpr",
+        "balanced_accuracy",
+    ):
+        yield path, node
+
+
+def test_x64_outputs_are_float64(tmp_path, capsys, x64):
+    """Under --x64 every rate is a float64 fraction m / n, never a float32 one such as
+    0.3333333432674408 (the scores file is float64 too)."""
+    path = embeddings.save_embeddings(tmp_path / "emb.npz", **_arrays())
+    out = tmp_path / "attack.json"
+    argv = ["attack", "--embeddings", str(path), "--challenge", "3", "--trials", "8", "--x64"]
+    code, _, err = _run(capsys, [*argv, "--bootstrap", "20", "--json", str(out)])
+    assert code == 0, err
+    payload = json.loads(out.read_text())
+    assert payload["metadata"]["x64"] is True
+    side = np.load(out.with_suffix(".npz"))
+    assert side["variance_in"].dtype == np.float64
+    n_in, n_out = T_IN * 8, T_OUT * 8  # scores: tasks x trials
+    rounded = []
+    for where, x in _fractions(payload["attacks"]):
+        # a TPR is m / n_in, an FPR m / n_out, a balanced accuracy m / (2 n_in n_out)
+        if min(abs(x * n - round(x * n)) for n in (n_in, n_out, 2 * n_in * n_out)) > 1e-9:
+            rounded.append((where, x))
+    assert len(list(_fractions(payload["attacks"]))) >= 12
+    # Power: the pre-fix percentile table (jnp.mean of booleans, float32) failed here.
+    assert rounded == []

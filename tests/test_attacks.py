@@ -293,11 +293,11 @@ def test_run_attacks_no_recompile_on_new_key():
     p_in, p_out = _pools(rng)
     kw = dict(k=3, trials=8, **RUN)
     attacks.run_attacks(jax.random.key(0), p_in, p_out, **kw)
-    before = attacks_impl._run_kernel._cache_size()
+    before = attacks_impl.attack_kernel._cache_size()
     p_in2, p_out2 = _pools(rng)
     out = attacks.run_attacks(jax.random.key(1), p_in2, p_out2, **kw)
     jax.block_until_ready(out)
-    assert attacks_impl._run_kernel._cache_size() == before
+    assert attacks_impl.attack_kernel._cache_size() == before
 
 
 def test_run_attacks_dtypes(x64):
@@ -372,7 +372,7 @@ def test_cholesky_whitening_has_the_zca_inner_products(ridge):
     pool = jnp.asarray(rng.normal(size=(7, 6, 4)) * [1.0, 2.0, 0.5, 3.0], jnp.float32)
     mask = jnp.ones(pool.shape[:2], bool)
     lam = jnp.asarray(ridge, jnp.float32)
-    chol = attacks_impl._whiten_for_gram(pool, mask, lam)
+    chol = attacks.whiten_for_gram(pool, mask, lam)
     zca = attacks.apply_whitening(pool, attacks.loto_whitening(pool, mask=mask, ridge=ridge))
     gram = lambda x: np.einsum("tim,tjm->tij", x, x)  # noqa: E731
     np.testing.assert_allclose(gram(chol), gram(zca), rtol=2e-5, atol=2e-5)

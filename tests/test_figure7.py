@@ -1,4 +1,4 @@
-"""Figure 7 job, its CLI commands (``figure7``, ``reproduce``) and redraw-without-rerun.
+"""Figure 7 job, its registry commands (``figure7``, ``reproduce``) and redraw-without-rerun.
 
 Shapes come from two fixed configs (TINY for plumbing, STAT for the statistical check) so the
 file compiles each kernel a handful of times only.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -16,8 +18,7 @@ import pytest
 
 from mtl_tracing import gaussian
 from mtl_tracing.cli import main
-from mtl_tracing.commands import reproduce
-from mtl_tracing.experiments import figure7
+from mtl_tracing.experiments import figure7, registry
 from mtl_tracing.gaussian import game
 from mtl_tracing.gaussian.config import GaussianGameConfig
 
@@ -110,10 +111,11 @@ def test_plot_of_missing_run_names_the_file(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"games": 0}, "games must be >= 1, got 0"),
+        ({"games": 1}, "games must be >= 2, got 1"),
         ({"seed": -1}, "seed must be >= 0, got -1"),
         ({"config": {"tasks": 16}}, "config must be a GaussianGameConfig"),
         ({"num_resamples": 1}, "num_resamples must be >= 2, got 1"),
+        ({"dims": 3}, "overrides must be among"),
     ],
 )
 def test_run_rejects_bad_input_before_simulating(tmp_path, monkeypatch, kwargs, match):
@@ -127,18 +129,50 @@ def test_cli_reports_bad_config_on_one_line(tmp_path, capsys):
     assert "challenge must be <= samples" in capsys.readouterr().err
 
 
+def _float32_rounded(x: float, n: int) -> bool:
+    """True if ``x``, a fraction m / n, carries float32 rounding (e.g. 0.3333333432674408)."""
+    return abs(x * n - round(x * n)) > 1e-9
+
+
 def test_float64_on_request(tmp_path, x64, monkeypatch):
     monkeypatch.setattr(figure7, "FPR_TARGETS", (0.01,))  # one TPR bootstrap: fewer compiles
     figure7.run(tmp_path, config=TINY, games=TINY_GAMES, progress=False, dtype=jnp.float64)
     payload, _ = figure7.load(tmp_path)
     assert payload["dtype"] == "float64"
     assert payload["metadata"]["x64"] is True
+    n = TINY_GAMES * TINY.tasks
+    for s in payload["adversaries"].values():
+        table = s["percentiles"]["empirical"]
+        rounded = [x for k in ("tpr", "fpr") for x in table[k] if _float32_rounded(x, n)]
+        assert rounded == []  # the pre-fix table (float32 means of booleans) failed here
+
+
+def test_moments_are_group_moments(tiny_run):
+    """Mean and variance of z with their SEs over games: ``metrics.group_moments``."""
+    payload, _ = figure7.load(tiny_run[0])
+    moms = [s["moments"] for s in payload["adversaries"].values()] + [payload["out_moments"]]
+    for m in moms:
+        assert m["mean"]["se"] > 0 and m["var"]["se"] > 0 and m["var"]["empirical"] > 0
+    mom = gaussian.moments(TINY)["strong"]
+    m = payload["adversaries"]["strong"]["moments"]
+    assert abs(m["mean"]["empirical"] - float(mom.mean)) <= 4.5 * m["mean"]["se"]
+    assert abs(m["var"]["empirical"] - float(mom.var)) <= 4.5 * m["var"]["se"]
+
+
+def test_group_moments_is_the_one_definition(tmp_path, monkeypatch):
+    from mtl_tracing import metrics
+
+    calls = []
+    real = metrics.group_moments
+    monkeypatch.setattr(metrics, "group_moments", lambda z: calls.append(z.shape) or real(z))
+    monkeypatch.setattr(figure7, "FPR_TARGETS", (0.01,))
+    figure7.run(tmp_path, config=TINY, games=TINY_GAMES, progress=False)
+    assert calls == [(TINY_GAMES, TINY.tasks)] * 3  # strong IN, weak IN, OUT
 
 
 def test_reproduce_quick_runs_registry_in_order(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(reproduce, "FIGURE7_QUICK_CONFIG", TINY)
-    monkeypatch.setattr(reproduce, "FIGURE7_QUICK_GAMES", TINY_GAMES)
-    assert [name for name, _ in reproduce.JOBS] == [
+    monkeypatch.setattr(figure7, "QUICK", {"config": TINY, "games": TINY_GAMES})
+    assert registry.names(default_only=True) == [
         "figure7",
         "figure6",
         "figure3",
@@ -148,30 +182,59 @@ def test_reproduce_quick_runs_registry_in_order(tmp_path, monkeypatch, capsys):
         "sweep_strong_weak_gap",
         "sweep_membership_limit",
     ]
-    # The other jobs run in test_mtl_experiments.py and test_sweep.py (same functions).
+    # The other jobs run in test_mtl_experiments.py and test_cli.py (same registry path).
     assert main(["reproduce", "--out", str(tmp_path), "--quick", "--only", "figure7"]) == 0
     for name in ("figure7.json", "figure7.npz", "figure7.png", "figure7.pdf"):
         assert (tmp_path / "figure7" / name).is_file()
     out = capsys.readouterr().out
     assert "summary" in out and "figure7" in out and "FAILED" not in out
+    assert figure7.load(tmp_path / "figure7")[0]["games"] == TINY_GAMES
+
+
+def _fake_job(monkeypatch, name: str, run, problems=()) -> registry.Job:
+    """A registered job backed by a throwaway module (``run`` as given, no figures)."""
+    mod = types.ModuleType(f"fake_job_{name}")
+    mod.OPTIONS, mod.QUICK, mod.run = (), {"size": 1}, run
+    mod.plot = lambda out_dir: []
+    mod.load = lambda out_dir: ({}, None)
+    mod.headline = lambda payload: ""
+    mod.check = lambda out_dir: list(problems)
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    return registry.Job(name, mod.__name__, f"fake {name}")
 
 
 def test_reproduce_reports_failure_and_runs_the_rest(tmp_path, monkeypatch, capsys):
     ran = []
 
-    def boom(out_dir, quick):
+    def boom(out_dir, **kwargs):
         raise RuntimeError("job exploded")
 
-    def ok(out_dir, quick):
-        ran.append((out_dir.name, quick))
-        return []
+    def ok(out_dir, **kwargs):
+        ran.append((out_dir.name, kwargs.get("size")))
 
-    monkeypatch.setattr(reproduce, "JOBS", [("bad", boom), ("good", ok)])
+    jobs = (
+        _fake_job(monkeypatch, "bad", boom),
+        _fake_job(monkeypatch, "good", ok),
+        _fake_job(monkeypatch, "wrong", ok, problems=["AUC off"]),
+    )
+    monkeypatch.setattr(registry, "JOBS", jobs)
     assert main(["reproduce", "--out", str(tmp_path), "--quick"]) == 1
-    assert ran == [("good", True)]
+    assert ran == [("good", 1), ("wrong", 1)]  # after the failure; QUICK applied
     out = capsys.readouterr().out
-    assert "bad" in out and "FAILED" in out and "1 of 2 job(s) failed" in out
+    assert "bad" in out and "FAILED" in out and "2 of 3 job(s) failed: bad, wrong" in out
+    assert "CHECK FAILED: AUC off" in out
+    # The real-data jobs need --data-dir: without it, one line says they were skipped and why.
+    assert "real-data jobs skipped: they need the datasets on disk (--data-dir DIR)" in out
+    empty = tmp_path / "data"
+    empty.mkdir()
+    assert (
+        main(["reproduce", "--out", str(tmp_path), "--only", "real", "--data-dir", str(empty)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert f"real_celeba_personalization skipped: {empty / 'celeba'} not found" in out
     assert main(["reproduce", "--out", str(tmp_path), "--only", "nope"]) == 2
+    assert main(["reproduce", "--out", str(tmp_path), "--only", "good"]) == 0
+    assert ran[-1] == ("good", None)  # not quick: the job's own defaults
 
 
 def test_pooled_auc_matches_exact_and_rejects_neighbouring_formula(tmp_path):

@@ -293,8 +293,9 @@ def test_membership_limit_task_std_zero(sampler):
     are 4.5 standard errors over games (``metrics.group_moments``). Power: the sbar = 1 formula
     for E z_strong, and AUC 1/2 for the strong adversary, are rejected at the same G.
     """
+    from _stats import assert_rejects, assert_within_se
+
     from mtl_tracing import gaussian, metrics
-    from tests._stats import assert_rejects, assert_within_se
 
     cfg = SMALL.replace(task_std=0.0)
     z = game.simulate(jax.random.key(21), cfg, games=3000, sampler=sampler, chunk_games=24)

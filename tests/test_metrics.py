@@ -7,12 +7,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _stats import assert_rejects, assert_within_se
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from mtl_tracing import metrics
+from mtl_tracing.metrics import _fast
 
 SHAPES = [(37, 23), (16, 16)]  # small fixed set of (n_in, n_out): few compiles
 
@@ -192,13 +194,13 @@ def test_no_recompile_on_second_call():
     metrics.auc(a1, b1)
     metrics.tpr_at_fpr(a1, b1, [0.1, 0.2])
     n_auc, n_tpr = (
-        metrics.bootstrap._auc_kernel._cache_size(),
-        metrics.bootstrap._tpr_kernel._cache_size(),
+        metrics.roc._auc_kernel._cache_size(),
+        metrics.roc._tpr_kernel._cache_size(),
     )
     metrics.auc(a2, b2)
     metrics.tpr_at_fpr(a2, b2, [0.3, 0.4])
-    assert metrics.bootstrap._auc_kernel._cache_size() == n_auc
-    assert metrics.bootstrap._tpr_kernel._cache_size() == n_tpr
+    assert metrics.roc._auc_kernel._cache_size() == n_auc
+    assert metrics.roc._tpr_kernel._cache_size() == n_tpr
     s_in, s_out = a1[:36].reshape(6, 6), b1[:18].reshape(6, 3)
     stat = metrics.TprAtFprStatistic(0.25)
     metrics.grouped_bootstrap(jax.random.key(1), stat, s_in, s_out, paired=False)
@@ -311,20 +313,21 @@ def test_bootstrap_coverage_with_power():
     true_std = np.sqrt(var)
     se_true = np.sqrt((np.mean(dev**4) - var**2) / datasets) / (2 * true_std)
 
-    def z_ratio(boot_std):
+    def ratio(boot_std):  # mean bootstrap std / true std, and its standard error
         r = boot_std.mean() / true_std
         se_r = r * np.hypot(
             se_true / true_std, boot_std.std(ddof=1) / np.sqrt(datasets) / boot_std.mean()
         )
-        return r, abs(r - 1) / se_r
+        return r, se_r
 
-    # |z| <= 4.5: false-failure probability ~7e-6 under the normal approximation. The bootstrap
-    # std of a mean of G groups is biased by sqrt((G-1)/G) ~ 0.98 here, well inside tolerance.
-    r_paired, z_paired = z_ratio(paired)
-    assert z_paired <= 4.5, (r_paired, z_paired)
+    # The bootstrap std of a mean of G groups is biased by sqrt((G-1)/G) ~ 0.98 here, well
+    # inside tolerance.
+    r_paired, se_paired = ratio(paired)
+    assert_within_se(r_paired, 1.0, se_paired, what="paired bootstrap std / true std")
     # Power: the same data reject the naive (score-level) resampling.
-    r_naive, z_naive = z_ratio(naive)
-    assert r_naive < 1 and z_naive > 4.5, (r_naive, z_naive)
+    r_naive, se_naive = ratio(naive)
+    assert r_naive < 1
+    assert_rejects(r_naive, 1.0, se_naive, what="naive score-level bootstrap")
 
 
 class _Generic:
@@ -405,10 +408,11 @@ def _replicates(s_in, s_out, stats, paired, resamples=40):
     c_in, c_out = jax.vmap(draw)(jax.random.split(jax.random.key(3), resamples))
     c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
     c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out])
-    fast, ok = jax.jit(lambda a, b, c, d: metrics.bootstrap._pair_path(a, b, stats, c, d))(
+    fprs = metrics.bootstrap._pair_fprs(stats)
+    fast, ok = jax.jit(lambda a, b, c, d: _fast.pair_path(a, b, fprs, c, d))(
         s_in, s_out, c_in, c_out
     )
-    srt = metrics.bootstrap._sort_pooled(s_in.ravel(), s_out.ravel())
+    srt = metrics.roc.sort_pooled(s_in.ravel(), s_out.ravel())
     group = jnp.concatenate(
         [jnp.repeat(jnp.arange(g_in), p_in), g_in + jnp.repeat(jnp.arange(g_out), p_out)]
     )[srt.order]
@@ -455,12 +459,15 @@ def test_group_pair_bootstrap_equals_sorted_path(paired, rounding):
 
 
 def test_group_pair_bootstrap_falls_back_on_large_ties():
-    """Tie groups larger than _MAX_TIE (or a TPR window that is too short) switch to
-    the sorted path: ``ok`` is False and the public result equals the sorted path's."""
+    """Tie groups larger than MAX_TIE switch to the sorted path: ``ok`` is False in the
+    kernel, the host sees the ties before compiling, and the public result equals the
+    sorted path's."""
     a, b = _data(3, 36, 18, ties=True)  # integer scores: large tie groups
     s_in, s_out = jnp.asarray(a.reshape(6, 6)), jnp.asarray(b.reshape(6, 3))
     _, ok, _ = _replicates(s_in, s_out, PAIR_STATS, paired=False)
     assert not ok
+    assert not _fast.ties_small(a, b)
+    assert metrics.bootstrap._choose_path(jax.random.key(0), s_in, s_out, PAIR_STATS) == "sorted"
     k = jax.random.key(5)
     got = metrics.grouped_bootstrap(k, PAIR_STATS, s_in, s_out, paired=False, num_resamples=16)
     slow = tuple(_Generic(f) for f in PAIR_STATS)
@@ -469,9 +476,11 @@ def test_group_pair_bootstrap_falls_back_on_large_ties():
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=2e-6)
 
 
-def test_group_pair_window_too_short_falls_back():
-    """fpr = 1 never exceeds its budget inside the window: the path reports it, and the
-    public bootstrap still returns TPR = 1 everywhere."""
+def test_group_pair_window_too_short_falls_back(monkeypatch):
+    """fpr = 1 never exceeds its budget inside the window: the path reports it, the host
+    takes the sorted path for it, and the public bootstrap returns TPR = 1 everywhere. A
+    window found too short only when run (here forced to one score) makes the host re-run
+    the sorted program: the same numbers as the group-pair path with its normal window."""
     rng = np.random.default_rng(1)
     s_in = jnp.asarray(rng.normal(size=(8, 5)), jnp.float32)
     s_out = jnp.asarray(rng.normal(size=(8, 5)), jnp.float32)
@@ -481,13 +490,37 @@ def test_group_pair_window_too_short_falls_back():
     iv = metrics.grouped_bootstrap(jax.random.key(0), stat, s_in, s_out, paired=True)
     assert [float(x) for x in iv[0][:3]] == [1.0, 1.0, 1.0]
 
+    # The setup of test_bootstrap_seeded_and_contains_estimate: its program is cached.
+    a, b = _data(1, 37, 23, ties=False)
+    s_in, s_out = a[:36].reshape(6, 6), b[:18].reshape(6, 3)
+    stat = metrics.TprAtFprStatistic(0.25)
+    k, kernel = jax.random.key(7), metrics.bootstrap._bootstrap_kernel
+    kw = dict(paired=False)
+    want = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)  # pairs, ok
+    calls = []
+    real = kernel
+
+    def spy(*args, path, **kwargs):
+        calls.append(path)
+        return real(*args, path=path, **kwargs)
+
+    monkeypatch.setattr(_fast, "pair_window", lambda fpr, n_out, per_group_out: 1)
+    monkeypatch.setattr(metrics.bootstrap, "_bootstrap_kernel", spy)
+    kernel.clear_cache()  # the programs traced with the one-score window are not kept
+    try:
+        got = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)
+    finally:
+        kernel.clear_cache()
+    assert calls == ["pairs", "sorted"]
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sort_floats_equals_sort(dtype, request):
     if dtype == "float64":
         request.getfixturevalue("x64")
     x = np.array([3.0, -0.0, 0.0, -1e-30, 1e-30, -2.5, 7.0, -7.0, 3.0, -1e30, 1e30], dtype)
-    got = np.asarray(metrics.bootstrap._sort_floats(jnp.asarray(x)))
+    got = np.asarray(_fast.sort_floats(jnp.asarray(x)))
     assert got.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(got, np.sort(x))
 
@@ -507,3 +540,48 @@ def test_group_pair_bootstrap_float64(x64):
     assert float(iv.estimate) == pytest.approx(
         _sk_auc(np.asarray(s_in).ravel(), np.asarray(s_out).ravel()), abs=1e-14
     )
+
+
+def test_host_chosen_path_compiles_no_fallback():
+    """Concrete inputs: the host picks the path, and the compiled program holds no
+    conditional. Traced inputs keep the traced choice (a conditional), with the same
+    numbers."""
+    rng = np.random.default_rng(4)
+    s_in = jnp.asarray(rng.normal(0.3, 1.0, (6, 6)), jnp.float32)
+    s_out = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+    stats = (metrics.auc, metrics.TprAtFprStatistic(0.25))
+    key = jax.random.key(9)
+    assert metrics.bootstrap._choose_path(key, s_in, s_out, stats) == "pairs"
+    kw = dict(statistics=stats, num_resamples=200, level=0.95, paired=False, chunk=4)
+    kernel = metrics.bootstrap._bootstrap_kernel
+    for path, has_cond in (("pairs", False), ("sorted", False), ("auto", True)):
+        text = kernel.lower(key, s_in, s_out, path=path, **kw).as_text()
+        assert ("stablehlo.case" in text) == has_cond, path
+    host = metrics.grouped_bootstrap(key, stats, s_in, s_out, paired=False)
+    traced = jax.jit(lambda k, a, b: metrics.grouped_bootstrap(k, stats, a, b, paired=False))(
+        key, s_in, s_out
+    )
+    for h, t in zip(host, traced, strict=True):
+        np.testing.assert_allclose(np.asarray(h), np.asarray(t), rtol=0, atol=1e-7)
+
+
+def test_bootstrap_memory_bytes():
+    """The estimate grows with the data and the resamples, counts the group-pair path only
+    where it applies, and validates its arguments."""
+    stats = (metrics.auc, metrics.TprAtFprStatistic(0.01))
+    mem = metrics.bootstrap_memory_bytes
+    base = mem(stats, (200, 8), (200, 8), num_resamples=100, chunk=4)
+    n = 2 * 200 * 8
+    assert base >= 12 * n * 4  # sorted path: ~8 n words + 4 n per replicate of a chunk
+    assert mem(stats, (200, 16), (200, 16), num_resamples=100, chunk=4) > base
+    assert mem(stats, (200, 8), (200, 8), num_resamples=400, chunk=4) > base
+    # Above PAIR_LIMIT group pairs, only the sorted path is counted.
+    g = int(np.sqrt(_fast.PAIR_LIMIT)) + 1
+    big = mem(stats, (g, 1), (g, 1), num_resamples=100, chunk=4)
+    sorted_only = (8 + 4 * 4) * (2 * g) * 4 + 2 * 101 * (2 * g) * 4
+    assert big == sorted_only
+    assert mem(_Generic(metrics.auc), (200, 8), (200, 8), num_resamples=100, chunk=4) < base
+    with pytest.raises(ValueError, match="num_resamples"):
+        mem(stats, (2, 2), (2, 2), num_resamples=1)
+    with pytest.raises(ValueError, match="statistic"):
+        mem((), (2, 2), (2, 2))

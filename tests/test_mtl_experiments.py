@@ -1,6 +1,6 @@
-"""Synthetic-MTL jobs (figure6, figure3, figure4/5, table), their CLI commands and the pipeline.
+"""Synthetic-MTL jobs (figure6, figure3, figure4/5, table), their registry commands, the pipeline.
 
-Every training call uses ``mtl_common.QUICK_CONFIG``'s shapes and training config, so the
+Every training call uses ``pipeline.QUICK_CONFIG``'s shapes and training config, so the
 training program compiles once for the whole file: figure3 runs one checkpoint at the quick
 config's epoch count and figure6 runs a grid whose values all equal the quick default.
 """
@@ -18,7 +18,7 @@ from scipy import stats
 
 from mtl_tracing import attacks
 from mtl_tracing.cli import main
-from mtl_tracing.experiments import figure3, figure6, figure45, table
+from mtl_tracing.experiments import checks, figure3, figure6, figure45, registry, table
 from mtl_tracing.experiments import pipeline as mc
 from mtl_tracing.victims import mtl as train
 
@@ -49,10 +49,12 @@ SUMMARY_KEYS = {
 
 @pytest.fixture(scope="module")
 def job_dirs(tmp_path_factory):
-    """Run every job once at the quick config (table and figure3/4 through the CLI)."""
+    """Run every job once at the quick config (table, figure3/4 through the CLI, the table's
+    script through ``registry.script_main``, figure6 on a one-cell grid)."""
     root = tmp_path_factory.mktemp("mtl_jobs")
     dirs = {name: root / name for name in ("table", "figure45", "figure3", "figure6")}
-    assert main(["table", "--out", str(dirs["table"]), "--quick", "--no-progress"]) == 0
+    argv = ["--out", str(dirs["table"]), "--quick", "--no-progress"]
+    assert registry.script_main("table", argv) == 0
     assert main(["figure4", "--out", str(dirs["figure45"]), "--quick", "--no-progress"]) == 0
     assert (
         main(
@@ -68,8 +70,10 @@ def job_dirs(tmp_path_factory):
         )
         == 0
     )
-    figure6.run(dirs["figure6"], config=QUICK, grid=ONE_CELL_GRID, progress=False)
-    figure6.plot(dirs["figure6"])
+    paths = registry.run_job(
+        "figure6", dirs["figure6"], quick=True, progress=False, grid=ONE_CELL_GRID
+    )
+    assert paths == [dirs["figure6"] / "figure6.png", dirs["figure6"] / "figure6.pdf"]
     return dirs
 
 
@@ -95,7 +99,7 @@ def test_job_writes_its_files(job_dirs, job):
 
 
 def test_json_payloads_have_the_keys(job_dirs):
-    tab = table.load(job_dirs["table"])
+    tab, _ = table.load(job_dirs["table"])
     assert {"rows", "attacks", "k", "runs", "heldout_accuracy", "metadata"} <= set(tab)
     assert [(r["attack"], r["access"]) for r in tab["rows"]] == [
         (a, b) for a in mc.ATTACKS for b in mc.ADVERSARIES
@@ -138,7 +142,7 @@ def test_json_payloads_have_the_keys(job_dirs):
 
 
 def test_strong_variance_auc_is_a_probability_inside_its_ci(job_dirs):
-    s = table.load(job_dirs["table"])["attacks"]["variance"]["strong"]
+    s = table.load(job_dirs["table"])[0]["attacks"]["variance"]["strong"]
     auc, (lo, hi) = s["auc"], s["auc_ci"]
     assert math.isfinite(auc) and 0.0 <= auc <= 1.0
     assert 0.0 <= lo <= auc <= hi <= 1.0
@@ -333,18 +337,47 @@ def test_config_round_trips_through_json():
 
 
 def test_check_attack_output(job_dirs, tmp_path):
-    """The output check behind the simulations/ scripts: passes a finished job, names what is
-    missing, and rejects an AUC outside its own CI."""
+    """The output check behind every synthetic-MTL job's ``check``: passes a finished job, names
+    what is missing, and rejects an AUC outside its own CI."""
     out = job_dirs["table"]
 
     def cells(d):
-        return [("default", table.load(d)["attacks"])]
+        return [("default", table.load(d)[0]["attacks"])]
 
-    assert mc.check_attack_output(out, (table.JSON_NAME, table.MD_NAME), cells) == []
-    assert mc.check_attack_output(tmp_path, (table.JSON_NAME,), cells) == [
+    assert checks.check_attack_output(out, (table.JSON_NAME, table.MD_NAME), cells) == []
+    assert checks.check_attack_output(tmp_path, (table.JSON_NAME,), cells) == [
         f"missing {tmp_path / table.JSON_NAME}"
     ]
     bad = [("x", {"variance": {"strong": {"auc": 0.9, "auc_ci": [0.1, 0.5]}}})]
-    assert mc.check_attack_output(out, (), lambda d: bad) == [
+    assert checks.check_attack_output(out, (), lambda d: bad) == [
         "x variance strong: AUC 0.9 outside [0.1, 0.5]"
     ]
+
+
+@pytest.mark.parametrize("job", sorted(EXPECTED_FILES))
+def test_job_check_and_headline(job_dirs, job):
+    """Each job's own ``check`` passes its finished run and names a deleted file; its
+    ``headline`` summarises the run in a few lines."""
+    mod = registry.get(job).load_module()
+    assert mod.check(job_dirs[job]) == []
+    payload, _ = mod.load(job_dirs[job])
+    text = mod.headline(payload)
+    assert "strong" in text and ("AUC" in text or "variance" in text)
+
+
+def test_job_check_names_a_missing_file(tmp_path):
+    for job in EXPECTED_FILES:
+        problems = registry.get(job).load_module().check(tmp_path)
+        assert problems and all(p.startswith(f"missing {tmp_path}") for p in problems), job
+
+
+def test_quick_settings_are_declared_once():
+    """``--quick`` of every synthetic-MTL job is the pipeline's tiny config (+ small grids)."""
+    assert table.QUICK == {"config": QUICK}
+    assert figure3.QUICK == {"config": QUICK, "checkpoints": figure3.QUICK_CHECKPOINTS}
+    assert figure6.QUICK == {"config": QUICK, "grid": figure6.QUICK_GRID}
+    assert figure45.QUICK["config"] == figure45.QUICK_CONFIG
+    assert figure45.QUICK_CONFIG.attack.whiten is False and figure45.QUICK_CONFIG.data == QUICK.data
+    assert figure6.DEFAULT_CONFIG.train.epochs == 100
+    with pytest.raises(AttributeError):
+        figure3.NOT_A_CONSTANT  # noqa: B018

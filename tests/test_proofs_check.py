@@ -210,4 +210,4 @@ def test_library_check_is_skipped_not_failed_when_module_missing(monkeypatch):
 
     monkeypatch.setattr(importlib, "import_module", missing)
     (row,) = lib.library_checks()
-    assert row.verdict == "skipped" and row.passed and "mtl_tracing.theory" in row.note
+    assert row.verdict == "skipped" and row.passed and "mtl_tracing.gaussian" in row.note

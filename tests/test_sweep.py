@@ -1,7 +1,9 @@
 """Tests of the sweep engine: compile count, invariance, resume, format, validation, theory.
 
-Compile budget (each compile costs seconds on CI): the module fixture compiles 2 programs
-(2 shapes, chunk 6); the resume/chunk test adds 1 (chunk 3); the 4-device subprocess 1; x64 1.
+Compile budget (each compile costs seconds on CI): the module fixture compiles 2 simulation
+programs (2 shapes, chunk 6) and 2 statistics programs (T = 4, 8); the compile test adds 2
+simulation programs and no statistics program (new d, N, k); the resume/chunk test adds 1
+simulation program (chunk 3); the 4-device subprocess 2; x64 2.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _stats import assert_rejects, assert_within_se, z_scores
 
-from mtl_tracing import sweep
-from mtl_tracing.gaussian.config import GaussianGameConfig
+from mtl_tracing import metrics, sweep
+from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
 GAMES = 200
 # 2 shapes (T = 4, 8) x 3 sbar x 2 mu_bar = 12 cells; k = N/2 so both adversaries are distinct.
@@ -42,47 +45,93 @@ SMALL = sweep.SweepSpec(**{**SPEC.to_dict(), "tasks": (4,)})
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
-    before = sweep.trace_count()
-    table = sweep.run_sweep(SPEC, out, chunk_cells=6, progress=False)
-    return out, table, sweep.trace_count() - before
+    before = sweep.trace_counts()
+    table = sweep.run_sweep(SPEC, sweep.gaussian_runner(SPEC), out, chunk_cells=6, progress=False)
+    after = sweep.trace_counts()
+    return out, table, {k: after[k] - before[k] for k in after}
 
 
-def test_one_compile_per_shape_and_cached_rerun(swept):
+def test_one_compile_per_simulation_shape_and_statistics_shape(swept, monkeypatch):
     _, table, traces = swept
-    assert traces == 2  # 2 shapes x 6 (sbar, mu_bar) values -> exactly 2 programs
-    before = sweep.trace_count()
+    # 2 shapes x 6 (sbar, mu_bar) values -> 2 simulation programs; 2 statistics shapes (G, T).
+    assert traces == {"simulation": 2, "statistics": 2}
+    before = sweep.trace_counts()
     # New traced values and seeds, same shapes: no recompile.
     spec2 = sweep.SweepSpec(**{**SPEC.to_dict(), "task_std": (0.7, 1.1, 3.0), "seeds": (5,)})
     t2 = sweep.run_sweep(spec2, chunk_cells=6, progress=False)
-    assert sweep.trace_count() == before
+    assert sweep.trace_counts() == before
     assert len(t2["cell_id"]) == len(table["cell_id"]) == 24
     # Reversed group order: same numbers, no recompile.
-    t3 = sweep.run_sweep(SPEC, chunk_cells=6, order=[1, 0], progress=False)
-    assert sweep.trace_count() == before
+    group_cells = sweep.engine._group_cells
+    monkeypatch.setattr(sweep.engine, "_group_cells", lambda *a: group_cells(*a)[::-1])
+    t3 = sweep.run_sweep(SPEC, chunk_cells=6, progress=False)
+    assert sweep.trace_counts() == before
     for k in table:
         np.testing.assert_array_equal(t3[k], table[k], err_msg=k)
+    # New d, N and k with the same (G, T): new simulation programs, the statistics reused.
+    spec3 = sweep.SweepSpec(
+        **{**SPEC.to_dict(), "dim": (32,), "samples": (8,), "challenge": (3,), "mean": (0.0,)}
+    )
+    sweep.run_sweep(spec3, chunk_cells=3, progress=False)
+    after = sweep.trace_counts()
+    assert after["simulation"] - before["simulation"] == 2
+    assert after["statistics"] == before["statistics"]
 
 
 def test_identical_rerun_served_from_disk(swept):
     out, table, _ = swept
     before = sweep.trace_count()
-    again = sweep.run_sweep(SPEC, out, chunk_cells=6, progress=False)
+    again = sweep.run_sweep(SPEC, out_dir=out, chunk_cells=6, progress=False)
     assert sweep.trace_count() == before
     for k in table:
         np.testing.assert_array_equal(again[k], table[k])
+    # The former signature run_sweep(spec, out_dir) still works, with a warning.
+    with pytest.warns(DeprecationWarning, match="out_dir"):
+        old = sweep.run_sweep(SPEC, out, progress=False)
+    np.testing.assert_array_equal(old["auc"], table["auc"])
     other = sweep.SweepSpec(**{**SPEC.to_dict(), "games": 100})
     with pytest.raises(ValueError, match="out_dir"):
-        sweep.run_sweep(other, out, progress=False)
+        sweep.run_sweep(other, out_dir=out, progress=False)
 
 
-def test_resume_after_failure_equals_uninterrupted_and_chunking_invariant(tmp_path):
+def test_runner_is_a_protocol(swept):
+    """run_sweep drives any CellRunner: here the Gaussian runner with its own table function
+    (programs reused: the same simulate and statistics functions)."""
+    _, table, _ = swept
+    base = sweep.gaussian_runner(SPEC)
+    seen = {}
+
+    def table_fn(spec, cells, results):
+        seen["n"] = len(results)
+        return {
+            "cell_id": np.array([c[0] for c in cells]),
+            "auc": np.stack([r["strong/auc"] for r in results]),
+        }
+
+    before = sweep.trace_count()
+    got = sweep.run_sweep(SPEC, base._replace(table=table_fn), chunk_cells=6, progress=False)
+    assert sweep.trace_count() == before and seen["n"] == 12
+    np.testing.assert_array_equal(got["auc"], table["auc"][0::2])
+    with pytest.raises(ValueError, match="runner must be a CellRunner"):
+        sweep.run_sweep(SPEC, object(), progress=False)
+
+
+def test_resume_after_failure_equals_uninterrupted_and_chunking_invariant(tmp_path, monkeypatch):
     ref = sweep.run_sweep(SMALL, chunk_cells=6, progress=False)  # compiled by the fixture
-    with pytest.raises(RuntimeError, match="injected"):
-        sweep.run_sweep(SMALL, tmp_path, chunk_cells=3, progress=False, _fail_after_chunks=1)
+    write_chunk = sweep.store.write_chunk
+
+    def fail_after_write(*args):  # the first chunk is written, then the run dies
+        write_chunk(*args)
+        raise RuntimeError("injected failure after 1 chunk (test)")
+
+    with monkeypatch.context() as m:
+        m.setattr(sweep.store, "write_chunk", fail_after_write)
+        with pytest.raises(RuntimeError, match="injected"):
+            sweep.run_sweep(SMALL, out_dir=tmp_path, chunk_cells=3, progress=False)
     assert len(list((tmp_path / "chunks").glob("chunk-*.npz"))) == 1
     assert not (tmp_path / "sweep.npz").exists()
     before = sweep.trace_count()
-    resumed = sweep.run_sweep(SMALL, tmp_path, chunk_cells=3, progress=False)
+    resumed = sweep.run_sweep(SMALL, out_dir=tmp_path, chunk_cells=3, progress=False)
     assert sweep.trace_count() == before  # chunk-3 program reused
     assert len(list((tmp_path / "chunks").glob("chunk-*.npz"))) == 2
     for k in ref:  # chunk 6 uninterrupted == chunk 3 interrupted + resumed, bitwise
@@ -92,10 +141,20 @@ def test_resume_after_failure_equals_uninterrupted_and_chunking_invariant(tmp_pa
 def test_memory_budget_sets_chunk_size(tmp_path):
     runner = sweep.gaussian_runner(SMALL)
     per = runner.bytes_per_cell((4, 4, 16, 2), GAMES, jnp.float32)
+    assert per == sweep.bytes_per_cell(SMALL, GameShape(4, 4, 16, 2), jnp.float32)
     assert per >= GAMES * 3 * 4 * 4  # at least the scores themselves
+    # The statistics part is the bootstrap's own estimate (metrics.bootstrap_memory_bytes).
+    boot = metrics.bootstrap_memory_bytes(
+        (metrics.auc, metrics.TprAtFprStatistic(SMALL.fpr)),
+        (GAMES, 4),
+        (GAMES, 4),
+        num_resamples=SMALL.num_resamples,
+        chunk=4,
+    )
+    assert per > boot
     before = sweep.trace_count()
     # A budget of 3.5 cells -> chunks of 3 cells (program cached by the resume test or new).
-    t = sweep.run_sweep(SMALL, tmp_path, memory_budget_bytes=int(3.5 * per), progress=False)
+    t = sweep.run_sweep(SMALL, out_dir=tmp_path, memory_budget_bytes=int(3.5 * per), progress=False)
     assert sweep.trace_count() - before <= 1
     assert len(list((tmp_path / "chunks").glob("chunk-*.npz"))) == 2  # 6 cells in 2 chunks
     assert len(t["cell_id"]) == 12
@@ -105,9 +164,10 @@ _DEVICE_SCRIPT = textwrap.dedent(
     """
     import os, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    sys.path.insert(0, "tests")
     import jax, numpy as np
     from mtl_tracing import sweep
-    from tests.test_sweep import SMALL
+    from test_sweep import SMALL
     assert len(jax.local_devices()) == 4
     t = sweep.run_sweep(SMALL, chunk_cells=4, progress=False)
     np.savez(sys.argv[1], **t)
@@ -162,25 +222,21 @@ def test_empirical_matches_theory_with_power(swept):
         ("mean_out", "mean_out_se", "theory_mean_out"),
         ("var_out", "var_out_se", "theory_var_out"),
     ):
-        r = (t[est] - t[th]) / t[se]
-        assert np.all(np.abs(r) <= 4.5), (est, r)
+        assert_within_se(t[est], t[th], t[se], what=est)
     # AUC: se from the 95% bootstrap CI width.
     auc_se = (t["auc_hi"] - t["auc_lo"]) / (2 * 1.96)
-    assert np.all(np.abs(t["auc"] - t["exact_auc"]) <= 4.5 * auc_se)
+    assert_within_se(t["auc"], t["exact_auc"], auc_se, what="auc")
     # Power. Rows are not independent across adversaries, so aggregate one adversary only:
     # Z = sum_i r_i / sqrt(n) is N(0, 1) over independent cells under the true formula.
     strong = t["adversary"] == "strong"
-    n = strong.sum()
-
-    def agg(est, se, theory):
-        return float(np.sum(((est - theory) / se)[strong]) / math.sqrt(n))
-
-    assert abs(agg(t["var_in"], t["var_in_se"], t["theory_var_in"])) <= 4.5
+    r = z_scores(t["var_in"], t["theory_var_in"], t["var_in_se"])[strong]
+    assert_within_se(np.sum(r) / math.sqrt(r.size), 0.0, 1.0, what="aggregate var_in")
     # The paper's Thm 4.3 (Var z_IN = Var z_OUT, missing d c^2) is rejected by the same data.
-    assert agg(t["var_in"], t["var_in_se"], t["paper_var"]) > 4.5
+    s = strong
+    assert assert_rejects(t["var_in"][s], t["paper_var"][s], t["var_in_se"][s]) > 0
     # Missing the s^2/N term of the strong mean (the weak formula) is rejected.
     weak_mean = t["dim"] * t["task_std"] ** 2 / t["tasks"]
-    assert agg(t["mean_in"], t["mean_in_se"], weak_mean) > 4.5
+    assert assert_rejects(t["mean_in"][s], weak_mean[s], t["mean_in_se"][s]) > 0
 
 
 def test_theory_columns_match_scalar_theory(swept):
@@ -255,48 +311,7 @@ def test_cell_ids_are_canonical():
     assert cells["mean"][:2].tolist() == [0.0, 1.5]
 
 
-def _load_script(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "simulations" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
-    """The three ready sweeps (``reproduce`` jobs and ``simulations/`` scripts) on tiny grids:
-    they write the table and figures and pass their own checks against theory."""
-    from mtl_tracing.experiments import sweeps
-
-    tiny = {
-        "auc_tasks_dim": dict(tasks=(4,), dim=(16, 32), games=100, num_resamples=20),
-        "strong_weak_gap": dict(
-            tasks=(4,), samples=(2, 8), dim=(16,), challenge=(1,), games=100, num_resamples=20
-        ),
-        "membership_limit": dict(
-            tasks=(1,), samples=(4,), dim=(4, 16), challenge=(1,), games=200, num_resamples=20
-        ),
-    }
-    monkeypatch.setattr(sweeps, "GRIDS", {k: {"quick": v} for k, v in tiny.items()})
-    for name in ("auc_tasks_dim", "strong_weak_gap", "membership_limit"):
-        out = tmp_path / name
-        script = _load_script(f"sweep_{name}")
-        assert script.main(["--out", str(out), "--size", "quick"]) == 0
-        assert (out / "sweep.npz").is_file() and (out / "sweep.csv").is_file()
-        assert sweeps.figures(out), name
-    assert (tmp_path / "membership_limit" / "auc_vs_d_over_n.png").is_file()
-    # `mtl-tracing plot-sweep` redraws from the folder alone, into another folder.
-    from mtl_tracing.cli import main
-
-    replot = tmp_path / "replot"
-    assert main(["plot-sweep", str(tmp_path / "auc_tasks_dim"), "--out", str(replot)]) == 0
-    assert sweeps.figures(replot) and any(replot.glob("*.pdf"))
-    assert "gap" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="size"):
-        sweeps.auc_tasks_dim(tmp_path / "x", "huge")
+# The ready sweeps (experiments/sweeps.py jobs, simulations/ scripts): tests/test_cli.py.
 
 
 def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):

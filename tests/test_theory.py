@@ -1,4 +1,4 @@
-"""Tests of ``mtl_tracing.theory``: the exact theory of the tracing statistic (Sec. 4, App. B).
+"""Tests of ``mtl_tracing.gaussian`` (moments, law, batched): exact theory of z (Sec. 4, App. B).
 
 Checked two ways (STYLE habit 8): deterministically (paper formulas by value, closed forms,
 two independent numerical methods) and by seeded NumPy Monte Carlo of the bivariate-normal

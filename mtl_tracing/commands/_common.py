@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-__all__ = ["int_list", "float_list", "str_list", "enable_x64_if"]
+__all__ = ["int_list", "float_list", "str_list", "enable_x64_if", "check_output_file"]
 
 
 def _split(text: str) -> list[str]:
@@ -36,3 +37,15 @@ def enable_x64_if(flag: bool) -> None:
         import jax
 
         jax.config.update("jax_enable_x64", True)
+
+
+def check_output_file(flag: str, path: str) -> Path:
+    """``path`` as a Path, refused up front (``ValueError``) when it is an existing folder.
+
+    Called before any computation, so a bad ``--json``/``--plot`` costs nothing and the folder
+    is left as it was (for a folder given as ``--out``, see ``registry.check_out_dir``).
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{flag} must be a file path, got the existing folder {path!r}")
+    return out

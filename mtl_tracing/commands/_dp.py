@@ -11,6 +11,8 @@ __all__ = [
     "release_from_args",
     "game_dp_blocks",
     "dp_theory",
+    "dp_simulate",
+    "dp_update_payload",
     "attack_audit",
 ]
 
@@ -92,3 +94,29 @@ def attack_audit(scores, delta: float = 1e-5, level: float = 0.95) -> dict:
         r = audit.one_run_audit(s, inc, guesses_in=k, guesses_out=k, delta=delta, level=level)
         out[name] = {**r._asdict(), "method": "one_run (Steinke, Nasr, Jagielski 2023)"}
     return out
+
+
+def dp_simulate(args: argparse.Namespace, config, release):
+    """The game's scores under ``release`` (``gaussian.simulate_release``)."""
+    import jax
+    import jax.numpy as jnp
+
+    from mtl_tracing.gaussian.release import simulate_release
+
+    dtype = jnp.float64 if args.x64 else jnp.float32
+    return simulate_release(
+        jax.random.key(args.seed),
+        config,
+        release,
+        games=args.games,
+        sampler=args.sampler,
+        dtype=dtype,
+    )
+
+
+def dp_update_payload(payload: dict, args, config, release, scores, exact_auc) -> None:
+    """Add ``dp`` and ``audit`` to the game's JSON and set the exact AUCs of the release (null
+    when clipped: no closed form)."""
+    for adv, block in payload["auc"].items():
+        block["exact"] = exact_auc(adv)
+    payload.update(game_dp_blocks(config, release, scores, args.delta, args.level))

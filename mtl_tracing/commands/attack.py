@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.commands._common import check_output_file, enable_x64_if
 from mtl_tracing.commands._dp import attack_audit
 
 NAME = "attack"
@@ -13,7 +13,7 @@ HELP = "Run the variance and inner-product attacks (Algorithms 1-2) on an embedd
 DESCRIPTION = (
     HELP + " Writes --json (AUC with a task-resampling CI, TPR at 1% and 0.1% FPR, the "
     "50/75/90 percentile table, metadata), the scores next to it (same name, .npz) and, with "
-    "--plot, a ROC figure. File layout: see mtl_tracing.embeddings."
+    "--plot, a ROC figure. File layout: see mtl_tracing.data.embeddings."
 )
 
 
@@ -106,11 +106,14 @@ def run(args: argparse.Namespace) -> int:
     check_int("--bootstrap", args.bootstrap, low=1)
     check_int("--seed", args.seed, low=0)
     ridge = attacks.DEFAULT_RIDGE if args.ridge is None else args.ridge
-    out_json = Path(args.json)
+    out_json = check_output_file("--json", args.json)
     if out_json.suffix != ".json":
         raise ValueError(f"--json must end in .json, got {args.json!r}")
     if args.plot is not None and Path(args.plot).suffix.lower() != ".png":
         raise ValueError(f"--plot must end in .png, got {args.plot!r}")
+    if args.plot is not None:
+        check_output_file("--plot", args.plot)
+    check_output_file("--json (its scores file)", str(out_json.with_suffix(".npz")))
 
     data = embeddings.load_embeddings(args.embeddings, adversary=args.adversary, challenge=k)
     pool_in, pool_out = data.adversary_pools(args.adversary)

@@ -2,7 +2,8 @@
 
 Writes a JSON file with the config, seed, sampler and run metadata; for each adversary
 (``strong``, ``weak``, ``out``) the empirical mean and variance of z with standard errors computed
-over games (scores within a game are correlated through mu_hat), the exact theory
+over games (scores within a game are correlated through mu_hat; :func:`metrics.group_moments`,
+whose docstring holds the definition), the exact theory
 (E z = d c, Var z = d (A B + c^2)) and the paper's formulas (Thms 4.1-4.3); and the AUC of the
 strong and weak adversaries against OUT, pooled over games, with a bootstrap CI that resamples
 games and the exact marginal AUC.
@@ -12,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
-
-from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.commands._common import check_output_file, enable_x64_if
 from mtl_tracing.commands._dp import (
     add_game_dp_arguments,
+    dp_simulate,
     dp_theory,
-    game_dp_blocks,
+    dp_update_payload,
     release_from_args,
 )
 
@@ -46,22 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_game_dp_arguments(parser)
 
 
-def _moment_stats(z: np.ndarray) -> dict:
-    """Mean and variance of all scores (G, T) with SEs over per-game statistics."""
-    G, T = z.shape
-    mean = float(z.mean())
-    per_game_mean = z.mean(axis=1)
-    per_game_sq = ((z - mean) ** 2).mean(axis=1)
-    n = G * T
-    return {
-        "mean": mean,
-        "mean_se": float(per_game_mean.std(ddof=1) / np.sqrt(G)),
-        "var": float(per_game_sq.mean() * n / (n - 1)),
-        "var_se": float(per_game_sq.std(ddof=1) / np.sqrt(G)),
-    }
-
-
-def _auc_block(args, config, scores, gaussian, exact_auc=None) -> dict:
+def _auc_block(args, config, scores, gaussian) -> dict:
     import jax
 
     from mtl_tracing import metrics
@@ -77,7 +62,7 @@ def _auc_block(args, config, scores, gaussian, exact_auc=None) -> dict:
             paired=True,
         )
         entry = {
-            "exact": float((exact_auc or (lambda a: gaussian.exact_auc(config, a)))(adv)),
+            "exact": float(gaussian.exact_auc(config, adv)),
             "empirical": float(ci.estimate),
             "ci": [float(ci.low), float(ci.high)],
         }
@@ -91,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("games", args.games, low=2)
     check_int("seed", args.seed, low=0)
     check_int("bootstrap", args.bootstrap, low=1)
+    json_path = check_output_file("--json", args.json)
     release = release_from_args(args)  # None without DP flags: today's game
     enable_x64_if(args.x64)
 
@@ -100,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from mtl_tracing import gaussian, results
     from mtl_tracing.gaussian import game
     from mtl_tracing.gaussian.config import GaussianGameConfig
+    from mtl_tracing.metrics import group_moments
 
     config = GaussianGameConfig(
         tasks=args.tasks,
@@ -110,41 +97,33 @@ def run(args: argparse.Namespace) -> int:
         sample_std=args.sample_std,
         mean=args.mean,
     )
-    dtype = jnp.float64 if args.x64 else jnp.float32
     if release is None:
         scores = game.simulate(
             jax.random.key(args.seed),
             config,
             games=args.games,
             sampler=args.sampler,
-            dtype=dtype,
+            dtype=jnp.float64 if args.x64 else jnp.float32,
             chunk_games=args.chunk_games,
             progress=False,
         )
     else:
-        scores = gaussian.simulate_release(
-            jax.random.key(args.seed),
-            config,
-            release,
-            games=args.games,
-            sampler=args.sampler,
-            dtype=dtype,
-        )
+        scores = dp_simulate(args, config, release)
     mom, exact_auc = dp_theory(config, release)
     payload = results.run_metadata(config=config, seed=args.seed, sampler=args.sampler)
     for adv, z in zip(_ADVERSARIES, scores, strict=True):
         m = mom[adv]
         payload[adv] = {
-            **_moment_stats(np.asarray(z, np.float64)),
+            **group_moments(z)._asdict(),
             "theory_mean": float(m.mean),
             "theory_var": float(m.var),
             "paper_mean": float(m.paper_mean),
             "paper_var": float(m.paper_var),
         }
-    payload["auc"] = _auc_block(args, config, scores, gaussian, exact_auc)
+    payload["auc"] = _auc_block(args, config, scores, gaussian)
     if release is not None:
-        payload.update(game_dp_blocks(config, release, scores, args.delta, args.level))
-    results.write_json(args.json, payload)
+        dp_update_payload(payload, args, config, release, scores, exact_auc)
+    results.write_json(json_path, payload)
 
     print(
         f"game  T={config.tasks} N={config.samples} d={config.dim} k={config.challenge} "
@@ -161,14 +140,10 @@ def run(args: argparse.Namespace) -> int:
             f"{r['theory_var']:>11.4g} {r['paper_var']:>11.4g}"
         )
     for adv, r in payload["auc"].items():
-        emp = "pending" if r["empirical"] is None else f"{r['empirical']:.4f}"
-        ci = "" if r["ci"] is None else f" [{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
-        print(f"AUC {adv:<6} empirical {emp}{ci}  exact {r['exact']:.4f}")
+        ci = f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
+        print(f"AUC {adv:<6} empirical {r['empirical']:.4f} {ci}  exact {r['exact']:.4f}")
     if release is not None:
         dp, au = payload["dp"], payload["audit"]
-        print(
-            f"DP mu {dp['mu']}  epsilon {dp['epsilon']} (delta {dp['delta']:g}); audit mu_lb "
-            f"{au['mu_lb']:.4f} epsilon_lb {au['epsilon_lb']:.4f}"
-        )
-    print(f"wrote {args.json}")
+        print(f"DP mu {dp['mu']} epsilon {dp['epsilon']}; audit mu_lb {au['mu_lb']:.4f}")
+    print(f"wrote {json_path}")
     return 0

@@ -70,6 +70,9 @@ def use_host_devices(count: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mtl_tracing.experiments.registry import check_out_dir
+
+    check_out_dir(args.out)
     use_host_devices(args.host_devices)
     enable_x64_if(args.x64)
     import jax.numpy as jnp

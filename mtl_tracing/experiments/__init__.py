@@ -1,5 +1,7 @@
-"""Figure and table jobs.
+"""Figure, table and sweep jobs, one module each, registered in :mod:`.registry`.
 
-Each job module exposes ``run(out_dir, ...) -> Path`` (simulate, write data + metadata to
-``out_dir``) and ``plot(out_dir) -> list[Path]`` (redraw the figure from those files only).
+Each job module exposes ``OPTIONS``, ``QUICK``, ``run(out_dir, ...)`` (simulate, write data +
+metadata to ``out_dir``), ``plot(out_dir)`` (redraw the figures from those files only),
+``load``, ``headline`` and ``check``; see :mod:`.registry` for the contract. ``pipeline`` is the
+shared synthetic-MTL pipeline, ``checks`` the shared output checks.
 """

@@ -17,43 +17,72 @@ AUCs and gaps, and the longest run's per-epoch loss history), ``figure3.png`` / 
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.experiments import pipeline as mc
-from mtl_tracing.experiments.pipeline import PipelineConfig
-from mtl_tracing.victims import mtl as train
+from mtl_tracing.commands._common import int_list
+from mtl_tracing.experiments import checks, registry
+from mtl_tracing.experiments.registry import Option
 
 __all__ = [
-    "DEFAULT_CONFIG",
+    "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
     "DEFAULT_CHECKPOINTS",
-    "QUICK_CONFIG",
+    "QUICK_CONFIG",  # noqa: F822
     "QUICK_CHECKPOINTS",
-    "GAP_FIELDS",
+    "GAP_FIELDS",  # noqa: F822
     "JSON_NAME",
     "NPZ_NAME",
     "STEM",
+    "OPTIONS",
+    "QUICK",  # noqa: F822
     "run",
     "plot",
     "load",
+    "headline",
+    "check",
 ]
 
-DEFAULT_CONFIG = mc.DEFAULT_CONFIG
 DEFAULT_CHECKPOINTS = (10, 25, 50, 100, 200, 300)
-QUICK_CONFIG = mc.QUICK_CONFIG
 QUICK_CHECKPOINTS = (10, 20)
-GAP_FIELDS = train.GeneralizationGaps._fields
 JSON_NAME = "figure3.json"
 NPZ_NAME = "figure3.npz"
 STEM = "figure3"
+OPTIONS = (
+    Option(
+        "--checkpoints",
+        int_list,
+        "comma-separated epochs, increasing (default "
+        + ",".join(map(str, DEFAULT_CHECKPOINTS))
+        + f"; quick {','.join(map(str, QUICK_CHECKPOINTS))})",
+    ),
+)
 
 
-def _checkpoint_config(config: PipelineConfig, epochs: int) -> PipelineConfig:
+@functools.cache
+def _constants() -> dict:
+    from mtl_tracing.experiments import pipeline as mc
+    from mtl_tracing.victims import mtl as train
+
+    return {
+        "DEFAULT_CONFIG": mc.DEFAULT_CONFIG,
+        "QUICK_CONFIG": mc.QUICK_CONFIG,
+        "GAP_FIELDS": train.GeneralizationGaps._fields,
+        # ``--quick``: the pipeline's tiny config, two checkpoints.
+        "QUICK": {"config": mc.QUICK_CONFIG, "checkpoints": QUICK_CHECKPOINTS},
+    }
+
+
+__getattr__ = registry.lazy_constants(
+    _constants, ("DEFAULT_CONFIG", "QUICK_CONFIG", "GAP_FIELDS", "QUICK")
+)
+
+
+def _checkpoint_config(config, epochs: int):
     t = config.train
     return config.replace(
         train=t.replace(epochs=epochs, warm_start_epochs=min(t.warm_start_epochs, epochs))
@@ -63,7 +92,7 @@ def _checkpoint_config(config: PipelineConfig, epochs: int) -> PipelineConfig:
 def run(
     out_dir: str | os.PathLike,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    config=None,
     checkpoints: tuple[int, ...] = DEFAULT_CHECKPOINTS,
     seed: int = 0,
     progress: bool = True,
@@ -73,12 +102,20 @@ def run(
 
     Args:
       out_dir: output folder (created).
-      config: data, training (``config.train.epochs`` is ignored: the checkpoints set it),
-        attack settings and R runs.
+      config: a ``PipelineConfig``: data, training (``config.train.epochs`` is ignored: the
+        checkpoints set it), attack settings and R runs; default (None) ``DEFAULT_CONFIG``.
       checkpoints: strictly increasing epochs >= 1.
       seed: one key for every checkpoint (so checkpoints are prefixes of one training run).
-      progress, dtype: as in :func:`mtl_common.run_pipeline`.
+      progress, dtype: as in :func:`pipeline.run_pipeline`.
     """
+    import jax
+
+    from mtl_tracing.experiments import pipeline as mc
+    from mtl_tracing.experiments.pipeline import PipelineConfig
+    from mtl_tracing.victims import mtl as train
+
+    config = _constants()["DEFAULT_CONFIG"] if config is None else config
+    gap_fields = _constants()["GAP_FIELDS"]
     if not isinstance(config, PipelineConfig):
         raise ValueError(f"config must be a PipelineConfig, got {config!r}")
     cps = tuple(check_int("checkpoints", e, low=1) for e in checkpoints)
@@ -87,12 +124,12 @@ def run(
             f"checkpoints must be non-empty and strictly increasing, got {checkpoints!r}"
         )
     seed = check_int("seed", seed, low=0)
-    out = Path(out_dir)
+    out = registry.check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     key = jax.random.key(seed)
     rows, arrays = [], {"epochs": np.asarray(cps)}
     per_run = {f"{n}_{a}_auc": [] for n in mc.ATTACKS for a in mc.ADVERSARIES}
-    per_run.update({f"gap_{f}": [] for f in GAP_FIELDS})
+    per_run.update({f"gap_{f}": [] for f in gap_fields})
     res = None
     for e in cps:  # loop over checkpoints (figure points), not trials
         if progress:
@@ -100,7 +137,7 @@ def run(
         res = mc.run_pipeline(key, _checkpoint_config(config, e), dtype=dtype, progress=progress)
         gaps = train.generalization_gaps(res.trained, res.data)
         gap_row = {}
-        for f in GAP_FIELDS:
+        for f in gap_fields:
             v = np.asarray(getattr(gaps, f), dtype=np.float64)
             per_run[f"gap_{f}"].append(v)
             gap_row[f] = {"per_run": v.tolist(), "mean": float(v.mean())}
@@ -129,6 +166,8 @@ def run(
 
 def load(out_dir: str | os.PathLike):
     """``(json payload, npz arrays)`` of a finished run."""
+    from mtl_tracing.experiments import pipeline as mc
+
     return mc.load(out_dir, JSON_NAME, NPZ_NAME)
 
 
@@ -136,6 +175,8 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
     """Redraw Figure 3 from ``out_dir``: (a) strong AUC vs strong gap, (b) weak AUC vs weak gap,
     (c) AUC vs epoch, (d) losses vs epoch. Inner product solid, variance dashed; small dots are
     runs, lines join the run means in epoch order. Returns [png, pdf]."""
+    from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
+
     payload, arr = load(out_dir)
     epochs = arr["epochs"]
     colors = plotting.ADVERSARY_COLORS
@@ -148,7 +189,7 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
             (ax_w, "weak", "weak_gap", "gap: OUT probe loss - IN fresh loss"),
         ):
             g = arr[f"gap_{gap}"]  # (C, R)
-            for name in mc.ATTACKS:
+            for name in ATTACKS:
                 auc = arr[f"{name}_{adv}_auc"]
                 ax.plot(g.ravel(), auc.ravel(), ".", color=colors[adv], alpha=0.35, markersize=3)
                 ax.plot(
@@ -167,8 +208,8 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
                 title=f"({'a' if adv == 'strong' else 'b'}) {adv} adversary",
             )
             ax.legend(loc="best")
-        for name in mc.ATTACKS:
-            for adv in mc.ADVERSARIES:
+        for name in ATTACKS:
+            for adv in ADVERSARIES:
                 auc = arr[f"{name}_{adv}_auc"]
                 ax_e.plot(
                     epochs,
@@ -193,3 +234,27 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
         ax_l.legend(loc="best")
         fig.suptitle("Attack AUC vs generalization gaps on synthetic MTL (cf. Sec. 6.5, Fig. 3)")
         return plotting.save_figure(fig, out_dir, STEM)
+
+
+def headline(payload: dict) -> str:
+    """One line per checkpoint: inner-product AUCs and the two generalization gaps."""
+    lines = []
+    for row in payload["checkpoints"]:
+        ip, g = row["attacks"]["inner_product"], row["gaps"]
+        lines.append(
+            f"epoch {row['epochs']}: inner product AUC strong {ip['strong']['auc']:.3f} "
+            f"weak {ip['weak']['auc']:.3f}; strong gap {g['strong_gap']['mean']:.3f} "
+            f"weak gap {g['weak_gap']['mean']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def check(out_dir: str | os.PathLike) -> list[str]:
+    """A missing file, or an AUC that is not a number in [0, 1] inside its own CI."""
+
+    def cells(out: Path) -> list[tuple[str, dict]]:
+        payload, _ = load(out)
+        return [(f"epoch {r['epochs']}", r["attacks"]) for r in payload["checkpoints"]]
+
+    files = (JSON_NAME, NPZ_NAME, f"{STEM}.png", f"{STEM}.pdf")
+    return checks.check_attack_output(out_dir, files, cells)

@@ -13,51 +13,78 @@ Files: ``figure45.json`` (pipeline summary, head-similarity summaries, metadata)
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.experiments import pipeline as mc
-from mtl_tracing.experiments.pipeline import PipelineConfig
+from mtl_tracing.experiments import checks, registry
 
 __all__ = [
-    "DEFAULT_CONFIG",
-    "QUICK_CONFIG",
+    "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
+    "QUICK_CONFIG",  # noqa: F822
     "JSON_NAME",
     "NPZ_NAME",
     "STEMS",
+    "OPTIONS",
+    "QUICK",  # noqa: F822
     "head_similarities",
     "run",
     "plot",
     "load",
+    "headline",
+    "check",
 ]
 
-DEFAULT_CONFIG = mc.DEFAULT_CONFIG.replace(attack=mc.DEFAULT_CONFIG.attack.replace(whiten=False))
-QUICK_CONFIG = mc.QUICK_CONFIG.replace(attack=mc.QUICK_CONFIG.attack.replace(whiten=False))
 JSON_NAME = "figure45.json"
 NPZ_NAME = "figure45.npz"
 STEMS = ("figure4", "figure5")
+OPTIONS = ()
 _BINS = 60
 
 
-@jax.jit
-def _pairs(heads):
-    """heads (..., T, m) -> (inner products, cosines), each (..., T (T - 1) / 2), pairs i < j."""
-    T = heads.shape[-2]
-    i, j = np.triu_indices(T, k=1)
-    gram = jnp.einsum("...im,...jm->...ij", heads, heads)
-    norm = jnp.linalg.norm(heads, axis=-1)
-    norm = jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    cos = gram / (norm[..., :, None] * norm[..., None, :])
-    return gram[..., i, j], cos[..., i, j]
+@functools.cache
+def _constants() -> dict:
+    from mtl_tracing.experiments import pipeline as mc
+
+    def raw(config):  # Figure 4 shows the raw (unwhitened) variance statistic
+        return config.replace(attack=config.attack.replace(whiten=False))
+
+    quick = raw(mc.QUICK_CONFIG)
+    # ``--quick``: the pipeline's tiny config.
+    return {
+        "DEFAULT_CONFIG": raw(mc.DEFAULT_CONFIG),
+        "QUICK_CONFIG": quick,
+        "QUICK": {"config": quick},
+    }
 
 
-def head_similarities(heads) -> tuple[jax.Array, jax.Array]:
+__getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG", "QUICK_CONFIG", "QUICK"))
+
+
+@functools.cache
+def _pairs():
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def pairs(heads):
+        """heads (..., T, m) -> (inner products, cosines), each (..., T (T-1) / 2), pairs i < j."""
+        T = heads.shape[-2]
+        i, j = np.triu_indices(T, k=1)
+        gram = jnp.einsum("...im,...jm->...ij", heads, heads)
+        norm = jnp.linalg.norm(heads, axis=-1)
+        norm = jnp.where(norm > 0, norm, jnp.ones_like(norm))
+        cos = gram / (norm[..., :, None] * norm[..., None, :])
+        return gram[..., i, j], cos[..., i, j]
+
+    return pairs
+
+
+def head_similarities(heads):
     """Pairwise inner products and cosine similarities of task heads (Fig. 5).
 
     Args:
@@ -67,15 +94,19 @@ def head_similarities(heads) -> tuple[jax.Array, jax.Array]:
       ``(inner, cosine)``, each (..., T (T - 1) / 2) over the pairs i < j (row-major order);
       a zero head has cosine 0 with every other head.
     """
+    import jax.numpy as jnp
+
     h = jnp.asarray(heads)
     if h.ndim < 2 or h.shape[-2] < 2:
         raise ValueError(f"heads must have shape (..., T >= 2, m), got {h.shape}")
     if not bool(jnp.all(jnp.isfinite(h))):
         raise ValueError("heads must be finite, got non-finite values")
-    return _pairs(h)
+    return _pairs()(h)
 
 
 def _describe(x: np.ndarray) -> dict:
+    from mtl_tracing.experiments import pipeline as mc
+
     x = np.asarray(x, dtype=np.float64)
     per_run = x.reshape(x.shape[0], -1).mean(axis=1) if x.ndim > 1 else x[None].mean(axis=1)
     return {
@@ -90,16 +121,25 @@ def _describe(x: np.ndarray) -> dict:
 def run(
     out_dir: str | os.PathLike,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    config=None,
     seed: int = 0,
     progress: bool = True,
     dtype=None,
 ) -> Path:
-    """Train R runs, score both adversaries, compute head similarities; write json + npz."""
+    """Train R runs, score both adversaries, compute head similarities; write json + npz.
+
+    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
+    """
+    import jax
+
+    from mtl_tracing.experiments import pipeline as mc
+    from mtl_tracing.experiments.pipeline import PipelineConfig
+
+    config = _constants()["DEFAULT_CONFIG"] if config is None else config
     if not isinstance(config, PipelineConfig):
         raise ValueError(f"config must be a PipelineConfig, got {config!r}")
     seed = check_int("seed", seed, low=0)
-    out = Path(out_dir)
+    out = registry.check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
     T = config.data.tasks
@@ -128,6 +168,8 @@ def run(
 
 def load(out_dir: str | os.PathLike):
     """``(json payload, npz arrays)`` of a finished run."""
+    from mtl_tracing.experiments import pipeline as mc
+
     return mc.load(out_dir, JSON_NAME, NPZ_NAME)
 
 
@@ -148,6 +190,8 @@ def plot(out_dir: str | os.PathLike, which: tuple[str, ...] = STEMS) -> list[Pat
     bad = set(which) - set(STEMS)
     if bad or not which:
         raise ValueError(f"which must be a non-empty subset of {STEMS}, got {which!r}")
+    from mtl_tracing.experiments.pipeline import ADVERSARIES
+
     payload, arr = load(out_dir)
     meta = payload["metadata"]["config"]
     c = plotting.ADVERSARY_COLORS
@@ -155,7 +199,7 @@ def plot(out_dir: str | os.PathLike, which: tuple[str, ...] = STEMS) -> list[Pat
     with plotting.style():
         if "figure4" in which:
             fig, axes = plotting.new_figure(2, 1, width=3.3, height=2.8)
-            for ax, adv in zip(axes[0], mc.ADVERSARIES, strict=True):
+            for ax, adv in zip(axes[0], ADVERSARIES, strict=True):
                 a = payload["attacks"]["variance"][adv]
                 vals = {f"{adv} IN": arr[f"variance_{adv}_in"], "OUT": arr[f"variance_{adv}_out"]}
                 _hist(ax, vals, {f"{adv} IN": c[adv], "OUT": c["out"]}, _BINS, fills=("OUT",))
@@ -194,3 +238,21 @@ def plot(out_dir: str | os.PathLike, which: tuple[str, ...] = STEMS) -> list[Pat
             )
             paths += plotting.save_figure(fig, out_dir, "figure5")
     return paths
+
+
+def headline(payload: dict) -> str:
+    """Variance-attack AUCs and the learned heads' mean cosine similarity."""
+    v, h = payload["attacks"]["variance"], payload["heads"]
+    return (
+        f"variance AUC strong {v['strong']['auc']:.3f} weak {v['weak']['auc']:.3f}; "
+        f"learned head cosine mean {h['learned_cosine']['mean']:.3f} "
+        f"(target {h['target_cosine']['mean']:.3f})"
+    )
+
+
+def check(out_dir: str | os.PathLike) -> list[str]:
+    """A missing file, or an AUC that is not a number in [0, 1] inside its own CI."""
+    files = (JSON_NAME, NPZ_NAME, *(f"{s}.{e}" for s in STEMS for e in ("png", "pdf")))
+    return checks.check_attack_output(
+        out_dir, files, lambda out: [("default", load(out)[0]["attacks"])]
+    )

@@ -18,41 +18,59 @@ panel), ``figure6.png`` / ``.pdf`` from :func:`plot`.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.experiments import pipeline as mc
-from mtl_tracing.experiments.pipeline import PipelineConfig
+from mtl_tracing.experiments import checks, registry
 
 __all__ = [
     "PANELS",
-    "DEFAULT_CONFIG",
+    "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
     "DEFAULT_GRID",
-    "QUICK_CONFIG",
+    "QUICK_CONFIG",  # noqa: F822
     "QUICK_GRID",
     "JSON_NAME",
     "NPZ_NAME",
     "STEM",
+    "OPTIONS",
+    "QUICK",  # noqa: F822
     "run",
     "plot",
     "load",
+    "headline",
+    "check",
 ]
 
 PANELS = ("embed_dim", "samples", "tasks")
-DEFAULT_CONFIG = mc.DEFAULT_CONFIG.replace(
-    train=mc.DEFAULT_CONFIG.train.replace(epochs=100, warm_start_epochs=10)
-)
 DEFAULT_GRID = {"embed_dim": (4, 16, 64), "samples": (4, 16, 64), "tasks": (16, 64, 256)}
-QUICK_CONFIG = mc.QUICK_CONFIG
 QUICK_GRID = {"embed_dim": (4, 8), "samples": (4, 8), "tasks": (8, 16)}
 JSON_NAME = "figure6.json"
 NPZ_NAME = "figure6.npz"
 STEM = "figure6"
+OPTIONS = ()
+
+
+@functools.cache
+def _constants() -> dict:
+    from mtl_tracing.experiments import pipeline as mc
+
+    default = mc.DEFAULT_CONFIG.replace(
+        train=mc.DEFAULT_CONFIG.train.replace(epochs=100, warm_start_epochs=10)
+    )
+    return {
+        "DEFAULT_CONFIG": default,
+        "QUICK_CONFIG": mc.QUICK_CONFIG,
+        # ``--quick``: the pipeline's tiny config on a 2-value grid per panel.
+        "QUICK": {"config": mc.QUICK_CONFIG, "grid": QUICK_GRID},
+    }
+
+
+__getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG", "QUICK_CONFIG", "QUICK"))
 _LABELS = {
     "embed_dim": "embedding dimension $m$",
     "samples": "samples per task $N$",
@@ -60,7 +78,7 @@ _LABELS = {
 }
 
 
-def _cell_config(base: PipelineConfig, field: str, value: int) -> PipelineConfig:
+def _cell_config(base, field: str, value: int):
     data = base.data.replace(**{field: value})
     attack = base.attack.replace(
         strong_k=min(base.attack.strong_k, data.samples),
@@ -88,7 +106,7 @@ def _check_grid(grid: dict) -> dict:
 def run(
     out_dir: str | os.PathLike,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    config=None,
     grid: dict | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -98,17 +116,24 @@ def run(
 
     Args:
       out_dir: output folder (created).
-      config: the default point (data, training, attack settings, R runs).
+      config: the default point, a ``PipelineConfig`` (data, training, attack settings, R runs);
+        default (None) :data:`DEFAULT_CONFIG` (100 epochs).
       grid: ``{field: values}`` for fields in ``PANELS`` (default ``DEFAULT_GRID``).
       seed: root seed; cells use ``fold_in`` keys.
       progress: tqdm bars over training epochs.
       dtype: float32 (default) or float64 (needs x64).
     """
+    import jax
+
+    from mtl_tracing.experiments import pipeline as mc
+    from mtl_tracing.experiments.pipeline import PipelineConfig
+
+    config = _constants()["DEFAULT_CONFIG"] if config is None else config
     if not isinstance(config, PipelineConfig):
         raise ValueError(f"config must be a PipelineConfig, got {config!r}")
     grid = _check_grid(DEFAULT_GRID if grid is None else grid)
     seed = check_int("seed", seed, low=0)
-    out = Path(out_dir)
+    out = registry.check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     root = jax.random.key(seed)
     done: dict[PipelineConfig, dict] = {}
@@ -154,6 +179,8 @@ def run(
 
 def load(out_dir: str | os.PathLike):
     """``(json payload, npz arrays)`` of a finished run."""
+    from mtl_tracing.experiments import pipeline as mc
+
     return mc.load(out_dir, JSON_NAME, NPZ_NAME)
 
 
@@ -162,18 +189,20 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
 
     Rows: variance attack (the paper's Fig. 6), inner-product attack. Returns [png, pdf].
     """
+    from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
+
     payload, _ = load(out_dir)
     panels = payload["panels"]
     runs = payload["metadata"]["config"]["runs"]
     colors = plotting.ADVERSARY_COLORS
     titles = {"variance": "coordinate-wise variance", "inner_product": "inner product"}
     with plotting.style():
-        fig, axes = plotting.new_figure(len(panels), len(mc.ATTACKS), width=3.0, height=2.6)
+        fig, axes = plotting.new_figure(len(panels), len(ATTACKS), width=3.0, height=2.6)
         for col, (field, panel) in enumerate(panels.items()):
             xs = np.asarray(panel["values"], dtype=float)
-            for row, name in enumerate(mc.ATTACKS):
+            for row, name in enumerate(ATTACKS):
                 ax = axes[row][col]
-                for adv in mc.ADVERSARIES:
+                for adv in ADVERSARIES:
                     cells = [c["attacks"][name][adv] for c in panel["cells"]]
                     mean = np.array([c["auc_mean"] for c in cells])
                     # AUC lies in [0, 1]: clip the t-interval (wide for few runs) to it.
@@ -205,3 +234,30 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
             f"Ablations on synthetic data (App. A.8): mean AUC over {runs} runs, 95% t-interval"
         )
         return plotting.save_figure(fig, out_dir, STEM)
+
+
+def _cells(payload: dict) -> list[tuple[str, dict]]:
+    return [
+        (f"{field}={v}", c["attacks"])
+        for field, panel in payload["panels"].items()
+        for v, c in zip(panel["values"], panel["cells"], strict=True)
+    ]
+
+
+def headline(payload: dict) -> str:
+    """One line per grid point: mean AUC over runs of both attacks and adversaries."""
+    lines = []
+    for label, a in _cells(payload):
+        lines.append(
+            f"{label}: variance AUC strong {a['variance']['strong']['auc_mean']:.3f} "
+            f"weak {a['variance']['weak']['auc_mean']:.3f}; inner product strong "
+            f"{a['inner_product']['strong']['auc_mean']:.3f} "
+            f"weak {a['inner_product']['weak']['auc_mean']:.3f}"
+        )
+    return "\n".join(lines)
+
+
+def check(out_dir: str | os.PathLike) -> list[str]:
+    """A missing file, or an AUC that is not a number in [0, 1] inside its own CI."""
+    files = (JSON_NAME, NPZ_NAME, f"{STEM}.png", f"{STEM}.pdf")
+    return checks.check_attack_output(out_dir, files, lambda out: _cells(load(out)[0]))

@@ -6,51 +6,55 @@ pools the scores z = <mu_hat - mu_bar, mean(B) - mu_bar> over games and writes
 - ``figure7.json``: per adversary (strong, weak; OUT is the negative class) the pooled AUC with
   a 95% CI from resampling games, TPR at 1% and 0.1% FPR (empirical + CI, and exact), the
   50/75/90 percentile-threshold table (empirical vs exact), the score moments (empirical vs
-  exact vs paper), and :func:`results.run_metadata`;
+  exact vs paper; :func:`metrics.group_moments` over games), and :func:`results.run_metadata`;
 - ``figure7.npz``: downsampled empirical ROC curves and histogram counts of z.
 
 ``plot`` redraws ``figure7.png`` / ``figure7.pdf`` from those two files only (the exact curves
-come from :mod:`mtl_tracing.theory`, which is closed-form; nothing is simulated).
+come from :mod:`mtl_tracing.gaussian.theory`, which is closed-form; nothing is simulated).
+``headline`` and ``check`` complete the job interface of :mod:`.registry` (``mtl-tracing
+figure7``, ``reproduce``, ``simulations/figure7.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from scipy import special
 
-from mtl_tracing import gaussian, metrics, plotting, results
+from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.gaussian import game
-from mtl_tracing.gaussian.config import GaussianGameConfig
+from mtl_tracing.experiments import checks, registry
+from mtl_tracing.experiments.registry import Option
+from mtl_tracing.threat import IN_ADVERSARIES
 
 __all__ = [
-    "DEFAULT_CONFIG",
+    "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
+    "PAPER_SETTING",
     "FPR_TARGETS",
     "PERCENTILES",
     "IN_ADVERSARIES",
     "JSON_NAME",
     "NPZ_NAME",
     "STEM",
+    "OPTIONS",
+    "QUICK",
     "run",
     "plot",
     "load",
+    "headline",
+    "check",
     "config_from_json",
     "exact_roc_points",
 ]
 
-#: The paper's Figure 7 setting: T = 256, d = 256, N = 8, k = 4, sbar = s = 1, mu_bar = 0.
-DEFAULT_CONFIG = GaussianGameConfig(
-    tasks=256, dim=256, samples=8, challenge=4, task_std=1.0, sample_std=1.0
-)
+#: The paper's Figure 7 setting: T = 256, d = 256, N = 8, k = 4, sbar = s = 1, mu_bar = 0
+#: (``DEFAULT_CONFIG`` is this :class:`GaussianGameConfig`, built on first use).
+PAPER_SETTING = dict(tasks=256, dim=256, samples=8, challenge=4, task_std=1.0, sample_std=1.0)
 FPR_TARGETS = (1e-2, 1e-3)
 PERCENTILES = (50.0, 75.0, 90.0)
-IN_ADVERSARIES = ("strong", "weak")
 JSON_NAME = "figure7.json"
 NPZ_NAME = "figure7.npz"
 STEM = "figure7"
@@ -59,6 +63,43 @@ _ROC_POINTS = 600  # stored ROC points per adversary (log + linear FPR grids)
 _HIST_BINS = 120
 _BOOT_RESAMPLES = 200
 _LEVEL = 0.95
+_GAMES = 2000
+
+# Job interface (registry): flag -> ``run`` keyword; game fields override the paper setting.
+OPTIONS = (
+    Option("--games", int, f"G, games (default {_GAMES})"),
+    Option(
+        "--sampler",
+        str,
+        "game sampler: 'sufficient' (fast, exact in law) or 'faithful' (default sufficient)",
+        choices=("sufficient", "faithful"),
+    ),
+    Option("--tasks", int, "T, IN tasks in the release mu_hat (default: paper value)"),
+    Option("--dim", int, "d, data dimension (default: paper value)"),
+    Option("--samples", int, "N, training samples per task (default: paper value)"),
+    Option("--challenge", int, "k, challenge batch size, k <= N (default: paper value)"),
+    Option("--task-std", float, "sbar, std of task means (default: paper value)"),
+    Option("--sample-std", float, "s, std of samples around their task mean (default: paper)"),
+    Option(
+        "--resamples",
+        int,
+        f"bootstrap resamples of games (default {_BOOT_RESAMPLES})",
+        kwarg="num_resamples",
+    ),
+)
+#: ``--quick``: the paper setting with 100 games.
+QUICK = {"games": 100}
+_CONFIG_FIELDS = ("tasks", "dim", "samples", "challenge", "task_std", "sample_std")
+
+
+@functools.cache
+def _constants() -> dict:
+    from mtl_tracing.gaussian.config import GaussianGameConfig
+
+    return {"DEFAULT_CONFIG": GaussianGameConfig(**PAPER_SETTING)}
+
+
+__getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG",))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -83,16 +124,21 @@ def _interval(iv) -> list[float]:
     return [float(iv.low), float(iv.high)]
 
 
-def _group_mean_se(x: np.ndarray) -> tuple[float, float]:
-    """Mean of all scores and its standard error from per-game means (games are independent)."""
-    per_game = x.mean(axis=1)
-    g = per_game.shape[0]
-    se = float(per_game.std(ddof=1) / np.sqrt(g)) if g > 1 else float("nan")
-    return float(x.mean()), se
+def _moments(z, mom) -> dict:
+    """Empirical moments of z (G, T) by :func:`metrics.group_moments` (games are the groups)."""
+    from mtl_tracing.metrics import group_moments
+
+    g = group_moments(z)
+    return {
+        "mean": {"empirical": g.mean, "se": g.mean_se, "exact": float(mom.mean)},
+        "var": {"empirical": g.var, "se": g.var_se, "exact": float(mom.var)},
+    }
 
 
-def config_from_json(payload: dict) -> GaussianGameConfig:
+def config_from_json(payload: dict):
     """Rebuild the :class:`GaussianGameConfig` stored in a results file's metadata."""
+    from mtl_tracing.gaussian.config import GaussianGameConfig
+
     cfg = dict(payload["metadata"]["config"])
     if isinstance(cfg.get("mean"), list):
         cfg["mean"] = tuple(cfg["mean"])
@@ -115,6 +161,8 @@ def load(out_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 
 def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tuple[dict, dict]:
     """Numbers (JSON) and arrays (npz) for one IN adversary against OUT; s_* of shape (G, T)."""
+    from mtl_tracing import gaussian, metrics
+
     # One paired game bootstrap for the AUC and every TPR target: one sort, shared replicates.
     stats = (metrics.auc, *(metrics.TprAtFprStatistic(t) for t in FPR_TARGETS))
     auc_ci, *tpr_cis = metrics.grouped_bootstrap(
@@ -150,7 +198,6 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
         "exact": results.to_jsonable(exact_table),
     }
     mom = gaussian.moments(config)[adversary]
-    mean, mean_se = _group_mean_se(np.asarray(s_in, dtype=np.float64))
     summary = {
         "auc": {
             "empirical": auc,
@@ -162,12 +209,8 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
         "tpr_at_fpr": tprs,
         "percentiles": table,
         "moments": {
-            "mean": {"empirical": mean, "se": mean_se, "exact": float(mom.mean)},
+            **_moments(s_in, mom),
             "paper_mean": float(mom.paper_mean),
-            "var": {
-                "empirical": float(np.var(np.asarray(s_in, np.float64))),
-                "exact": float(mom.var),
-            },
             "paper_var": float(mom.paper_var),
         },
     }
@@ -180,35 +223,51 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
 def run(
     out_dir: str | os.PathLike,
     *,
-    config: GaussianGameConfig = DEFAULT_CONFIG,
-    games: int = 2000,
+    config=None,
+    games: int = _GAMES,
     seed: int = 0,
     sampler: str = "sufficient",
     progress: bool = True,
     dtype=None,
     num_resamples: int = _BOOT_RESAMPLES,
+    **overrides,
 ) -> Path:
     """Simulate ``games`` games of ``config`` and write ``figure7.json`` + ``figure7.npz``.
 
     Args:
       out_dir: output folder (created).
-      config: the game (T, N, d, k, sbar, s, mu_bar); default is the paper's Figure 7 setting.
-      games: G, independent games; each yields T scores per class (pooled: G*T per class).
+      config: the game (T, N, d, k, sbar, s, mu_bar), a :class:`GaussianGameConfig`; default
+        (None) is the paper's Figure 7 setting, :data:`DEFAULT_CONFIG`.
+      games: G >= 2 independent games; each yields T scores per class (pooled: G*T per class).
       seed: seed of ``jax.random.key``; the simulation and the bootstrap use split keys.
       sampler: passed to :func:`game.simulate` (``"sufficient"`` or ``"faithful"``).
       progress: tqdm progress bar on the simulation.
       dtype: score dtype (float32 default; float64 needs ``jax_enable_x64``).
       num_resamples: bootstrap resamples of games for the CIs.
+      overrides: config fields to replace (``tasks``, ``dim``, ``samples``, ``challenge``,
+        ``task_std``, ``sample_std``: the command's flags); None values are ignored.
 
     Returns:
       ``out_dir`` as a :class:`Path`.
     """
+    import jax
+    import jax.numpy as jnp
+
+    from mtl_tracing import gaussian
+    from mtl_tracing.gaussian import game
+    from mtl_tracing.gaussian.config import GaussianGameConfig
+
+    config = _constants()["DEFAULT_CONFIG"] if config is None else config
     if not isinstance(config, GaussianGameConfig):
         raise ValueError(f"config must be a GaussianGameConfig, got {config!r}")
-    games = check_int("games", games, low=1)
+    unknown = set(overrides) - set(_CONFIG_FIELDS)
+    if unknown:
+        raise ValueError(f"overrides must be among {_CONFIG_FIELDS}, got {sorted(unknown)}")
+    config = config.replace(**{k: v for k, v in overrides.items() if v is not None})
+    games = check_int("games", games, low=2)
     seed = check_int("seed", seed, low=0)
     num_resamples = check_int("num_resamples", num_resamples, low=2)
-    out = Path(out_dir)
+    out = registry.check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     k_sim, k_boot = jax.random.split(jax.random.key(seed))
@@ -233,12 +292,7 @@ def run(
 
     out_mom = gaussian.moments(config)["out"]
     out_np = np.asarray(s_out, dtype=np.float64)
-    mean, mean_se = _group_mean_se(out_np)
-    summary["out_moments"] = {
-        "mean": {"empirical": mean, "se": mean_se, "exact": float(out_mom.mean)},
-        "var": {"empirical": float(out_np.var()), "exact": float(out_mom.var)},
-        "paper_var": float(out_mom.paper_var),
-    }
+    summary["out_moments"] = {**_moments(out_np, out_mom), "paper_var": float(out_mom.paper_var)}
 
     # Histogram counts on one set of bins for the three classes (small file, exact redraw).
     pooled = {
@@ -269,7 +323,7 @@ def run(
 
 
 def exact_roc_points(
-    config: GaussianGameConfig, *, lo: float = 5e-5, points: int = 160
+    config, *, lo: float = 5e-5, points: int = 160
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Points of the exact (marginal) ROC, dense in log and linear FPR from ``lo`` to 1.
 
@@ -279,6 +333,10 @@ def exact_roc_points(
     cover the grid. (``gaussian.exact_roc`` on the whole grid needs ``isf`` per point, ~10x slower.)
     Returns ``fpr`` of shape (P + 2,) from 0 to 1 and ``{adversary: tpr}`` of the same shape.
     """
+    from scipy import special
+
+    from mtl_tracing import gaussian
+
     grid = np.unique(
         np.concatenate([np.geomspace(lo, 0.5, points // 2), np.linspace(0.0, 1.0, points // 2)])
     )
@@ -302,6 +360,8 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
 
     Returns the written paths ``[figure7.png, figure7.pdf]``.
     """
+    from mtl_tracing import gaussian
+
     payload, arrays = load(out_dir)
     config = config_from_json(payload)
     games = payload["games"]
@@ -384,3 +444,40 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
             rf"$\bar\sigma={config.task_std:g}$, $\sigma={config.sample_std:g}$; {games} games)"
         )
         return plotting.save_figure(fig, out_dir, STEM)
+
+
+# ----------------------------------------------------------------------------- headline, check
+
+
+def _fmt_ci(entry: dict) -> str:
+    lo, hi = entry["ci"]
+    return f"{entry['empirical']:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
+def headline(payload: dict) -> str:
+    """Short text table of the headline numbers of a ``figure7.json`` payload."""
+    head = f"{'adversary':<9} {'AUC (95% CI)':<26} {'exact':>7}"
+    first = next(iter(payload["adversaries"].values()))
+    tpr_heads = [f"TPR@{t['target_fpr']:g} (CI) / exact" for t in first["tpr_at_fpr"]]
+    lines = [head + "  " + "  ".join(f"{h:<36}" for h in tpr_heads)]
+    for adv, s in payload["adversaries"].items():
+        row = f"{adv:<9} {_fmt_ci(s['auc']):<26} {s['auc']['exact']:>7.4f}"
+        for t in s["tpr_at_fpr"]:
+            cell = f"{_fmt_ci(t)} / {t['exact']:.4f}"
+            row += f"  {cell:<36}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def check(out_dir: str | os.PathLike) -> list[str]:
+    """Problems in a finished run: a missing file, or a simulated AUC more than
+    :data:`checks.Z` bootstrap SEs from the exact AUC."""
+    names = (JSON_NAME, NPZ_NAME, f"{STEM}.png", f"{STEM}.pdf")
+    problems = checks.missing_files(out_dir, names)
+    if problems:
+        return problems
+    payload, _ = load(out_dir)
+    for adv, s in payload["adversaries"].items():
+        a = s["auc"]
+        problems += checks.auc_near_exact(adv, a["empirical"], a["exact"], a["se"])
+    return problems

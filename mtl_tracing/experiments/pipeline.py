@@ -226,7 +226,7 @@ def _attack_runs(key, pool, ridge, *, tasks_in, k, trials, whiten, cosine):
     sizes = jnp.full((tasks,), n, dtype=jnp.int32)
     # attacks.run_attacks validates on the host (not vmappable); its kernel is pure.
     kernel = functools.partial(
-        attacks.evaluation._run_kernel,
+        attacks.attack_kernel,
         tasks_in=tasks_in,
         k=k,
         trials=trials,
@@ -447,29 +447,3 @@ def run_pipeline(
         "dtype": str(data.x.dtype),
     }
     return PipelineResult(data, trained, scores, summary)
-
-
-# ------------------------------------------------------------------------------- output checks
-
-
-def check_attack_output(out_dir, files, cells) -> list[str]:
-    """Problems in a finished synthetic-MTL job (empty if none); used by ``simulations/``.
-
-    ``files`` are the names the job must have written into ``out_dir``; ``cells`` is a callable
-    returning ``[(label, {attack: {adversary: summary}})]`` from the written data. Every summary's
-    AUC must be finite and inside its own CI within [0, 1]. Prints one line per AUC.
-    """
-    from pathlib import Path
-
-    out = Path(out_dir)
-    problems = [f"missing {out / n}" for n in files if not (out / n).is_file()]
-    if problems:
-        return problems
-    for label, summaries in cells(out):
-        for name, by_adv in summaries.items():
-            for adv, s in by_adv.items():
-                auc, (lo, hi) = s["auc"], s["auc_ci"]
-                print(f"{label} {name} {adv}: AUC {auc:.3f} CI [{lo:.3f}, {hi:.3f}]")
-                if not (math.isfinite(auc) and 0.0 <= lo <= auc <= hi <= 1.0):
-                    problems.append(f"{label} {name} {adv}: AUC {auc} outside [{lo}, {hi}]")
-    return problems

@@ -14,25 +14,43 @@ the job runs, so ``mtl-tracing --help`` never imports JAX):
 - ``headline(payload) -> str``: the headline numbers, a short text table.
 - ``check(out_dir) -> list[str]``: problems found in a finished run (empty when fine).
 
-From the registry come the ``mtl-tracing <job>`` commands
-(:mod:`mtl_tracing.commands`), ``mtl-tracing reproduce`` (the jobs with ``default=True``, in
-order) and the ``simulations/<job>.py`` scripts (:func:`script_main`). A new job is one module
-plus one :class:`Job` line in :data:`JOBS`.
+Importing a job module must stay cheap (the CLI reads every ``OPTIONS`` to build its parser):
+import JAX, flax and :mod:`~mtl_tracing.experiments.pipeline` inside the functions, and build
+constants that need them (a default config, ``QUICK``) with :func:`lazy_constants`.
+
+From the registry come the ``mtl-tracing <job>`` commands (:mod:`mtl_tracing.cli`),
+``mtl-tracing reproduce`` (the jobs with ``default=True``, in order) and the
+``simulations/<job>.py`` scripts (:func:`script_main`); all three run a job through
+:func:`main_from_args` or :func:`run_job`. A new job is one module plus one :class:`Job` line in
+:data:`JOBS`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import importlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["Option", "Job", "JOBS", "get", "names", "add_job_arguments", "run_job", "script_main"]
+__all__ = [
+    "Option",
+    "Job",
+    "JOBS",
+    "get",
+    "names",
+    "add_job_arguments",
+    "run_job",
+    "main_from_args",
+    "script_main",
+    "lazy_constants",
+    "check_out_dir",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +59,8 @@ class Option:
 
     ``type`` converts the text (e.g. ``int``, ``float``, or a list parser from
     :mod:`mtl_tracing.commands._common`); ``default=None`` means "the job's own default" (the
-    keyword is then not passed).
+    keyword is then not passed). ``kwarg`` names the ``run`` keyword when it differs from the
+    flag (``--resamples`` -> ``num_resamples``).
     """
 
     flag: str
@@ -49,21 +68,28 @@ class Option:
     help: str = ""
     default: Any = None
     choices: Sequence[Any] | None = None
+    kwarg: str | None = None
 
     @property
     def dest(self) -> str:
-        return self.flag.lstrip("-").replace("-", "_")
+        return self.kwarg or self.flag.lstrip("-").replace("-", "_")
 
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    """A registered job: its name (the command and the output sub-folder) and its module."""
+    """A registered job: its name (the command and the output sub-folder) and its module.
+
+    ``aliases`` are more command names for the same job (``figure4`` and ``figure5`` run the
+    shared ``figure45`` job).
+    """
 
     name: str
     module: str
     help: str
     default: bool = True  # part of ``reproduce``'s default figure set
     x64: bool = True  # accepts --x64
+    aliases: tuple[str, ...] = ()
+    command: bool = True  # False: a hand-written command in ``commands/`` runs this job
 
     def load_module(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -88,6 +114,7 @@ JOBS: tuple[Job, ...] = (
         "figure45",
         _E + "figure45",
         "Figures 4-5: score distributions and head similarity (synthetic MTL).",
+        aliases=("figure4", "figure5"),
     ),
     Job("table", _E + "table", "Tables 1-2: percentile thresholds and balanced accuracy."),
     Job(
@@ -104,6 +131,13 @@ JOBS: tuple[Job, ...] = (
         "sweep_membership_limit",
         _E + "sweeps",
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
+    ),
+    Job(
+        "real",
+        _E + "real",
+        "Tables 1-2, Figs 1-5 on real data (--data-dir).",
+        default=False,
+        command=False,  # ``mtl-tracing real`` is commands/real.py (dataset/setting flags)
     ),
     Job("dp_defence", _E + "dp_defence", "Task-level DP defence: GDP bounds, DP-SGD, audits."),
 )
@@ -145,6 +179,17 @@ def _options(job: Job, module: ModuleType | None) -> tuple[Option, ...]:
     return tuple(getattr(module, "OPTIONS", ()))
 
 
+def check_out_dir(out_dir: str | Path, flag: str = "--out") -> Path:
+    """``out_dir`` as a Path, refused up front (``ValueError``) when it exists but is no folder.
+
+    Checked before any computation, so a bad path costs nothing and overwrites nothing.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} must be a folder, got the existing file {str(out)!r}")
+    return out
+
+
 def run_job(
     job: Job | str,
     out_dir: str | Path,
@@ -158,11 +203,12 @@ def run_job(
 ) -> list[Path]:
     """Run (unless ``replot``) and plot one job into ``out_dir``; returns the figure paths.
 
-    ``options`` override the job's defaults (and its ``QUICK`` values when ``quick``).
+    ``options`` override the job's defaults (and its ``QUICK`` values when ``quick``); ``None``
+    values are left out. ``x64`` turns on ``jax_enable_x64`` and passes ``dtype="float64"``.
     """
     job = get(job) if isinstance(job, str) else job
     mod = job.load_module()
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir)
     if not replot:
         kwargs = dict(getattr(mod, "QUICK", {})) if quick else {}
         kwargs.update({k: v for k, v in options.items() if v is not None})
@@ -183,17 +229,16 @@ def _job_kwargs(job: Job, kwargs: dict) -> dict:
     return kwargs
 
 
-def script_main(name: str, argv: list[str] | None = None) -> int:
-    """``python simulations/<name>.py ...``: run the job, print its headline, check its output.
+def main_from_args(job: Job | str, args: argparse.Namespace, *, prog: str) -> int:
+    """Run a job from parsed :func:`add_job_arguments` flags; print headline, files and check.
 
-    Exits 1 if :func:`check` finds a problem, 2 on bad input.
+    Returns 0, 1 if the job's ``check`` finds a problem (``CHECK FAILED: ...`` on stderr), or 2
+    with ``PROG: error: ...`` on one line for bad input or an unusable path (any ``OSError``).
+    Shared by the ``mtl-tracing <job>`` commands and :func:`script_main`.
     """
-    job = get(name)
+    job = get(job) if isinstance(job, str) else job
     mod = job.load_module()
-    parser = argparse.ArgumentParser(prog=f"simulations/{name}.py", description=job.help)
-    add_job_arguments(parser, job, mod)
-    args = parser.parse_args(argv)
-    options = {o.dest: getattr(args, o.dest) for o in _options(job, mod)}
+    options = {o.dest: getattr(args, o.dest, None) for o in _options(job, mod)}
     t0 = time.perf_counter()
     try:
         paths = run_job(
@@ -206,15 +251,56 @@ def script_main(name: str, argv: list[str] | None = None) -> int:
             replot=args.replot,
             **options,
         )
+        payload, _ = mod.load(Path(args.out))
     except (ValueError, OSError) as err:
-        print(f"{name}: error: {err}", file=sys.stderr)
+        print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
-    payload, _ = mod.load(Path(args.out))
     print(mod.headline(payload))
     for p in paths:
         print(f"wrote {p}")
     problems = mod.check(Path(args.out))
     for p in problems:
         print(f"CHECK FAILED: {p}", file=sys.stderr)
-    print(f"{name}: {time.perf_counter() - t0:.1f} s")
+    print(f"{prog}: {time.perf_counter() - t0:.1f} s")
     return 1 if problems else 0
+
+
+def script_main(name: str, argv: list[str] | None = None) -> int:
+    """``python simulations/<name>.py ...``: run the job, print its headline, check its output.
+
+    The flags are the ``mtl-tracing <name>`` command's. Exits 1 if the job's ``check`` finds a
+    problem, 2 on bad input.
+    """
+    job = get(name)
+    mod = job.load_module()
+    prog = f"simulations/{name}.py"
+    parser = argparse.ArgumentParser(prog=prog, description=job.help)
+    add_job_arguments(parser, job, mod)
+    return main_from_args(job, parser.parse_args(argv), prog=prog)
+
+
+def lazy_constants(
+    factory: Callable[[], Mapping[str, Any]], names: Sequence[str]
+) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) for the constants that need JAX to build.
+
+    ``factory()`` returns ``{name: value}`` for ``names``; it runs once, on the first access to
+    one of them, so importing the module (to read ``OPTIONS``) never imports JAX. Other names
+    raise ``AttributeError`` at once. Usage in a job module::
+
+        @functools.cache
+        def _constants():
+            from mtl_tracing.experiments import pipeline
+            return {"DEFAULT_CONFIG": pipeline.DEFAULT_CONFIG, "QUICK": {...}}
+
+        __getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG", "QUICK"))
+    """
+    cached = functools.cache(factory)
+    known = frozenset(names)
+
+    def __getattr__(name: str) -> Any:
+        if name not in known:
+            raise AttributeError(name)
+        return cached()[name]
+
+    return __getattr__

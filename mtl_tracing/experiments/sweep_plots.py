@@ -1,8 +1,10 @@
 """Figures of a finished sweep folder: AUC and TPR at FPR against each swept field.
 
 Empirical points carry their bootstrap CIs; exact-law theory is drawn as a dense curve over the
-swept range; a two-field sweep also gets heatmaps. Reads only ``sweep.npz``/``sweep.json``
-(no simulation). Used by ``mtl-tracing plot-sweep`` and :mod:`mtl_tracing.experiments.sweeps`.
+swept range; a two-field sweep also gets heatmaps (:func:`plot_sweep`). The membership-inference
+sweep (T = k = 1) also gets AUC against d/N, one line per N (:func:`plot_membership_limit`).
+Reads only ``sweep.npz``/``sweep.json`` (no simulation). Used by ``mtl-tracing plot-sweep`` and
+:mod:`mtl_tracing.experiments.sweeps`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_sweep"]
+__all__ = ["plot_sweep", "plot_membership_limit"]
 
 _INT_FIELDS = ("tasks", "samples", "dim", "challenge")
 _SYMBOL = {
@@ -137,3 +139,51 @@ def plot_sweep(sweep_dir, out_dir=None, *, dense: int = 40) -> list[Path]:
             fig.colorbar(im, ax=axes[0, -1])
             paths += plotting.save_figure(fig, out_dir, f"sweep_heatmap_{fa}_{fb}")
     return paths
+
+
+def plot_membership_limit(sweep_dir, out_dir=None, *, dense: int = 40) -> list[Path]:
+    """AUC against d/N of a T = 1, k = 1 sweep, one line per N: ``auc_vs_d_over_n.{png,pdf}``.
+
+    Points: simulated AUC with its bootstrap CI; lines: the exact-law AUC over a dense grid of d
+    at that N (strong solid, weak dashed; each N one colour). At sbar = 0 the title says it
+    shows membership inference (the weak adversary then sits at exactly 1/2).
+    """
+    from mtl_tracing import plotting
+    from mtl_tracing.sweep import CONFIG_FIELDS, load_sweep
+
+    sweep_dir = Path(sweep_dir)
+    out_dir = sweep_dir if out_dir is None else Path(out_dir)
+    t = load_sweep(sweep_dir)
+    sbars = np.unique(t["task_std"])
+    advs = list(dict.fromkeys(t["adversary"].tolist()))
+    styles = {"strong": ("o", "-"), "weak": ("s", "--")}
+    with plotting.style():
+        fig, axes = plotting.new_figure(1, 1, width=4.6, height=3.6)
+        ax = axes[0, 0]
+        for j, n in enumerate(np.unique(t["samples"])):
+            color = f"C{j}"
+            for adv in advs:
+                sel = (t["adversary"] == adv) & (t["samples"] == n)
+                order = np.argsort(t["dim"][sel], kind="stable")
+                d = t["dim"][sel][order]
+                y = t["auc"][sel][order]
+                err = np.stack([y - t["auc_lo"][sel][order], t["auc_hi"][sel][order] - y])
+                marker, line = styles.get(adv, ("^", ":"))
+                ax.errorbar(
+                    d / n, y, yerr=np.maximum(err, 0), fmt=marker, ms=3, capsize=2, color=color
+                )
+                base = {f: t[f][sel][0].item() for f in CONFIG_FIELDS}
+                xs, aucs, _ = _theory_curve(base, "dim", _dense("dim", d, dense), adv, 0.5)
+                ax.plot(xs / n, aucs, line, color=color, linewidth=1, label=f"N = {n}, {adv}")
+        ax.plot([], [], "ko", ms=3, label="points: simulation (95% CI)")
+        ax.plot([], [], "k-", linewidth=1, label="lines: exact theory")
+        ax.axhline(0.5, color="0.5", linestyle=":", linewidth=1.0)
+        ax.set(xscale="log", xlabel="d / N", ylabel="AUC")
+        if sbars.size == 1 and sbars[0] == 0:
+            title = r"Membership inference ($\bar\sigma = 0$, T = 1, k = 1): AUC vs d/N"
+        else:
+            sb = ", ".join(f"{v:g}" for v in sbars)
+            title = rf"Tracing one task ($\bar\sigma$ = {sb}, T = 1, k = 1): AUC vs d/N"
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+        return plotting.save_figure(fig, out_dir, "auc_vs_d_over_n")

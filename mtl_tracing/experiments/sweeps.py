@@ -1,18 +1,22 @@
-"""Three ready sweeps of the Gaussian tracing game (Sec. 4), each with its own check.
+"""Three ready sweeps of the Gaussian tracing game (Sec. 4): one job module, three registry jobs.
 
-* :func:`auc_tasks_dim`: AUC of the strong and weak adversaries over a (T, d) grid;
-* :func:`strong_weak_gap`: the strong-weak AUC gap versus N (k = 1): the strong adversary's
+* ``sweep_auc_tasks_dim``: AUC of the strong and weak adversaries over a (T, d) grid (with a
+  heatmap per adversary);
+* ``sweep_strong_weak_gap``: the strong-weak AUC gap versus N (k = 1): the strong adversary's
   covariance with the release exceeds the weak one's by s^2/(N T) per coordinate, so the gap
   closes as N grows;
-* :func:`membership_limit`: T = 1, k = 1 (tracing one task is membership inference of one
-  training sample), AUC versus d/N.
+* ``sweep_membership_limit``: the membership-inference limit sbar = 0 (every task has the same
+  mean) at T = 1, k = 1: tracing the one task is membership inference of one training sample.
+  AUC versus d/N, one line per N (``auc_vs_d_over_n``); the weak adversary's AUC is exactly 1/2
+  there (its challenge sample is a fresh draw of the same law as OUT's).
 
-Each ``run``-style function takes ``(out_dir, size)`` with ``size`` in :data:`SIZES`: ``"quick"``
-(seconds, for the tests and ``reproduce --quick``), ``"small"`` (the ``reproduce`` default) and
-``"full"`` (the ``simulations/`` scripts' default). It writes the sweep table
-(``sweep.npz/.json/.csv``, resumable) and its figures into ``out_dir``, then checks every
-empirical AUC against the exact-law AUC within 4.5 bootstrap standard errors
-(SE = 95% CI width / 3.92) and raises ``AssertionError`` naming the rows that disagree.
+Job interface (:mod:`.registry`; ``run`` takes the job ``name``): ``--size`` picks the grid in
+:data:`GRIDS`: ``"quick"`` (seconds: the tests and ``--quick``), ``"small"`` (the default, as
+in ``reproduce``) or ``"full"``. ``run`` writes the sweep table (``sweep.npz/.json/.csv``,
+resumable: re-run the same command after an interruption) and ``job.json`` (which sweep, which
+size); ``plot`` draws the figures; ``check`` compares every empirical AUC with the exact-law AUC
+within :data:`checks.Z` bootstrap standard errors (SE = 95% CI width / 3.92) and checks each
+sweep's own claim (the gap shrinks with N; sbar = 0 and a weak AUC of 1/2 in the limit).
 """
 
 from __future__ import annotations
@@ -22,30 +26,42 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_tracing import plotting, sweep
-from mtl_tracing._validate import check_choice
+from mtl_tracing import results
+from mtl_tracing._validate import check_choice, check_int
+from mtl_tracing.experiments import checks, registry
+from mtl_tracing.experiments.registry import Option
 
 __all__ = [
+    "NAMES",
     "SIZES",
     "GRIDS",
-    "SWEEPS",
-    "script_main",
-    "auc_tasks_dim",
-    "strong_weak_gap",
-    "membership_limit",
+    "JOB_FILE",
+    "gap",
+    "OPTIONS",
+    "QUICK",
+    "run",
+    "plot",
+    "load",
+    "headline",
+    "check",
 ]
 
+#: The registry names of the three sweeps, in ``reproduce``'s order.
+NAMES = ("sweep_auc_tasks_dim", "sweep_strong_weak_gap", "sweep_membership_limit")
 SIZES = ("quick", "small", "full")
-_Z = 4.5  # false-failure probability ~7e-6 per row under a normal estimate
+JOB_FILE = "job.json"
+OPTIONS = (Option("--size", str, "grid size: quick, small (default) or full", choices=SIZES),)
+#: ``--quick``: the ``quick`` grids.
+QUICK = {"size": "quick"}
 
 #: SweepSpec arguments of each ready sweep at each size (edit or monkeypatch to change a grid).
 GRIDS: dict[str, dict[str, dict]] = {
-    "auc_tasks_dim": {
+    "sweep_auc_tasks_dim": {
         "quick": dict(tasks=(4, 16, 64), dim=(16, 64), games=100, num_resamples=50),
         "small": dict(tasks=(16, 64, 256), dim=(64, 256, 1024), games=300, num_resamples=100),
         "full": dict(tasks=(16, 64, 256, 1024), dim=(64, 256, 1024, 4096), games=500),
     },
-    "strong_weak_gap": {
+    "sweep_strong_weak_gap": {
         size: dict(tasks=(16,), samples=ns, dim=(64,), challenge=(1,), games=g, num_resamples=r)
         for size, ns, g, r in (
             ("quick", (1, 2, 4, 8, 16), 100, 50),
@@ -53,8 +69,16 @@ GRIDS: dict[str, dict[str, dict]] = {
             ("full", (1, 2, 4, 8, 16, 32, 64, 128), 1000, 200),
         )
     },
-    "membership_limit": {
-        size: dict(tasks=(1,), samples=ns, dim=ds, challenge=(1,), games=g, num_resamples=r)
+    "sweep_membership_limit": {
+        size: dict(
+            tasks=(1,),
+            samples=ns,
+            dim=ds,
+            challenge=(1,),
+            task_std=(0.0,),
+            games=g,
+            num_resamples=r,
+        )
         for size, ns, ds, g, r in (
             ("quick", (4, 16), (4, 16, 64), 400, 50),
             ("small", (4, 16, 64), (4, 16, 64, 256), 2000, 200),
@@ -64,32 +88,64 @@ GRIDS: dict[str, dict[str, dict]] = {
 }
 
 
-def _se(table: dict) -> np.ndarray:
-    """Bootstrap SE of each row's AUC from its 95% percentile CI (floored at 1e-3)."""
-    return np.maximum((table["auc_hi"] - table["auc_lo"]) / 3.92, 1e-3)
+def run(
+    out_dir: str | os.PathLike,
+    *,
+    name: str,
+    size: str = "small",
+    seed: int = 0,
+    progress: bool = True,
+    dtype=None,
+) -> Path:
+    """Run the sweep ``name`` (one of :data:`NAMES`) at ``size`` into ``out_dir``.
 
+    ``seed`` is the sweep's one seed (cells use ``fold_in``); ``dtype`` float32 (default) or
+    float64 (needs x64). Writes ``sweep.npz/.json/.csv`` and ``job.json``; returns ``out_dir``.
+    """
+    from mtl_tracing import sweep
 
-def _check_auc(table: dict) -> None:
-    bad = np.abs(table["auc"] - table["exact_auc"]) > _Z * _se(table)
-    if bad.any():
-        rows = np.flatnonzero(bad).tolist()
-        raise AssertionError(f"{bad.sum()} rows disagree with the exact AUC: rows {rows}")
-
-
-def _run(spec: sweep.SweepSpec, out_dir, progress: bool) -> dict:
-    from mtl_tracing.experiments.sweep_plots import plot_sweep
-
-    table = sweep.run_sweep(spec, out_dir, progress=progress)
-    plot_sweep(out_dir)
-    return table
-
-
-def auc_tasks_dim(out_dir: str | os.PathLike, size: str = "full", *, progress: bool = True):
-    """AUC (strong, weak) over T x d; also a heatmap per adversary. Returns the sweep table."""
+    check_choice("name", name, NAMES)
     check_choice("size", size, SIZES)
-    table = _run(sweep.SweepSpec(**GRIDS["auc_tasks_dim"][size]), out_dir, progress)
-    _check_auc(table)
-    return table
+    seed = check_int("seed", seed, low=0)
+    out = registry.check_out_dir(out_dir)
+    spec = sweep.SweepSpec(**GRIDS[name][size], seeds=(seed,))
+    sweep.run_sweep(spec, out, dtype=dtype, progress=progress)
+    results.write_json(out / JOB_FILE, {"job": name, "size": size, "seed": seed})
+    return out
+
+
+def load(out_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(payload, table)``: ``job.json`` + ``{"spec", "rows"}`` (the table as lists), and the
+    table's arrays (:func:`sweep.load_sweep`). ``FileNotFoundError`` when not run yet."""
+    from mtl_tracing.sweep import load_sweep
+
+    out = Path(out_dir)
+    for name in (JOB_FILE, "sweep.json", "sweep.npz"):
+        if not (out / name).is_file():
+            raise FileNotFoundError(f"{out / name} not found: run the sweep into {out} first")
+    table = load_sweep(out)
+    payload = {
+        **results.read_json(out / JOB_FILE),
+        "spec": results.read_json(out / "sweep.json")["spec"],
+        "rows": {k: v.tolist() for k, v in table.items()},
+    }
+    return payload, table
+
+
+def plot(out_dir: str | os.PathLike) -> list[Path]:
+    """Redraw the sweep's figures from ``out_dir`` (no simulation); returns the written paths."""
+    from mtl_tracing.experiments import sweep_plots
+
+    payload, _ = load(out_dir)
+    paths = sweep_plots.plot_sweep(out_dir)
+    if payload["job"] == "sweep_membership_limit":
+        paths += sweep_plots.plot_membership_limit(out_dir)
+    return paths
+
+
+def _se(auc_lo, auc_hi) -> np.ndarray:
+    """Bootstrap SE of each row's AUC from its 95% percentile CI (floored at 1e-3)."""
+    return np.maximum((np.asarray(auc_hi) - np.asarray(auc_lo)) / 3.92, 1e-3)
 
 
 def gap(table: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -97,100 +153,67 @@ def gap(table: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
     The SE bound is the sum of the two bootstrap SEs (conservative for correlated AUCs).
     """
-    s = table["adversary"] == "strong"
-    w = table["adversary"] == "weak"
-    emp = table["auc"][s] - table["auc"][w]
-    se = _se({k: v[s] for k, v in table.items()}) + _se({k: v[w] for k, v in table.items()})
-    exact = table["exact_auc"][s] - table["exact_auc"][w]
-    return table["samples"][s], emp, se, exact
+    t = {k: np.asarray(v) for k, v in table.items()}
+    s = t["adversary"] == "strong"
+    w = t["adversary"] == "weak"
+    emp = t["auc"][s] - t["auc"][w]
+    se = _se(t["auc_lo"][s], t["auc_hi"][s]) + _se(t["auc_lo"][w], t["auc_hi"][w])
+    exact = t["exact_auc"][s] - t["exact_auc"][w]
+    return t["samples"][s], emp, se, exact
 
 
-def strong_weak_gap(out_dir: str | os.PathLike, size: str = "full", *, progress: bool = True):
-    """Sweep N at T = 16, d = 64, k = 1; check the gap against theory and that it shrinks."""
-    check_choice("size", size, SIZES)
-    spec = sweep.SweepSpec(**GRIDS["strong_weak_gap"][size])
-    table = _run(spec, out_dir, progress)
-    n, emp, se, exact = gap(table)
-    bad = np.abs(emp - exact) > _Z * se
-    if bad.any():
-        raise AssertionError(f"gap disagrees with theory at N = {n[bad].tolist()}")
-    if not np.all(np.diff(exact) < 0):
-        raise AssertionError(f"exact gap does not shrink with N: {exact.tolist()}")
-    for ni, e, x in zip(n, emp, exact, strict=True):
-        print(f"N={ni:>4}  gap {e:+.4f}  exact {x:+.4f}")
-    return table
+def headline(payload: dict) -> str:
+    """The sweep table (first 40 rows): AUC with CI and TPR against the exact values."""
+    t = payload["rows"]
+    fpr = payload["spec"]["fpr"]
+    n = len(t["cell_id"])
+    lines = [f"{payload['job']} ({payload['size']}): {n} rows"]
+    head = f"{'adv':<6} {'T':>5} {'N':>4} {'d':>6} {'k':>3} {'sbar':>5} {'AUC [CI]':<22}"
+    lines.append(head + f" {'exact':>6} {'TPR@' + format(fpr, 'g'):>9} {'exact':>6}")
+    for i in range(min(n, 40)):
+        lines.append(
+            f"{t['adversary'][i]:<6} {t['tasks'][i]:>5} {t['samples'][i]:>4} {t['dim'][i]:>6} "
+            f"{t['challenge'][i]:>3} {t['task_std'][i]:>5g} "
+            f"{t['auc'][i]:.3f} [{t['auc_lo'][i]:.3f}, {t['auc_hi'][i]:.3f}]"
+            f"{'':<3} {t['exact_auc'][i]:>6.3f} {t['tpr'][i]:>9.3f} {t['exact_tpr'][i]:>6.3f}"
+        )
+    if payload["job"] == "sweep_strong_weak_gap":
+        for ni, e, _, x in zip(*gap(t), strict=True):
+            lines.append(f"N={ni:>4}  gap {e:+.4f}  exact {x:+.4f}")
+    return "\n".join(lines)
 
 
-def membership_limit(out_dir: str | os.PathLike, size: str = "full", *, progress: bool = True):
-    """Sweep d and N at T = k = 1; draw ``auc_vs_d_over_n`` (points: simulation, lines: exact)."""
-    check_choice("size", size, SIZES)
-    spec = sweep.SweepSpec(**GRIDS["membership_limit"][size])
-    table = _run(spec, out_dir, progress)
-    ratio = table["dim"] / table["samples"]
-    with plotting.style():
-        fig, axes = plotting.new_figure(1, 1)
-        ax = axes[0, 0]
-        for adv in spec.adversaries:
-            sel = table["adversary"] == adv
-            order = np.argsort(ratio[sel], kind="stable")
-            y = table["auc"][sel][order]
-            err = np.stack([y - table["auc_lo"][sel][order], table["auc_hi"][sel][order] - y])
-            color = plotting.ADVERSARY_COLORS[adv]
-            ax.errorbar(
-                ratio[sel][order],
-                y,
-                yerr=np.maximum(err, 0),
-                fmt="o",
-                ms=3,
-                color=color,
-                label=f"{adv} (simulation)",
-            )
-            ax.plot(
-                ratio[sel][order],
-                table["exact_auc"][sel][order],
-                "-",
-                color=color,
-                alpha=0.6,
-                label=f"{adv} (exact)",
-            )
-        ax.set(xscale="log", xlabel="d / N", ylabel="AUC at T = 1, k = 1")
-        ax.legend()
-        plotting.save_figure(fig, out_dir, "auc_vs_d_over_n")
-    _check_auc(table)
-    return table
-
-
-#: name -> sweep function, in the order ``reproduce`` runs them.
-SWEEPS = {
-    "sweep_auc_tasks_dim": auc_tasks_dim,
-    "sweep_strong_weak_gap": strong_weak_gap,
-    "sweep_membership_limit": membership_limit,
-}
-
-
-def script_main(name: str, argv: list[str] | None = None) -> int:
-    """Command line of ``simulations/sweep_<name>.py``: ``--out DIR --size quick|small|full``.
-
-    Runs the sweep (resumable: re-run the same command after an interruption) and its check;
-    returns 0, or 1 with the failed check on stderr.
-    """
-    import argparse
-    import sys
-
-    fn = SWEEPS[f"sweep_{name}"]
-    parser = argparse.ArgumentParser(description=(fn.__doc__ or name).splitlines()[0])
-    parser.add_argument("--out", default=f"runs/sweep_{name}", help="output folder")
-    parser.add_argument("--size", choices=SIZES, default="full", help="grid size")
-    args = parser.parse_args(argv)
-    try:
-        fn(args.out, args.size)
-    except AssertionError as err:
-        print(f"CHECK FAILED: {err}", file=sys.stderr)
-        return 1
-    print(f"ok: {args.out}")
-    return 0
-
-
-def figures(out_dir: str | os.PathLike) -> list[Path]:
-    """The figure files a finished sweep folder holds (for reporting)."""
-    return sorted(Path(out_dir).glob("*.png"))
+def check(out_dir: str | os.PathLike) -> list[str]:
+    """Problems in a finished sweep: missing files; an AUC more than :data:`checks.Z` SEs from
+    the exact AUC; the gap sweep's gap off theory or not shrinking with N; the membership
+    sweep not at sbar = 0 or a weak AUC other than exactly 1/2 there."""
+    out = Path(out_dir)
+    problems = checks.missing_files(out, (JOB_FILE, "sweep.json", "sweep.npz", "sweep.csv"))
+    if problems:
+        return problems
+    payload, t = load(out)
+    job = payload["job"]
+    figures = ["sweep_*.png"] + (
+        ["auc_vs_d_over_n.png"] if job.endswith("membership_limit") else []
+    )
+    problems += [f"missing {out / f}" for f in figures if not any(out.glob(f))]
+    for i, se in enumerate(_se(t["auc_lo"], t["auc_hi"])):
+        label = (
+            f"row {i} ({t['adversary'][i]}, T={t['tasks'][i]}, N={t['samples'][i]}, "
+            f"d={t['dim'][i]})"
+        )
+        problems += checks.auc_near_exact(label, float(t["auc"][i]), float(t["exact_auc"][i]), se)
+    if job == "sweep_strong_weak_gap":
+        n, emp, se, exact = gap(t)
+        bad = np.abs(emp - exact) > checks.Z * se
+        if bad.any():
+            problems.append(f"gap disagrees with theory at N = {n[bad].tolist()}")
+        if not np.all(np.diff(exact) < 0):
+            problems.append(f"exact gap does not shrink with N: {exact.tolist()}")
+    if job == "sweep_membership_limit":
+        if np.any(t["task_std"] != 0):
+            problems.append(f"membership limit must run at sbar = 0, got {set(t['task_std'])}")
+        weak = t["exact_auc"][t["adversary"] == "weak"]
+        if np.any(np.abs(weak - 0.5) > 1e-9):
+            problems.append(f"weak exact AUC must be 1/2 at sbar = 0, got {weak.tolist()}")
+    return problems

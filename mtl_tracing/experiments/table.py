@@ -8,37 +8,55 @@ Files: ``table.json`` (rows, pipeline summary, metadata) and ``table.md`` (rende
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
-import jax
-
 from mtl_tracing import results
 from mtl_tracing._validate import check_int
-from mtl_tracing.experiments import pipeline as mc
-from mtl_tracing.experiments.pipeline import PipelineConfig
+from mtl_tracing.experiments import checks, registry
 
 __all__ = [
-    "DEFAULT_CONFIG",
-    "QUICK_CONFIG",
+    "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
+    "QUICK_CONFIG",  # noqa: F822
     "JSON_NAME",
     "MD_NAME",
+    "OPTIONS",
+    "QUICK",  # noqa: F822
     "run",
     "plot",
     "load",
+    "headline",
+    "check",
     "render_markdown",
 ]
 
-DEFAULT_CONFIG = mc.DEFAULT_CONFIG
-QUICK_CONFIG = mc.QUICK_CONFIG
 JSON_NAME = "table.json"
 MD_NAME = "table.md"
+OPTIONS = ()
+
+
+@functools.cache
+def _constants() -> dict:
+    from mtl_tracing.experiments import pipeline as mc
+
+    # ``--quick``: the pipeline's tiny config.
+    return {
+        "DEFAULT_CONFIG": mc.DEFAULT_CONFIG,
+        "QUICK_CONFIG": mc.QUICK_CONFIG,
+        "QUICK": {"config": mc.QUICK_CONFIG},
+    }
+
+
+__getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG", "QUICK_CONFIG", "QUICK"))
 
 
 def _rows(summary: dict) -> list[dict]:
+    from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
+
     rows = []
-    for name in mc.ATTACKS:
-        for adv in mc.ADVERSARIES:
+    for name in ATTACKS:
+        for adv in ADVERSARIES:
             s = summary["attacks"][name][adv]
             t = s["percentile_table"]
             rows.append(
@@ -65,16 +83,25 @@ def _rows(summary: dict) -> list[dict]:
 def run(
     out_dir: str | os.PathLike,
     *,
-    config: PipelineConfig = DEFAULT_CONFIG,
+    config=None,
     seed: int = 0,
     progress: bool = True,
     dtype=None,
 ) -> Path:
-    """Train R runs of ``config``, attack, write ``table.json`` (then :func:`plot` writes md)."""
+    """Train R runs of ``config``, attack, write ``table.json`` (then :func:`plot` writes md).
+
+    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
+    """
+    import jax
+
+    from mtl_tracing.experiments import pipeline as mc
+    from mtl_tracing.experiments.pipeline import PipelineConfig
+
+    config = _constants()["DEFAULT_CONFIG"] if config is None else config
     if not isinstance(config, PipelineConfig):
         raise ValueError(f"config must be a PipelineConfig, got {config!r}")
     seed = check_int("seed", seed, low=0)
-    out = Path(out_dir)
+    out = registry.check_out_dir(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
     payload = {
@@ -86,9 +113,11 @@ def run(
     return out
 
 
-def load(out_dir: str | os.PathLike) -> dict:
-    """The ``table.json`` payload of a finished run."""
-    return mc.load(out_dir, JSON_NAME)[0]
+def load(out_dir: str | os.PathLike) -> tuple[dict, None]:
+    """``(table.json payload, None)`` of a finished run (the table has no npz)."""
+    from mtl_tracing.experiments import pipeline as mc
+
+    return mc.load(out_dir, JSON_NAME)
 
 
 def _pct(x: float) -> str:
@@ -132,5 +161,17 @@ def render_markdown(payload: dict) -> str:
 def plot(out_dir: str | os.PathLike) -> list[Path]:
     """(Re)write ``table.md`` from ``table.json`` (no training); returns ``[table.md]``."""
     path = Path(out_dir) / MD_NAME
-    path.write_text(render_markdown(load(out_dir)))
+    path.write_text(render_markdown(load(out_dir)[0]))
     return [path]
+
+
+def headline(payload: dict) -> str:
+    """The rendered table (markdown)."""
+    return render_markdown(payload).rstrip("\n")
+
+
+def check(out_dir: str | os.PathLike) -> list[str]:
+    """A missing file, or an AUC that is not a number in [0, 1] inside its own CI."""
+    return checks.check_attack_output(
+        out_dir, (JSON_NAME, MD_NAME), lambda out: [("default", load(out)[0]["attacks"])]
+    )

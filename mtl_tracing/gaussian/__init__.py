@@ -9,11 +9,71 @@
 
 Everything public is re-exported here: ``from mtl_tracing import gaussian`` then
 ``gaussian.simulate(...)``, ``gaussian.exact_auc(...)``.
+
+Submodules load on first use (PEP 562), so importing the package (or its config) costs no JAX
+or SciPy import: ``mtl-tracing --help`` stays fast.
 """
 
-from mtl_tracing.gaussian.batched import *  # noqa: F403
-from mtl_tracing.gaussian.config import *  # noqa: F403
-from mtl_tracing.gaussian.game import *  # noqa: F403
-from mtl_tracing.gaussian.law import *  # noqa: F403
-from mtl_tracing.gaussian.moments import *  # noqa: F403
-from mtl_tracing.gaussian.release import *  # noqa: F403
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ADVERSARIES": "config",
+    "IN_ADVERSARIES": "config",
+    "GameShape": "config",
+    "GaussianGameConfig": "config",
+    "check_config": "config",
+    "SAMPLERS": "game",
+    "GameScores": "game",
+    "simulate": "game",
+    "game_kernel": "game",
+    "bytes_per_game": "game",
+    "device_memory_bytes": "game",
+    "lanes": "game",
+    "ScoreMoments": "moments",
+    "check_game_params": "moments",
+    "config_args": "moments",
+    "second_order": "moments",
+    "score_moments": "moments",
+    "law_scale_parts": "moments",
+    "law_scales": "moments",
+    "variance_ratio": "moments",
+    "moments": "moments",
+    "ScoreLaw": "law",
+    "score_law": "law",
+    "exact_law": "law",
+    "exact_roc": "law",
+    "exact_auc": "law",
+    "exact_tpr_at_fpr": "law",
+    "exact_percentile_table": "law",
+    "exact_per_game_auc": "law",
+    "gaussian_auc": "law",
+    "normal_roc": "law",
+    "normal_auc": "law",
+    "normal_tpr_at_fpr": "law",
+    "roc_theory": "batched",
+    "DPRelease": "release",
+    "with_release_noise": "release",
+    "noisy_second_order": "release",
+    "release_law": "release",
+    "release_roc": "release",
+    "release_auc": "release",
+    "release_tpr_at_fpr": "release",
+    "release_moments": "release",
+    "simulate_release": "release",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,8 +1,9 @@
 """Samplers for the Gaussian tracing game of Sec. 4 / App. B.
 
-One game (notation as in :mod:`mtl_tracing.config`): draw T IN tasks mu_i ~ N(mu_bar, sbar^2 I_d)
-with N samples each x_ij ~ N(mu_i, s^2 I_d), release mu_hat = (1/T) sum_i mean_j x_ij, and score
-every challenge batch B by z = <mu_hat - mu_bar, mean(B) - mu_bar>:
+One game (notation as in :mod:`mtl_tracing.gaussian.config`): draw T IN tasks
+mu_i ~ N(mu_bar, sbar^2 I_d) with N samples each x_ij ~ N(mu_i, s^2 I_d), release
+mu_hat = (1/T) sum_i mean_j x_ij, and score every challenge batch B by
+z = <mu_hat - mu_bar, mean(B) - mu_bar>:
 
 * ``strong_in``: B = k of the task's own N training samples, drawn without replacement;
 * ``weak_in``: B = k fresh samples of the same task, N(mu_i, s^2 I_d);

@@ -6,8 +6,8 @@ task goes through one batched op.
 
 Functional use (many runs at once): ``graphdef, params = split_params(model)`` gives a static
 ``graphdef`` and a pure nested dict of arrays; stacking R such dicts on a leading axis gives the
-"stacked states" returned by ``mtl_tracing.train.train``. ``embed_fn`` / ``embed_runs`` query the
-encoder as a black box under ``jax.vmap``.
+"stacked states" returned by ``mtl_tracing.victims.mtl.train`` (leading (R,) axis).
+``embed_fn`` / ``embed_runs`` query the encoder as a black box under ``jax.vmap``.
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ from mtl_tracing.victims.trainer import fit
 __all__ = [
     "TrainConfig",
     "MTLTrainer",
+    "probe_fit",
+    "probe_loss",
     "MTLState",
     "steps_per_epoch",
     "History",
@@ -379,7 +381,7 @@ def _with_bias(e: Array) -> Array:
     return jnp.concatenate([e, jnp.ones(e.shape[:-1] + (1,), e.dtype)], -1)
 
 
-def _probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array:
+def probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array:
     """Ridge-logistic probe on (n, m) embeddings plus a bias, by Newton from 0: w (m + 1,).
 
     Minimises sum_j BCE(<w, [e_j, 1]>, y_j) + ridge/2 ||w||^2 (strictly convex).
@@ -397,9 +399,9 @@ def _probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array
     return w
 
 
-def _probe_loss(e_fit, y_fit, e_eval, y_eval, *, ridge, newton_steps):
+def probe_loss(e_fit, y_fit, e_eval, y_eval, *, ridge, newton_steps):
     """BCE on the eval set of the probe fitted on the fit set."""
-    w = _probe_fit(e_fit, y_fit, ridge=ridge, newton_steps=newton_steps)
+    w = probe_fit(e_fit, y_fit, ridge=ridge, newton_steps=newton_steps)
     return _bce(_with_bias(e_eval) @ w, y_eval)
 
 
@@ -416,7 +418,7 @@ def _gaps_kernel(graphdef, params, data, ridge, *, newton_steps):
         heldout_loss = _bce(logits_fn(graphdef, p, data.x_heldout), data.y_heldout)
         e_fit = embed_fn(graphdef, p, x_all)  # (T + T_out, N, m)
         e_eval = embed_fn(graphdef, p, xh_all)  # (T + T_out, H, m)
-        probe = functools.partial(_probe_loss, ridge=ridge, newton_steps=newton_steps)
+        probe = functools.partial(probe_loss, ridge=ridge, newton_steps=newton_steps)
         per_task = jax.vmap(probe)(e_fit, y_all, e_eval, yh_all)  # (T + T_out,)
         return train_loss, heldout_loss, per_task[:T].mean(), per_task[T:].mean()
 

@@ -36,7 +36,7 @@ from jax import Array
 
 from mtl_tracing._validate import check_choice, check_int, check_key
 
-__all__ = ["Trainer", "Fit", "LAYOUTS", "fit", "run_keys", "resolve_layout"]
+__all__ = ["Trainer", "Fit", "LAYOUTS", "fit", "epoch_fn", "run_keys", "resolve_layout"]
 
 LAYOUTS = ("auto", "vmap", "loop")
 _STEP_STREAM = 2**31  # fold_in offset of the step-key stream (see the module docstring)
@@ -91,8 +91,12 @@ def _tick(epoch) -> None:
         _BARS[-1].update(1)
 
 
-def _epoch_fn(trainer, data):
-    """(state, k_sched, epoch) -> (state, metrics, step_metrics) for one run and one epoch."""
+def epoch_fn(trainer, data):
+    """Unchecked kernel: ``run_epoch(state, k_sched, epoch) -> (state, metrics, step_metrics)``.
+
+    One run's epoch as :func:`fit` runs it (schedule, step keys, scan over steps, evaluate), for
+    callers that stop at checkpoints (e.g. the real-data job) and must match ``fit``'s keys.
+    """
 
     def run_epoch(state, k_sched, epoch):
         batches = trainer.batches(jax.random.fold_in(k_sched, epoch), data)
@@ -115,7 +119,7 @@ def _fit_vmap(trainer, keys, data, *, runs: int, progress: bool):
     del runs
     k_init, k_sched = jax.vmap(jax.random.split, out_axes=1)(keys)
     state = jax.vmap(trainer.init, in_axes=(0, None))(k_init, data)
-    run_epoch = jax.vmap(_epoch_fn(trainer, data), in_axes=(0, 0, None))
+    run_epoch = jax.vmap(epoch_fn(trainer, data), in_axes=(0, 0, None))
 
     def epoch_body(state, epoch):
         state, metrics, step_metrics = run_epoch(state, k_sched, epoch)
@@ -132,7 +136,7 @@ def _fit_vmap(trainer, keys, data, *, runs: int, progress: bool):
 def _fit_one(trainer, key, data, *, progress: bool):
     k_init, k_sched = jax.random.split(key)
     state = trainer.init(k_init, data)
-    run_epoch = _epoch_fn(trainer, data)
+    run_epoch = epoch_fn(trainer, data)
 
     def epoch_body(state, epoch):
         state, metrics, step_metrics = run_epoch(state, k_sched, epoch)

@@ -1,0 +1,366 @@
+"""ROC metrics for tracing attacks (App. A.4): ROC curve, AUC, TPR at fixed FPR, percentile table.
+
+The positive class is IN; a score is predicted IN when ``score > threshold``. Scalar metrics
+flatten (pool) inputs of any shape. Everything is jittable and vmappable with static shapes:
+output lengths depend only on input sizes. Public functions validate concrete inputs in Python
+(non-finite scores, empty classes, bad targets, negative weights) and then call jitted kernels;
+under ``jit``/``vmap`` only shape checks run. Outputs keep the input float dtype.
+
+Optional non-negative per-score ``weights_in`` / ``weights_out`` are multiplicities: a weighted
+metric equals the metric of the data with each score repeated that many times. The grouped
+bootstrap (:mod:`mtl_tracing.metrics.bootstrap`) uses them so that rank statistics never
+re-sort per replicate.
+
+Besides the API in ``__all__``, this module publishes for the bootstrap its score checks
+(``check_scores``, ``float_dtype``, ``is_tracer``) and unchecked kernels on pre-sorted scores
+(``SortedScores``, ``sort_pooled``, ``auc_from_sorted``, ``tpr_from_sorted``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mtl_tracing.metrics._fast import sort_floats
+
+__all__ = [
+    "Roc",
+    "TprAtFpr",
+    "PercentileTable",
+    "roc_curve",
+    "auc",
+    "tpr_at_fpr",
+    "tpr_at_fpr_from_roc",
+    "percentile_table",
+]
+
+Array = jax.Array
+
+
+class Roc(NamedTuple):
+    """Empirical ROC curve with ``n = n_in + n_out`` scores (tied scores share one point)."""
+
+    fpr: Array  # (n + 1,) non-decreasing, from 0 to 1
+    tpr: Array  # (n + 1,) non-decreasing, from 0 to 1
+    thresholds: Array  # (n + 1,) rule ``score > t``: largest score predicted OUT, -inf at the end
+
+
+class TprAtFpr(NamedTuple):
+    """Exact operating point: largest TPR whose realised FPR <= the target (shape of target)."""
+
+    tpr: Array
+    fpr: Array  # realised FPR (<= target; below it when ties make the target unreachable)
+    threshold: Array  # rule ``score > threshold``; -inf when every score is predicted IN
+
+
+class PercentileTable(NamedTuple):
+    """Blind percentile thresholds of the pooled scores (paper Tables 1-2); all shape (p,)."""
+
+    percentile: Array
+    threshold: Array
+    tpr: Array
+    fpr: Array
+    balanced_accuracy: Array  # (TPR + 1 - FPR) / 2
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def is_tracer(x: object) -> bool:
+    """Whether ``x`` is a JAX tracer (inside ``jit``/``vmap``: no value checks possible)."""
+    return isinstance(x, jax.core.Tracer)
+
+
+def float_dtype(*arrays) -> jnp.dtype:
+    """The float dtype of the metrics of ``arrays``: their result type, or the default float."""
+    dt = jnp.result_type(*arrays)
+    if not jnp.issubdtype(dt, jnp.floating):
+        dt = jnp.result_type(float)
+    return dt
+
+
+def check_scores(name: str, x: object) -> Array:
+    """Return ``x`` as a JAX array; concrete inputs must be non-empty, real and finite.
+
+    Tracers are only checked for size; errors name ``name`` and what was received.
+    """
+    if is_tracer(x):
+        if x.size == 0:
+            raise ValueError(f"{name} must be non-empty, got shape {x.shape}")
+        return x
+    arr = np.asarray(x)
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
+    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"{name} must be finite, got {bad} non-finite value(s)")
+    return jnp.asarray(x)
+
+
+def _check_weights(name: str, w: object, scores: Array) -> Array | None:
+    """Weights must match the scores' shape, be finite, >= 0 and not all zero."""
+    if w is None:
+        return None
+    if not is_tracer(w):
+        arr = np.asarray(w)
+        if arr.shape != tuple(scores.shape):
+            raise ValueError(f"{name} must have shape {tuple(scores.shape)}, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise ValueError(f"{name} must be finite, got {bad} non-finite value(s)")
+        neg = int(np.count_nonzero(arr < 0))
+        if neg:
+            raise ValueError(f"{name} must be >= 0, got {neg} negative value(s)")
+        if not np.any(arr > 0):
+            raise ValueError(f"{name} must have a positive sum, got all zeros")
+        return jnp.asarray(w)
+    if tuple(w.shape) != tuple(scores.shape):
+        raise ValueError(f"{name} must have shape {tuple(scores.shape)}, got {w.shape}")
+    return w
+
+
+def _prepare(scores_in, scores_out, weights_in, weights_out):
+    s_in = check_scores("scores_in", scores_in)
+    s_out = check_scores("scores_out", scores_out)
+    w_in = _check_weights("weights_in", weights_in, s_in)
+    w_out = _check_weights("weights_out", weights_out, s_out)
+    dt = float_dtype(s_in, s_out)
+    s_in, s_out = s_in.astype(dt).ravel(), s_out.astype(dt).ravel()
+    w_in = jnp.ones_like(s_in) if w_in is None else w_in.astype(dt).ravel()
+    w_out = jnp.ones_like(s_out) if w_out is None else w_out.astype(dt).ravel()
+    return s_in, s_out, w_in, w_out
+
+
+def _check_fpr(fpr: object) -> Array:
+    if is_tracer(fpr):
+        return fpr
+    arr = np.asarray(fpr, dtype=float)
+    if arr.ndim > 1:
+        raise ValueError(f"fpr must be a scalar or 1-D, got shape {arr.shape}")
+    bad = ~(np.isfinite(arr) & (arr > 0) & (arr <= 1))
+    if np.any(bad):
+        raise ValueError(f"fpr must be in (0, 1], got {arr[bad].tolist()}")
+    return arr
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+class SortedScores(NamedTuple):
+    """Pooled scores sorted descending, with the tie-group structure (all shape (n,)).
+
+    Built by :func:`sort_pooled`; the ``*_from_sorted`` kernels read it in O(n).
+    """
+
+    scores: Array  # sorted descending
+    order: Array  # permutation of the pooled index (IN first, then OUT)
+    is_in: Array  # bool, label of each sorted score
+    group_start: Array  # index of the first member of each score's tie group
+    group_end: Array  # index of the last member of each score's tie group
+    next_score: Array  # largest score strictly below the tie group, -inf if none
+
+
+def sort_pooled(s_in: Array, s_out: Array) -> SortedScores:
+    """Unchecked kernel: sort the pooled scores ``s_in`` (n_in,), ``s_out`` (n_out,) once.
+
+    O(n log n); every ``*_from_sorted`` statistic is then O(n) given sorted weights.
+    """
+    n_in = s_in.shape[0]
+    pooled = jnp.concatenate([s_in, s_out])
+    n = pooled.shape[0]
+    idx = jnp.arange(n, dtype=jnp.int32)
+    neg_sorted, order = jax.lax.sort((-pooled, idx), num_keys=1)
+    s = -neg_sorted
+    new = s[1:] != s[:-1]
+    is_last = jnp.concatenate([new, jnp.ones((1,), bool)])
+    is_first = jnp.concatenate([jnp.ones((1,), bool), new])
+    group_end = jax.lax.cummin(jnp.where(is_last, idx, n), reverse=True)
+    group_start = jax.lax.cummax(jnp.where(is_first, idx, 0))
+    nxt = jnp.concatenate([s, jnp.full((1,), -jnp.inf, s.dtype)])[group_end + 1]
+    return SortedScores(s, order, order < n_in, group_start, group_end, nxt)
+
+
+def _roc_from_sorted(srt: SortedScores, w: Array) -> Roc:
+    """ROC points (FPR, TPR) after each tie group, repeated for every member; O(n).
+
+    ``w`` (n,) are the weights in sorted order (``w_pooled[srt.order]``).
+    """
+    tp = jnp.cumsum(jnp.where(srt.is_in, w, 0))
+    fp = jnp.cumsum(jnp.where(srt.is_in, 0, w))
+    tp, fp = tp[srt.group_end], fp[srt.group_end]
+    zero = jnp.zeros((1,), w.dtype)
+    tpr = jnp.concatenate([zero, tp / tp[-1]])
+    fpr = jnp.concatenate([zero, fp / fp[-1]])
+    thr = jnp.concatenate([srt.scores[:1], srt.next_score])
+    return Roc(fpr, tpr, thr)
+
+
+def auc_from_sorted(srt: SortedScores, w: Array) -> Array:
+    """Unchecked kernel: Mann-Whitney AUC from sorted data and sorted weights ``w`` (n,); O(n).
+
+    ``w`` are the weights in sorted order (``w_pooled[srt.order]``).
+
+    AUC = C / (C + D) with C = sum_j w_j [W_in(> s_j) + W_in(= s_j) / 2] and
+    D = sum_j w_j [W_in(< s_j) + W_in(= s_j) / 2] over OUT scores j (C + D = W_in W_out), so
+    perfectly separated classes give exactly 1 (and exactly 0) in any dtype, whatever the
+    weights (a trapezoid over a float32 ROC does not).
+    """
+    w_in = jnp.where(srt.is_in, w, 0)
+    c = jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w_in)])  # IN weight before i
+    above = c[srt.group_start]
+    tied = c[srt.group_end + 1] - above
+    below = c[-1] - above - tied  # IN weight strictly below the group
+    w_out = jnp.where(srt.is_in, 0, w)
+    # Concordant and discordant mass as two sums of non-negative terms, no division before the
+    # end: AUC = C / (C + D), so D = 0 gives exactly 1 and C = 0 exactly 0.
+    conc = jnp.sum(w_out * (above + tied / 2))
+    disc = jnp.sum(w_out * (below + tied / 2))
+    return conc / (conc + disc)
+
+
+def _tpr_at_fpr_from_roc(roc: Roc, target: Array) -> TprAtFpr:
+    """Largest TPR with realised FPR <= target; among equal TPRs the smallest FPR."""
+    last = jnp.searchsorted(roc.fpr, target, side="right") - 1  # fpr[0] = 0 so last >= 0
+    best = roc.tpr[last]
+    j = jnp.searchsorted(roc.tpr, best, side="left")
+    return TprAtFpr(roc.tpr[j], roc.fpr[j], roc.thresholds[j])
+
+
+def tpr_from_sorted(srt: SortedScores, w: Array, fpr: float) -> Array:
+    """Unchecked kernel: ``tpr_at_fpr(...).tpr`` from sorted data and sorted weights (n,); O(n).
+
+    The largest TPR over tie-group ends whose FPR <= ``fpr``, without materialising the ROC:
+    TP and FP are non-decreasing along the sorted order.
+    """
+    tp = jnp.cumsum(jnp.where(srt.is_in, w, 0))[srt.group_end]
+    fp = jnp.cumsum(jnp.where(srt.is_in, 0, w))[srt.group_end]
+    ok = fp <= jnp.asarray(fpr, w.dtype) * fp[-1]
+    return jnp.max(jnp.where(ok, tp, 0)) / tp[-1]
+
+
+def _sorted_weights(srt: SortedScores, w_in: Array, w_out: Array) -> Array:
+    return jnp.concatenate([w_in, w_out])[srt.order]
+
+
+@jax.jit
+def _roc_kernel(s_in, s_out, w_in, w_out) -> Roc:
+    srt = sort_pooled(s_in, s_out)
+    return _roc_from_sorted(srt, _sorted_weights(srt, w_in, w_out))
+
+
+@jax.jit
+def _auc_kernel(s_in, s_out, w_in, w_out) -> Array:
+    srt = sort_pooled(s_in, s_out)
+    return auc_from_sorted(srt, _sorted_weights(srt, w_in, w_out))
+
+
+@jax.jit
+def _tpr_kernel(s_in, s_out, w_in, w_out, target) -> TprAtFpr:
+    roc = _roc_kernel(s_in, s_out, w_in, w_out)
+    return _tpr_at_fpr_from_roc(roc, target.astype(roc.fpr.dtype))
+
+
+@jax.jit
+def _percentile_kernel(s_in, s_out, q, frac) -> PercentileTable:
+    # ``frac`` = q / 100 is computed by the caller (in float64 on the host when concrete):
+    # jnp.percentile's own q / 100 rounds in float32 (75 -> 0.7499999), moving thresholds.
+    pooled = sort_floats(jnp.concatenate([s_in, s_out]))
+    # jnp.quantile(pooled, frac, method="linear") on the sorted scores, without its float sort.
+    pos = frac * (pooled.shape[0] - 1)
+    low, high = jnp.floor(pos), jnp.ceil(pos)
+    w_high = pos - low
+    thr = pooled[low.astype(jnp.int32)] * (1 - w_high) + pooled[high.astype(jnp.int32)] * w_high
+    tpr = jnp.mean(s_in[None, :] > thr[:, None], axis=1, dtype=s_in.dtype)
+    fpr = jnp.mean(s_out[None, :] > thr[:, None], axis=1, dtype=s_in.dtype)
+    return PercentileTable(q, thr, tpr, fpr, (tpr + 1 - fpr) / 2)
+
+
+# ----------------------------------------------------------------------------- public metrics
+
+
+def roc_curve(scores_in, scores_out, *, weights_in=None, weights_out=None) -> Roc:
+    """Empirical ROC curve, IN = positive, rule ``score > threshold``.
+
+    Args:
+      scores_in: IN scores z, any shape (flattened), n_in values.
+      scores_out: OUT scores z, any shape (flattened), n_out values.
+      weights_in, weights_out: optional non-negative multiplicities, shaped like the scores.
+
+    Returns:
+      ``Roc(fpr, tpr, thresholds)``, each of shape (n_in + n_out + 1,), from (0, 0) to (1, 1).
+      Tied scores move diagonally: every member of a tie group gets the point after the whole
+      group, so the curve has repeated points and a fixed length.
+    """
+    return _roc_kernel(*_prepare(scores_in, scores_out, weights_in, weights_out))
+
+
+def auc(scores_in, scores_out, *, weights_in=None, weights_out=None) -> Array:
+    """Area under the ROC curve, P(z_IN > z_OUT) + P(z_IN = z_OUT) / 2 (Mann-Whitney).
+
+    Equals the trapezoid area of :func:`roc_curve`; weights are multiplicities. Scalar.
+    """
+    return _auc_kernel(*_prepare(scores_in, scores_out, weights_in, weights_out))
+
+
+def tpr_at_fpr(scores_in, scores_out, fpr, *, weights_in=None, weights_out=None) -> TprAtFpr:
+    """Exact TPR at a target FPR (no interpolation).
+
+    Among the rules ``score > t``, picks the largest TPR whose realised FPR <= ``fpr`` (and,
+    among equal TPRs, the smallest FPR). With ties the realised FPR may be below the target.
+
+    Args:
+      fpr: target(s) in (0, 1], scalar or shape (m,).
+
+    Returns:
+      ``TprAtFpr(tpr, fpr, threshold)`` with the shape of the target.
+    """
+    s_in, s_out, w_in, w_out = _prepare(scores_in, scores_out, weights_in, weights_out)
+    target = jnp.asarray(_check_fpr(fpr), dtype=s_in.dtype)
+    return _tpr_kernel(s_in, s_out, w_in, w_out, target)
+
+
+def tpr_at_fpr_from_roc(roc: Roc, fpr) -> TprAtFpr:
+    """:func:`tpr_at_fpr` read off an ROC from :func:`roc_curve` (no second sort).
+
+    Args:
+      roc: ``Roc`` of the scores.
+      fpr: target(s) in (0, 1], scalar or shape (m,).
+
+    Returns:
+      ``TprAtFpr(tpr, fpr, threshold)`` with the shape of the target, equal to
+      ``tpr_at_fpr(scores_in, scores_out, fpr)`` on the same scores.
+    """
+    if not isinstance(roc, Roc):
+        raise ValueError(f"roc must be a Roc from roc_curve, got {type(roc).__name__}")
+    target = jnp.asarray(_check_fpr(fpr), dtype=roc.fpr.dtype)
+    return _tpr_from_roc_kernel(roc, target)
+
+
+_tpr_from_roc_kernel = jax.jit(_tpr_at_fpr_from_roc)
+
+
+def percentile_table(scores_in, scores_out, percentiles=(50.0, 75.0, 90.0)) -> PercentileTable:
+    """Blind thresholds at percentiles of the pooled IN + OUT scores (Tables 1-2).
+
+    Thresholds use linear interpolation (as ``numpy.percentile``); then TPR = P(z_IN > t),
+    FPR = P(z_OUT > t) and balanced accuracy (TPR + 1 - FPR) / 2. All fields of shape (p,).
+    """
+    s_in, s_out, _, _ = _prepare(scores_in, scores_out, None, None)
+    if not is_tracer(percentiles):
+        q = np.asarray(percentiles, dtype=float)
+        if q.ndim != 1 or q.size == 0:
+            raise ValueError(f"percentiles must be a non-empty 1-D sequence, got {percentiles!r}")
+        bad = ~(np.isfinite(q) & (q > 0) & (q < 100))
+        if np.any(bad):
+            raise ValueError(f"percentiles must be in (0, 100), got {q[bad].tolist()}")
+    dt = s_in.dtype
+    if is_tracer(percentiles):
+        q = jnp.asarray(percentiles, dt)
+        return _percentile_kernel(s_in, s_out, q, q / 100)
+    q = np.asarray(percentiles, dtype=np.float64)
+    return _percentile_kernel(s_in, s_out, jnp.asarray(q, dt), jnp.asarray(q / 100, dt))

@@ -1,0 +1,229 @@
+"""Algorithm 3 (App. A.3) with any encoder of :mod:`mtl_tracing.victims.encoders`, sharded.
+
+:class:`EncoderMTLTrainer` is a :class:`~mtl_tracing.victims.trainer.Trainer` run by
+:func:`~mtl_tracing.victims.trainer.fit`, like :class:`~mtl_tracing.victims.mtl.MTLTrainer`,
+and reuses its optimiser (:func:`~mtl_tracing.victims.mtl.make_optimizer`: warm start with
+the encoder frozen, per-head clipping, per-parameter gradient normalisation, AdamW with the two
+weight decays) and :class:`~mtl_tracing.victims.mtl.TrainConfig` (``hidden`` is unused: the
+encoder spec sets the widths). Differences from ``MTLTrainer``: inputs of any shape F (images
+(H, W, C) or vectors), and optional per-step subsampling of each task's samples
+(``sample_batch``, App. A.3: "when there is sufficient data per task, we randomly subsample
+data from each task").
+
+Sharding. :func:`shard_tasks` places the task axis of every ``MultitaskData`` array on a 1-D
+device mesh (axis ``"tasks"``, all local devices; with ``jax.distributed.initialize()`` called
+first, all devices of all hosts); ``devices > 1`` makes each step constrain its task minibatch
+to the same axis, so the forward and backward passes of the B tasks of a step run on their own
+devices and XLA all-reduces the encoder gradient. The numbers equal the single-device ones to
+float tolerance (reduction order differs; tested with 4 forced host devices).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax import Array
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from mtl_tracing._validate import check_int
+from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.victims.encoders import EncoderModel, LinearSpec, MLPSpec, ResNetSpec
+from mtl_tracing.victims.mtl import MTLState, TrainConfig, make_optimizer, steps_per_epoch
+
+__all__ = ["EncoderMTLTrainer", "task_mesh", "shard_tasks", "embed_states"]
+
+_AXIS = "tasks"
+
+
+def task_mesh(devices: int | None = None) -> Mesh:
+    """A 1-D mesh ``("tasks",)`` over the first ``devices`` devices (default all)."""
+    devs = jax.devices()
+    n = len(devs) if devices is None else check_int("devices", devices, low=1, high=len(devs))
+    return Mesh(np.asarray(devs[:n]), (_AXIS,))
+
+
+def shard_tasks(data: MultitaskData, mesh: Mesh) -> MultitaskData:
+    """Put each array of ``data`` on ``mesh``, its task axis sharded when divisible, else
+    replicated (``info`` is dropped: it never reaches the compiled program)."""
+    n = mesh.devices.size
+
+    def put(a):
+        if a is None:
+            return None
+        a = jnp.asarray(a)
+        spec = PartitionSpec(_AXIS) if a.shape[0] % n == 0 else PartitionSpec()
+        return jax.device_put(a, NamedSharding(mesh, spec))
+
+    return MultitaskData(*(put(getattr(data, f)) for f in MultitaskData._fields[:-1]), None)
+
+
+@functools.cache
+def _graphdef(spec, input_shape, embed_dim, tasks, dtype):
+    abstract = nnx.eval_shape(
+        lambda: EncoderModel(
+            spec, input_shape, embed_dim, tasks, rngs=nnx.Rngs(0), dtype=jnp.dtype(dtype)
+        )
+    )
+    return nnx.split(abstract)[0]
+
+
+def _bce(logits, y):
+    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
+
+
+def _acc(logits, y):
+    return jnp.mean(((logits > 0).astype(y.dtype) == y).astype(logits.dtype))
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderMTLTrainer:
+    """Algorithm 3 with encoder ``spec`` and projection to ``embed_dim`` (module docstring).
+
+    Fields: ``config`` (TrainConfig), ``spec`` (encoder), ``embed_dim`` (m), ``sample_batch``
+    (samples per task per step, None = all N), ``devices`` (> 1: constrain each step's tasks
+    to the ``"tasks"`` mesh axis of :func:`task_mesh`), ``eval_chunk`` (tasks per chunk when
+    evaluating, bounds memory for images).
+    """
+
+    config: TrainConfig
+    spec: Any
+    embed_dim: int
+    sample_batch: int | None = None
+    devices: int = 1
+    eval_chunk: int = 16
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        if not isinstance(self.spec, ResNetSpec | MLPSpec | LinearSpec):
+            raise ValueError(f"spec must be ResNetSpec, MLPSpec or LinearSpec, got {self.spec!r}")
+        object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
+        if self.sample_batch is not None:
+            object.__setattr__(
+                self, "sample_batch", check_int("sample_batch", self.sample_batch, low=1)
+            )
+        object.__setattr__(self, "devices", check_int("devices", self.devices, low=1))
+        object.__setattr__(self, "eval_chunk", check_int("eval_chunk", self.eval_chunk, low=1))
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
+
+    def graphdef(self, input_shape, tasks: int, dtype) -> nnx.GraphDef:
+        return _graphdef(
+            self.spec,
+            tuple(int(s) for s in input_shape),
+            self.embed_dim,
+            tasks,
+            jnp.dtype(dtype).name,
+        )
+
+    def _tx(self, params, tasks):
+        return make_optimizer(
+            self.config, params, steps_per_epoch=steps_per_epoch(tasks, self.config.task_batch)
+        )
+
+    def init(self, key: Array, data: MultitaskData) -> MTLState:
+        T = data.x.shape[0]
+        model = EncoderModel(
+            self.spec,
+            data.x.shape[2:],
+            self.embed_dim,
+            T,
+            rngs=nnx.Rngs(params=key),
+            dtype=data.x.dtype,
+        )
+        params = nnx.to_pure_dict(nnx.split(model)[1])
+        return MTLState(params, self._tx(params, T).init(params))
+
+    def batches(self, key: Array, data: MultitaskData) -> dict:
+        T, N = data.x.shape[:2]
+        B = self.config.task_batch
+        k_perm, k_samp = jax.random.split(key)
+        ids = jnp.resize(jax.random.permutation(k_perm, T), (steps_per_epoch(T, B), B))
+        x, y = data.x[ids], data.y[ids]  # (steps, B, N, *F)
+        S = self.sample_batch
+        if S is not None and S < N:
+            keys = jax.random.split(k_samp, ids.size).reshape(ids.shape)
+            pick = jax.vmap(jax.vmap(lambda k: jax.random.permutation(k, N)[:S]))(keys)
+            x = jnp.take_along_axis(x, pick.reshape(pick.shape + (1,) * (x.ndim - 3)), axis=2)
+            y = jnp.take_along_axis(y, pick, axis=2)
+        return {"ids": ids, "x": x, "y": y}
+
+    def _constrain(self, a):
+        if self.devices == 1 or a.shape[0] % self.devices:
+            return a
+        return jax.lax.with_sharding_constraint(
+            a, NamedSharding(task_mesh(self.devices), PartitionSpec(_AXIS))
+        )
+
+    def step(self, state: MTLState, key: Array, batch: dict) -> tuple[MTLState, dict]:
+        del key
+        ids = batch["ids"]
+        x, y = self._constrain(batch["x"]), self._constrain(batch["y"])
+        T = state.params["head_bias"].shape[-1]
+        graphdef = self.graphdef(x.shape[2:], T, x.dtype)
+        tx = self._tx(state.params, T)
+
+        def loss_fn(p):
+            return _bce(nnx.merge(graphdef, p)(x, ids[:, None]), y)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return MTLState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
+
+    def logits(self, state: MTLState, x: Array) -> Array:
+        """Head j on task row j: x (T, n, *F) -> (T, n), evaluated in chunks of tasks."""
+        T = state.params["head_bias"].shape[-1]
+        graphdef = self.graphdef(x.shape[2:], T, x.dtype)
+        model_embed = functools.partial(_embed, graphdef, state.params)
+        e = _chunked(model_embed, x, self.eval_chunk)
+        w, b = state.params["head_kernel"], state.params["head_bias"]
+        return jnp.einsum("tnm,tm->tn", e, w) + b[:, None]
+
+    def evaluate(self, state: MTLState, data: MultitaskData) -> dict:
+        lt = self.logits(state, data.x)
+        lh = self.logits(state, data.x_heldout)
+        return {
+            "train_loss": _bce(lt, data.y),
+            "train_accuracy": _acc(lt, data.y),
+            "heldout_loss": _bce(lh, data.y_heldout),
+            "heldout_accuracy": _acc(lh, data.y_heldout),
+        }
+
+    def embed(self, state: MTLState, x: Array) -> Array:
+        """h_theta: (tasks, n, *F) -> (tasks, n, m), in chunks of ``eval_chunk`` tasks."""
+        T = state.params["head_bias"].shape[-1]
+        graphdef = self.graphdef(x.shape[2:], T, x.dtype)
+        return _chunked(functools.partial(_embed, graphdef, state.params), x, self.eval_chunk)
+
+
+def _embed(graphdef, params, x):
+    return nnx.merge(graphdef, params).embed(x)
+
+
+def _chunked(fn, x, chunk: int):
+    """fn over the leading axis of x in chunks (lax.map over padded chunks)."""
+    n = x.shape[0]
+    c = min(chunk, n)
+    pad = (-n) % c
+    xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
+    out = jax.lax.map(fn, xp.reshape((-1, c) + x.shape[1:]))
+    return out.reshape((-1,) + out.shape[2:])[:n]
+
+
+@functools.partial(jax.jit, static_argnames=("trainer",))
+def _embed_states(trainer, states, x):
+    return jax.vmap(lambda s: trainer.embed(s, x))(states)
+
+
+def embed_states(trainer: EncoderMTLTrainer, states: MTLState, x) -> Array:
+    """(R, tasks, n, m) embeddings of x (tasks, n, *F) under R stacked trained states."""
+    return _embed_states(trainer, states, jnp.asarray(x))

@@ -1,0 +1,175 @@
+"""Shared encoders for real data, each followed by the paper's linear projection to m (App. A.3).
+
+Three encoder specs (frozen dataclasses: hashable, static under ``jit``):
+
+- :class:`ResNetSpec`: a small residual network for images (CelebA, FEMNIST). A 3x3 stem, then
+  one stage per entry of ``widths`` (the first block of stages after the first has stride 2),
+  each of ``blocks`` residual blocks conv3x3-GroupNorm-ReLU-conv3x3-GroupNorm + skip, then
+  global average pooling. GroupNorm (no batch statistics) keeps the model a pure function of its
+  parameters, which Algorithm 3's per-task routing and the attacks' black-box queries need. With
+  ``widths=(16, 32, 64)`` and one block per stage it is a ResNet-8 (App. A.6's FEMNIST model).
+- :class:`MLPSpec`: a ReLU MLP for vectors: the hashed-n-gram inputs of Stack Overflow.
+- :class:`LinearSpec`: no encoder: features brought by the user (a frozen pretrained backbone
+  run offline) go straight to the projection.
+
+:class:`EncoderModel` = encoder, ``project`` (linear to m: the embedding h_theta(x)), and T
+linear heads stored as one (T, m) ``head_kernel`` and a (T,) ``head_bias`` (the names
+:func:`mtl_tracing.victims.mtl.make_optimizer` treats as heads). Its interface is the one of
+:class:`mtl_tracing.victims.model.MultitaskModel`: ``embed(x)`` (..., *F) -> (..., m) and
+``__call__(x, task_ids)`` -> logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+from flax import nnx
+from jax import Array
+
+__all__ = ["ResNetSpec", "MLPSpec", "LinearSpec", "EncoderModel", "build_encoder"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNetSpec:
+    """Small ResNet for (H, W, C) images: stage ``widths`` and ``blocks`` per stage."""
+
+    widths: tuple[int, ...] = (16, 32, 64)
+    blocks: int = 1
+    groups: int = 4
+
+    def __post_init__(self) -> None:
+        w = tuple(int(v) for v in self.widths)
+        if not w or any(v < 1 or v % self.groups for v in w):
+            raise ValueError(f"widths must be positive multiples of groups={self.groups}, got {w}")
+        object.__setattr__(self, "widths", w)
+        if int(self.blocks) < 1:
+            raise ValueError(f"blocks must be >= 1, got {self.blocks!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPSpec:
+    """ReLU MLP for (d,) vectors with hidden ``widths``."""
+
+    widths: tuple[int, ...] = (512,)
+
+    def __post_init__(self) -> None:
+        w = tuple(int(v) for v in self.widths)
+        if not w or any(v < 1 for v in w):
+            raise ValueError(f"widths must be positive integers, got {self.widths!r}")
+        object.__setattr__(self, "widths", w)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearSpec:
+    """No encoder: the projection to m acts on the input vector (user-provided features)."""
+
+
+class _Block(nnx.Module):
+    def __init__(self, cin, cout, stride, groups, *, rngs, dtype):
+        kw = {"rngs": rngs, "param_dtype": dtype, "use_bias": False, "padding": "SAME"}
+        self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
+        self.norm1 = nnx.GroupNorm(cout, num_groups=groups, rngs=rngs, param_dtype=dtype)
+        self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
+        self.norm2 = nnx.GroupNorm(cout, num_groups=groups, rngs=rngs, param_dtype=dtype)
+        self.skip = (
+            nnx.Conv(cin, cout, (1, 1), strides=stride, **kw)
+            if stride != 1 or cin != cout
+            else None
+        )
+
+    def __call__(self, x):
+        h = nnx.relu(self.norm1(self.conv1(x)))
+        h = self.norm2(self.conv2(h))
+        return nnx.relu(h + (x if self.skip is None else self.skip(x)))
+
+
+class _ResNet(nnx.Module):
+    def __init__(self, spec: ResNetSpec, channels: int, *, rngs, dtype):
+        w0 = spec.widths[0]
+        self.stem = nnx.Conv(
+            channels, w0, (3, 3), padding="SAME", use_bias=False, rngs=rngs, param_dtype=dtype
+        )
+        self.stem_norm = nnx.GroupNorm(w0, num_groups=spec.groups, rngs=rngs, param_dtype=dtype)
+        blocks, cin = [], w0
+        for s, w in enumerate(spec.widths):
+            for b in range(spec.blocks):
+                stride = 2 if (s > 0 and b == 0) else 1
+                blocks.append(_Block(cin, w, stride, spec.groups, rngs=rngs, dtype=dtype))
+                cin = w
+        self.blocks = nnx.List(blocks)
+        self.features = cin
+
+    def __call__(self, x):
+        h = nnx.relu(self.stem_norm(self.stem(x)))
+        for blk in self.blocks:
+            h = blk(h)
+        return h.mean(axis=(-3, -2))
+
+
+class _MLP(nnx.Module):
+    def __init__(self, spec: MLPSpec, dim: int, *, rngs, dtype):
+        layers, cin = [], dim
+        for w in spec.widths:
+            layers.append(nnx.Linear(cin, w, rngs=rngs, param_dtype=dtype))
+            cin = w
+        self.layers = nnx.List(layers)
+        self.features = cin
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = nnx.relu(layer(x))
+        return x
+
+
+def build_encoder(spec, input_shape: tuple[int, ...], *, rngs, dtype):
+    """(encoder module or None, its output width) for ``spec`` on inputs of ``input_shape``."""
+    if isinstance(spec, ResNetSpec):
+        if len(input_shape) != 3:
+            raise ValueError(f"ResNetSpec needs (H, W, C) inputs, got shape {input_shape}")
+        enc = _ResNet(spec, input_shape[-1], rngs=rngs, dtype=dtype)
+        return enc, enc.features
+    if len(input_shape) != 1:
+        raise ValueError(f"{type(spec).__name__} needs (d,) inputs, got shape {input_shape}")
+    if isinstance(spec, MLPSpec):
+        enc = _MLP(spec, input_shape[0], rngs=rngs, dtype=dtype)
+        return enc, enc.features
+    if isinstance(spec, LinearSpec):
+        return None, input_shape[0]
+    raise ValueError(f"encoder spec must be ResNetSpec, MLPSpec or LinearSpec, got {spec!r}")
+
+
+class EncoderModel(nnx.Module):
+    """Encoder of ``spec`` + linear projection to m + T linear heads (module docstring).
+
+    Args:
+      spec: :class:`ResNetSpec`, :class:`MLPSpec` or :class:`LinearSpec`.
+      input_shape: F, the shape of one input ((H, W, C) or (d,)).
+      embed_dim: m.
+      tasks: T, the number of heads.
+    """
+
+    def __init__(self, spec, input_shape, embed_dim: int, tasks: int, *, rngs, dtype=jnp.float32):
+        self.input_rank = len(input_shape)
+        self.encoder, width = build_encoder(spec, tuple(input_shape), rngs=rngs, dtype=dtype)
+        self.project = nnx.Linear(width, embed_dim, rngs=rngs, param_dtype=dtype)
+        init = nnx.initializers.lecun_normal()
+        self.head_kernel = nnx.Param(init(rngs.params(), (tasks, embed_dim), dtype))
+        self.head_bias = nnx.Param(jnp.zeros((tasks,), dtype))
+
+    def embed(self, x: Array) -> Array:
+        """h_theta(x): (..., *F) -> (..., m)."""
+        lead = x.shape[: x.ndim - self.input_rank]
+        flat = x.reshape((math.prod(lead),) + x.shape[x.ndim - self.input_rank :])
+        h = flat if self.encoder is None else self.encoder(flat)
+        return self.project(h).reshape(lead + (-1,))
+
+    def __call__(self, x: Array, task_ids: Array | None = None) -> Array:
+        """Logits: (T, n, *F) -> (T, n) by head row, or with ``task_ids`` broadcast to x's lead."""
+        e = self.embed(x)
+        w, b = self.head_kernel[...], self.head_bias[...]
+        if task_ids is None:
+            return jnp.einsum("tnm,tm->tn", e, w) + b[:, None]
+        task_ids = jnp.asarray(task_ids)
+        return jnp.sum(e * w[task_ids], axis=-1) + b[task_ids]

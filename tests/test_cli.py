@@ -1,0 +1,383 @@
+"""The command line and the job registry: generated commands, scripts, errors and imports.
+
+The job runs here use tiny grids (the sweeps) or fail before computing anything (the paths);
+the figure and table jobs run in test_figure7.py and test_mtl_experiments.py.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtl_tracing import cli
+from mtl_tracing.experiments import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("jax", "jaxlib", "flax", "optax", "matplotlib", "scipy", "sympy")
+
+
+def _python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (this checkout's package first); its stdout."""
+    env = {**os.environ, "MTL_TRACING_NO_CACHE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def _run(capsys, argv) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _one_line_error(err: str, command: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"mtl-tracing {command}: error: "), err
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- imports
+
+
+def test_building_the_parser_imports_nothing_heavy():
+    """``mtl-tracing --help`` and ``mtl-tracing figure3 --help`` read every job's OPTIONS without
+    importing JAX, flax, matplotlib or the pipeline (beyond what ``import mtl_tracing`` does)."""
+    code = (
+        "import sys, contextlib, io, mtl_tracing\n"
+        "before = set(sys.modules)\n"
+        "from mtl_tracing import cli\n"
+        "cli.build_parser()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        cli.main(['figure3', '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "new = set(sys.modules) - before\n"
+        f"heavy = [m for m in new if m.split('.')[0] in {HEAVY!r}]\n"
+        "heavy += [m for m in new if m.startswith(('mtl_tracing.experiments.pipeline',"
+        " 'mtl_tracing.victims', 'mtl_tracing.metrics', 'mtl_tracing.sweep.'))]\n"
+        "print(sorted(heavy))"
+    )
+    assert _python(code) == "[]"
+
+
+def test_help_imports_no_jax():
+    """The whole ``--help`` path is JAX-free once the package ``__init__`` files are lazy."""
+    assert _python("import sys, mtl_tracing; print('jax' in sys.modules)") == "False"
+    code = (
+        "import sys; from mtl_tracing import cli; cli.build_parser(); print('jax' in sys.modules)"
+    )
+    assert _python(code) == "False"
+
+
+def _imports_of(path: Path) -> list[str]:
+    """Every module a file imports, at the top or inside its functions."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_game_sweep_verify_import_no_flax_or_optax():
+    """Everything the three commands import, lazily or not, leaves flax and optax out."""
+    mods = set()
+    for name in ("game", "sweep", "verify"):
+        mods.update(_imports_of(ROOT / "mtl_tracing" / "commands" / f"{name}.py"))
+    mods.discard("jax._src")
+    code = f"import importlib, sys\nfor m in {sorted(mods)!r}:\n    importlib.import_module(m)\n"
+    code += "print([m for m in ('flax', 'optax') if m in sys.modules])"
+    assert "mtl_tracing.gaussian" in mods and "proofs_check" in mods and "mtl_tracing" in mods
+    assert _python(code) == "[]"
+
+
+# ----------------------------------------------------------------------------- the registry
+
+
+def test_every_job_has_the_interface_and_a_command():
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for job in registry.JOBS:
+        mod = job.load_module()
+        for name in ("run", "plot", "load", "headline", "check"):
+            assert callable(getattr(mod, name)), (job.name, name)
+        params = inspect.signature(mod.run).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        assert {"seed", "progress", "dtype"} <= set(params), job.name
+        for key in [*mod.QUICK, *(o.dest for o in mod.OPTIONS)]:
+            assert key in params or takes_any, (job.name, key)
+        for name in (job.name, *job.aliases):
+            assert name in commands, name
+    with pytest.raises(ValueError, match="job must be one of"):
+        registry.get("figure8")
+
+
+def test_todays_flags_still_parse():
+    parser = cli.build_parser()
+    argv = ["figure7", "--out", "o", "--games", "5", "--sampler", "faithful", "--tasks", "4"]
+    argv += ["--dim", "6", "--samples", "3", "--challenge", "2", "--task-std", "0.5"]
+    argv += ["--sample-std", "2", "--resamples", "10", "--x64", "--replot", "--no-progress"]
+    a = parser.parse_args(argv)
+    assert (a.games, a.sampler, a.tasks, a.dim, a.samples, a.challenge) == (
+        5,
+        "faithful",
+        4,
+        6,
+        3,
+        2,
+    )
+    assert (a.task_std, a.sample_std, a.num_resamples, a.x64, a.replot) == (
+        0.5,
+        2.0,
+        10,
+        True,
+        True,
+    )
+    assert parser.parse_args(["figure3", "--out", "o", "--checkpoints", "1,5"]).checkpoints == [
+        1,
+        5,
+    ]
+    for alias in ("figure4", "figure5", "figure45"):
+        assert parser.parse_args([alias, "--out", "o", "--quick"]).quick
+    size = parser.parse_args(["sweep_strong_weak_gap", "--out", "o", "--size", "full"]).size
+    assert size == "full"
+
+
+def test_simulation_scripts_are_stubs_of_the_registry():
+    stubs = {p.stem: p for p in (ROOT / "simulations").glob("*.py")}
+    stubs.pop("multihost_sweep_example")
+    assert sorted(stubs) == sorted(registry.names())
+    for name, path in stubs.items():
+        body = ast.parse(path.read_text()).body[1:]  # after the docstring
+        assert len(body) == 3, name  # import sys; import script_main; if __name__ == ...
+        assert f'script_main("{name}")' in path.read_text(), name
+
+
+def test_script_stub_runs_its_job(tmp_path, monkeypatch, capsys):
+    """``python simulations/figure7.py ...`` is the registry's script_main("figure7"): flags,
+    QUICK, headline, written paths and the check's exit status (a stand-in job module; the
+    real figure7 runs in test_figure7.py)."""
+    import types
+
+    calls = []
+    mod = types.ModuleType("fake_figure7")
+    mod.OPTIONS = (registry.Option("--games", int, kwarg="num_games"),)
+    mod.QUICK = {"num_games": 3, "size": "tiny"}
+    mod.run = lambda out_dir, **kw: calls.append(kw)
+    mod.plot = lambda out_dir: [Path(out_dir) / "fig.png"]
+    mod.load = lambda out_dir: ({"auc": 0.75}, None)
+    mod.headline = lambda payload: f"AUC {payload['auc']}"
+    mod.check = lambda out_dir: ["exact AUC outside the CI"] if calls[-1]["seed"] else []
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    monkeypatch.setattr(registry, "JOBS", (registry.Job("figure7", mod.__name__, "fake"),))
+    script = str(ROOT / "simulations" / "figure7.py")
+    for argv, status in (
+        (["--out", str(tmp_path), "--quick", "--games", "5", "--no-progress"], 0),
+        (["--out", str(tmp_path), "--seed", "2"], 1),
+    ):
+        monkeypatch.setattr(sys, "argv", ["figure7.py", *argv])
+        with pytest.raises(SystemExit) as exc:
+            runpy.run_path(script, run_name="__main__")
+        assert exc.value.code == status
+    assert calls == [
+        {"seed": 0, "progress": False, "dtype": None, "num_games": 5, "size": "tiny"},
+        {"seed": 2, "progress": True, "dtype": None},
+    ]
+    captured = capsys.readouterr()
+    assert "AUC 0.75" in captured.out and f"wrote {tmp_path / 'fig.png'}" in captured.out
+    assert "CHECK FAILED: exact AUC outside the CI" in captured.err
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_unusable_paths_are_one_line_errors_and_lose_nothing(tmp_path, capsys):
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    existing = tmp_path / "a_file"
+    existing.write_text("precious")
+    game = ["game", "--tasks", "4", "--samples", "2", "--dim", "4", "--challenge", "1"]
+    game += ["--task-std", "1", "--sample-std", "1", "--games", "4", "--seed", "0"]
+    cases = [
+        ("game", [*game, "--json", str(folder)], "--json must be a file path"),
+        ("sweep", ["sweep", "--out", str(existing), "--no-progress"], "--out must be a folder"),
+        ("figure7", ["figure7", "--out", str(existing), "--no-progress"], "--out must be a folder"),
+        ("table", ["table", "--out", str(existing), "--replot"], "--out must be a folder"),
+        ("attack", ["attack", "--embeddings", "x.npz", "--json", str(folder)], "file path"),
+    ]
+    for command, argv, fragment in cases:
+        code, _, err = _run(capsys, argv)
+        assert code == 2, (command, err)
+        assert fragment in _one_line_error(err, command), command
+    assert existing.read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "a_folder"]
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
+def test_any_os_error_is_one_line(tmp_path, monkeypatch, capsys):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "x"))
+
+    monkeypatch.setattr(registry, "run_job", denied)
+    code, _, err = _run(capsys, ["figure7", "--out", str(tmp_path)])
+    assert code == 2 and "Permission denied" in _one_line_error(err, "figure7")
+    code = registry.script_main("figure7", ["--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == [
+        f"simulations/figure7.py: error: [Errno 13] Permission denied: '{tmp_path / 'x'}'"
+    ]
+
+
+# ----------------------------------------------------------------------------- game command
+
+
+def test_game_reports_group_moments(tmp_path, monkeypatch, capsys):
+    from mtl_tracing import metrics
+
+    calls = []
+    real = metrics.group_moments
+    monkeypatch.setattr(metrics, "group_moments", lambda z: calls.append(z.shape) or real(z))
+    out = tmp_path / "g.json"
+    argv = ["game", "--tasks", "8", "--samples", "4", "--dim", "8", "--challenge", "2"]
+    argv += ["--task-std", "1", "--sample-std", "1", "--games", "50", "--seed", "1"]
+    code, stdout, err = _run(capsys, [*argv, "--bootstrap", "20", "--json", str(out)])
+    assert code == 0, err
+    assert calls == [(50, 8)] * 3  # strong, weak, OUT
+    payload = json.loads(out.read_text())
+    for adv in ("strong", "weak", "out"):
+        r = payload[adv]
+        assert {"mean", "mean_se", "var", "var_se"} <= set(r)
+        assert abs(r["mean"] - r["theory_mean"]) <= 4.5 * r["mean_se"], adv
+    assert "AUC strong" in stdout and "pending" not in stdout
+
+
+# ----------------------------------------------------------------------------- ready sweeps
+
+
+def _sbar0_allowed() -> bool:
+    from mtl_tracing import gaussian
+
+    cfg = gaussian.GaussianGameConfig(tasks=1, samples=4, dim=4, challenge=1, task_std=0.0)
+    return float(gaussian.exact_auc(cfg, "weak")) == 0.5
+
+
+def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
+    """The three ready sweeps on tiny grids, through their scripts and commands: they write the
+    table and figures, print the headline and pass their own checks against theory. The
+    membership sweep runs at sbar = 0 and draws one line per N against d/N."""
+    from mtl_tracing.experiments import sweeps
+
+    assert _sbar0_allowed()
+    tiny = {
+        "sweep_auc_tasks_dim": dict(tasks=(4,), dim=(16, 32), games=100, num_resamples=20),
+        "sweep_strong_weak_gap": dict(
+            tasks=(4,), samples=(2, 8), dim=(16,), challenge=(1,), games=100, num_resamples=20
+        ),
+        "sweep_membership_limit": dict(
+            tasks=(1,),
+            samples=(4,),
+            dim=(4, 16),
+            challenge=(1,),
+            task_std=(0.0,),
+            games=200,
+            num_resamples=20,
+        ),
+    }
+    assert sweeps.GRIDS["sweep_membership_limit"]["small"]["task_std"] == (0.0,)
+    monkeypatch.setattr(sweeps, "GRIDS", {k: {"quick": v} for k, v in tiny.items()})
+    out = {name: tmp_path / name for name in tiny}
+    argv = ["--quick", "--no-progress"]
+    code = registry.script_main(
+        "sweep_auc_tasks_dim", ["--out", str(out["sweep_auc_tasks_dim"])] + argv
+    )
+    assert code == 0
+    code = cli.main(["sweep_strong_weak_gap", "--out", str(out["sweep_strong_weak_gap"])] + argv)
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "gap" in stdout and "exact" in stdout
+    code = registry.script_main(
+        "sweep_membership_limit", ["--out", str(out["sweep_membership_limit"])] + argv
+    )
+    captured = capsys.readouterr()
+    for name, d in out.items():
+        assert (d / "sweep.npz").is_file() and (d / "sweep.csv").is_file(), name
+        assert list(d.glob("sweep_*.png")), name
+    assert (out["sweep_membership_limit"] / "auc_vs_d_over_n.png").is_file()
+    assert code == 0, captured.err
+    # `mtl-tracing plot-sweep` redraws from the folder alone, into another folder.
+    replot = tmp_path / "replot"
+    assert cli.main(["plot-sweep", str(out["sweep_auc_tasks_dim"]), "--out", str(replot)]) == 0
+    assert any(replot.glob("*.png")) and any(replot.glob("*.pdf"))
+    missing = ("job.json", "sweep.json", "sweep.npz", "sweep.csv")
+    assert sweeps.check(tmp_path) == [f"missing {tmp_path / n}" for n in missing]
+    with pytest.raises(ValueError, match="size"):
+        sweeps.run(tmp_path / "x", name="sweep_auc_tasks_dim", size="huge")
+
+
+@pytest.mark.parametrize("sbar", [0.0, 1.0])
+def test_membership_figure_draws_one_line_per_n(tmp_path, monkeypatch, sbar):
+    """``auc_vs_d_over_n``: per N and adversary, simulated points and an exact curve over d/N,
+    from a sweep table alone; the title names membership inference at sbar = 0."""
+    from mtl_tracing import plotting
+    from mtl_tracing.experiments import sweep_plots
+
+    assert _sbar0_allowed()
+    rows = [(n, d, adv) for n in (4, 8) for d in (4, 16, 64) for adv in ("strong", "weak")]
+    auc = np.linspace(0.5, 0.9, len(rows))
+    table = {
+        "adversary": np.array([r[2] for r in rows]),
+        "tasks": np.ones(len(rows), np.int64),
+        "samples": np.array([r[0] for r in rows]),
+        "dim": np.array([r[1] for r in rows]),
+        "challenge": np.ones(len(rows), np.int64),
+        "task_std": np.full(len(rows), sbar),
+        "sample_std": np.ones(len(rows)),
+        "mean": np.zeros(len(rows)),
+        "auc": auc,
+        "auc_lo": auc - 0.02,
+        "auc_hi": auc + 0.02,
+    }
+    np.savez(tmp_path / "sweep.npz", **table)
+    figs = {}
+    real_save = plotting.save_figure
+
+    def save(fig, out_dir, stem):
+        figs[stem] = fig
+        return real_save(fig, out_dir, stem)
+
+    monkeypatch.setattr(plotting, "save_figure", save)
+    paths = sweep_plots.plot_membership_limit(tmp_path, dense=12)
+    assert [p.name for p in paths] == ["auc_vs_d_over_n.png", "auc_vs_d_over_n.pdf"]
+    ax = figs["auc_vs_d_over_n"].axes[0]
+    curves = [ln for ln in ax.get_lines() if ln.get_label().startswith("N = ")]
+    assert sorted(ln.get_label() for ln in curves) == [
+        f"N = {n}, {a}" for n in (4, 8) for a in ("strong", "weak")
+    ]
+    for ln in curves:
+        n = int(ln.get_label().split()[2].rstrip(","))
+        x, y = ln.get_xdata(), ln.get_ydata()
+        assert x.size > 3 and np.all(np.diff(x) > 0)  # a dense exact curve, in d/N order
+        assert x[0] == pytest.approx(4 / n) and x[-1] == pytest.approx(64 / n)
+        assert np.all((y >= 0.5 - 1e-9) & (y <= 1))
+        if sbar == 0.0 and "weak" in ln.get_label():
+            np.testing.assert_allclose(y, 0.5, atol=1e-9)
+    title = ax.get_title()
+    if sbar == 0.0:
+        assert "Membership inference" in title and r"\bar\sigma = 0" in title
+    else:
+        assert "Membership" not in title

@@ -1,0 +1,413 @@
+"""Real-data loaders, encoders, sharding and the ``real`` command on fixtures written in the
+datasets' exact on-disk formats (nothing is downloaded).
+
+Fixtures are tiny (8 tasks of 10 samples, 8x8 images) so that the whole file runs in about a
+minute on 2 CPU cores; the end-to-end runs train 2 epochs with a 4-channel ResNet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mtl_tracing.data import celeba, femnist, stackoverflow
+from mtl_tracing.data._example_proto import decode_example, encode_example
+from mtl_tracing.data._tasks import TaskSpec
+
+ATTRS = ["Smiling", "Eyeglasses", "Male", "Young", "Bald", "Bangs", "Blond_Hair", "Wavy_Hair"]
+TAGS = ["python", "java", "c++", "sql", "git", "linux", "css", "regex"]
+
+
+# ------------------------------------------------------------------------------ fixture writers
+
+
+def write_celeba(root: Path, *, people=8, per_person=10, size=(10, 12), seed=0) -> Path:
+    """img_align_celeba/*.jpg, identity_CelebA.txt, list_attr_celeba.txt, list_eval_partition."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / celeba.IMAGES).mkdir(parents=True)
+    n = people * per_person
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    ident = np.repeat(np.arange(people) + 100, per_person)
+    attrs = np.where(rng.random((n, len(ATTRS))) < 0.5, 1, -1)
+    for name, pid in zip(names, ident, strict=True):
+        base = (
+            rng.integers(0, 256, 3) if False else (np.array([pid * 37, pid * 91, pid * 53]) % 256)
+        )
+        img = np.clip(base + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(root / celeba.IMAGES / name, quality=90)
+    (root / celeba.IDENTITY).write_text(
+        "".join(f"{a} {b}\n" for a, b in zip(names, ident, strict=True))
+    )
+    lines = [f"{n}", " ".join(ATTRS) + " "]
+    lines += [
+        f"{a} " + " ".join(f"{v:2d}" for v in row) for a, row in zip(names, attrs, strict=True)
+    ]
+    (root / celeba.ATTRIBUTES).write_text("\n".join(lines) + "\n")
+    (root / celeba.PARTITION).write_text("".join(f"{a} {i % 3}\n" for i, a in enumerate(names)))
+    return root
+
+
+def write_femnist(root: Path, *, users=8, per_user=10, shards=2, seed=0) -> Path:
+    """LEAF JSON shards; the first writer's samples are split over the first two shards."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    blobs = [{"users": [], "num_samples": [], "user_data": {}} for _ in range(shards)]
+    for u in range(users):
+        name = f"f{u:04d}_{u % 7:02d}"
+        x = rng.random((per_user, 784)).round(3)
+        y = rng.integers(0, 62, per_user)
+        parts = [(0, per_user // 2), (1, per_user)] if u == 0 else [(0, per_user)]
+        start = 0
+        for j, (_, stop) in enumerate(parts):
+            s = j if u == 0 else u % shards
+            b = blobs[s]
+            b["users"].append(name)
+            b["num_samples"].append(stop - start)
+            b["user_data"][name] = {"x": x[start:stop].tolist(), "y": y[start:stop].tolist()}
+            start = stop
+    for s, b in enumerate(blobs):
+        (root / f"all_data_{s}.json").write_text(json.dumps(b))
+    return root
+
+
+def write_stackoverflow(root: Path, *, users=8, per_user=10, seed=0) -> Path:
+    """TFF's SQLite layout: examples(split_name, client_id, serialized_example_proto) with
+    tf.train.Example protos (tokens, title, tags, type, score, creation_date)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True)
+    con = sqlite3.connect(root / stackoverflow.FILE)
+    con.execute(
+        "CREATE TABLE examples (split_name TEXT NOT NULL, client_id TEXT NOT NULL, "
+        "serialized_example_proto BLOB NOT NULL)"
+    )
+    con.execute("CREATE INDEX idx_examples_client_id_split ON examples (split_name, client_id)")
+    con.execute(
+        "CREATE TABLE client_metadata (client_id TEXT NOT NULL, split_name TEXT NOT NULL, "
+        "num_examples INTEGER NOT NULL)"
+    )
+    words = [f"w{i}" for i in range(40)]
+    for u in range(users):
+        cid = f"{1000 + u}"
+        for _ in range(per_user):
+            tags = list(rng.choice(TAGS, size=rng.integers(2, 5), replace=False))
+            body = " ".join(rng.choice(words, 12)) + " " + " ".join(tags)
+            proto = encode_example(
+                {
+                    "tokens": body,
+                    "title": f"question about {tags[0]}",
+                    "tags": "|".join(tags),
+                    "type": "question",
+                    "score": [int(rng.integers(-2, 10))],
+                    "creation_date": "2010-01-01 00:00:00.000 UTC",
+                }
+            )
+            con.execute("INSERT INTO examples VALUES (?, ?, ?)", ("train", cid, proto))
+        con.execute("INSERT INTO client_metadata VALUES (?, ?, ?)", (cid, "train", per_user))
+    con.execute(
+        "INSERT INTO examples VALUES (?, ?, ?)", ("test", "1000", encode_example({"tags": "x"}))
+    )
+    con.commit()
+    con.close()
+    return root
+
+
+SPEC = TaskSpec(tasks=3, out_tasks=3, samples=6, heldout=4, seed=1)
+
+
+def _no_cache_files(cache: Path) -> bool:
+    return not cache.exists() or not any(cache.iterdir())
+
+
+# ------------------------------------------------------------------------------------ loaders
+
+
+def test_celeba_personalization_and_problems(tmp_path):
+    root = write_celeba(tmp_path / "celeba")
+    d = celeba.load(root, spec=SPEC, image_size=8)
+    assert d.x.shape == (3, 6, 8, 8, 3) and d.x_out.shape == (3, 6, 8, 8, 3)
+    assert d.x_heldout.shape == (3, 4, 8, 8, 3) and d.y.shape == (3, 6)
+    assert 0.0 <= d.x.min() and d.x.max() <= 1.0 and set(np.unique(d.y)) <= {0.0, 1.0}
+    ids = d.info["sample_ids"]
+    assert len(set(d.info["task_names"])) == 6
+    # each task's samples are distinct images of that identity
+    ident = np.repeat(np.arange(8) + 100, 10)
+    for t, name in enumerate(d.info["task_names"]):
+        assert len(set(ids[t])) == 10 and set(ident[ids[t]]) == {int(name)}
+    p = celeba.load(root, spec=SPEC, setting="problems", image_size=8)
+    assert set(p.info["task_names"]) <= set(ATTRS)
+    y_all = np.concatenate([p.y, p.y_heldout], axis=1)
+    assert np.all(y_all.sum(1) == 5)  # half positive
+    # labels are the attribute values of the images
+    rows = celeba.read_tables(root)[2]
+    for t, name in enumerate(p.info["task_names"][:3]):
+        col = rows[p.info["sample_ids"][t], ATTRS.index(name)]
+        np.testing.assert_array_equal(np.concatenate([p.y[t], p.y_heldout[t]]), col > 0)
+    # the seed decides the split; the same seed gives the same data
+    again = celeba.load(root, spec=SPEC, image_size=8)
+    np.testing.assert_array_equal(again.x, d.x)
+    other = celeba.load(root, spec=TaskSpec(3, 3, 6, 4, seed=2), image_size=8)
+    assert not np.array_equal(other.info["sample_ids"], ids)
+
+
+def test_celeba_cache_and_features(tmp_path):
+    root = write_celeba(tmp_path / "celeba")
+    cache = tmp_path / "cache"
+    a = celeba.load(root, spec=SPEC, image_size=8, cache_dir=cache)
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    b = celeba.load(root, spec=SPEC, image_size=8, cache_dir=cache)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert len(list(cache.iterdir())) == 1
+    celeba.load(root, spec=SPEC, image_size=6, cache_dir=cache)  # other options, other key
+    assert len(list(cache.iterdir())) == 2
+    feats = tmp_path / "feats"
+    feats.mkdir()
+    for i in range(80):
+        np.save(feats / f"{i + 1:06d}.npy", np.full(5, i, np.float32))
+    f = celeba.load(root, spec=SPEC, features_dir=feats)
+    assert f.x.shape == (3, 6, 5)
+    np.testing.assert_array_equal(f.x[..., 0], f.info["sample_ids"][:3, :6])
+    os.remove(feats / "000001.npy")
+    with pytest.raises(ValueError, match="feature file not found: .*000001.npy"):
+        celeba.load(root, spec=TaskSpec(4, 4, 6, 4), features_dir=feats)
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("no_dir", "CelebA folder not found"),
+        ("no_identity", "identity file not found: .*identity_CelebA.txt"),
+        ("bad_identity", r"identity_CelebA.txt:3: malformed line"),
+        ("bad_attr", r"list_attr_celeba.txt:5: malformed line"),
+        ("too_few", r"identity_CelebA.txt.*only 8 identities qualify"),
+        ("no_image", r"CelebA image not found: .*000001.jpg"),
+    ],
+)
+def test_celeba_errors_leave_no_cache(tmp_path, case, match):
+    root = write_celeba(tmp_path / "celeba", people=8)
+    spec = SPEC
+    if case == "no_dir":
+        root = tmp_path / "missing"
+    elif case == "no_identity":
+        os.remove(root / celeba.IDENTITY)
+    elif case == "bad_identity":
+        lines = (root / celeba.IDENTITY).read_text().splitlines()
+        lines[2] = "000003.jpg"
+        (root / celeba.IDENTITY).write_text("\n".join(lines) + "\n")
+    elif case == "bad_attr":
+        lines = (root / celeba.ATTRIBUTES).read_text().splitlines()
+        lines[4] = lines[4] + " 1"
+        (root / celeba.ATTRIBUTES).write_text("\n".join(lines) + "\n")
+    elif case == "too_few":
+        spec = TaskSpec(5, 5, 6, 4)
+    elif case == "no_image":
+        spec = TaskSpec(4, 4, 6, 4)  # every identity, so image 000001 is read
+        os.remove(root / celeba.IMAGES / "000001.jpg")
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=match) as err:
+        celeba.load(root, spec=spec, image_size=8, cache_dir=cache)
+    assert "\n" not in str(err.value)
+    assert _no_cache_files(cache)
+
+
+def test_femnist_loader_and_errors(tmp_path):
+    root = write_femnist(tmp_path / "femnist")
+    d = femnist.load(root, spec=TaskSpec(4, 4, 6, 4, seed=0))
+    assert d.x.shape == (4, 6, 28, 28, 1) and d.x_out_heldout.shape == (4, 4, 28, 28, 1)
+    # labels: digit or not, matching the JSON
+    blobs = [json.loads(p.read_text()) for p in sorted(root.glob("*.json"))]
+    for t, name in enumerate(d.info["task_names"][:4]):
+        x = np.concatenate([np.asarray(b["user_data"][name]["x"]) for b in blobs if name in
+                            b["user_data"]])  # fmt: skip
+        y = np.concatenate([b["user_data"][name]["y"] for b in blobs if name in b["user_data"]])
+        for j in range(6):
+            row = np.flatnonzero(np.all(np.isclose(x, d.x[t, j].ravel()), axis=1))[0]
+            assert d.y[t, j] == float(y[row] < 10)
+    assert "f0000_00" in set(d.info["task_names"])  # the writer split across two shards
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="only 8 writers qualify"):
+        femnist.load(root, spec=TaskSpec(5, 4, 6, 4), cache_dir=cache)
+    with pytest.raises(ValueError, match="FEMNIST folder not found"):
+        femnist.load(tmp_path / "nope", spec=SPEC, cache_dir=cache)
+    (root / "all_data_1.json").write_text(json.dumps({"users": [], "num_samples": []}))
+    with pytest.raises(ValueError, match=r"all_data_1.json' has no 'user_data'"):
+        femnist.load(root, spec=SPEC, cache_dir=cache)
+    assert _no_cache_files(cache)
+    with pytest.raises(ValueError, match="setting must be 'personalization' for FEMNIST"):
+        femnist.load(root, spec=SPEC, setting="problems")
+
+
+def test_example_proto_roundtrip():
+    feats = {"tokens": "a b", "tags": "x|y", "score": [5, -3, 2**40], "title": b"t"}
+    got = decode_example(encode_example(feats))
+    assert got == {"tokens": [b"a b"], "tags": [b"x|y"], "score": [5, -3, 2**40], "title": [b"t"]}
+
+
+def test_stackoverflow_loader_and_errors(tmp_path):
+    root = write_stackoverflow(tmp_path / "so")
+    d = stackoverflow.load(root, spec=SPEC, hash_dim=64)
+    assert d.x.shape == (3, 6, 64)
+    np.testing.assert_allclose(np.linalg.norm(d.x, axis=-1), 1.0, rtol=1e-5)
+    tag = str(d.info["label_tag"])
+    assert tag in TAGS
+    con = sqlite3.connect(root / stackoverflow.FILE)
+    for t in range(3):
+        for j, rid in enumerate(d.info["sample_ids"][t, :6]):
+            blob, cid = con.execute(
+                "SELECT serialized_example_proto, client_id FROM examples WHERE rowid = ?",
+                (int(rid),),
+            ).fetchone()
+            assert cid == d.info["task_names"][t]
+            tags = decode_example(blob)["tags"][0].decode().split("|")
+            assert d.y[t, j] == float(tag in tags)
+    p = stackoverflow.load(root, spec=SPEC, setting="problems", hash_dim=64)
+    assert set(p.info["task_names"]) <= set(TAGS)
+    for t, name in enumerate(p.info["task_names"][:3]):
+        for j, rid in enumerate(p.info["sample_ids"][t, :6]):
+            blob = con.execute(
+                "SELECT serialized_example_proto FROM examples WHERE rowid = ?", (int(rid),)
+            ).fetchone()[0]
+            assert p.y[t, j] == float(name in decode_example(blob)["tags"][0].decode().split("|"))
+    con.close()
+    # features: <client_id>/<j>.npy, j in rowid order within the client
+    feats = tmp_path / "feats"
+    for u in range(8):
+        (feats / f"{1000 + u}").mkdir(parents=True)
+        for j in range(10):
+            np.save(feats / f"{1000 + u}" / f"{j}.npy", np.asarray([u, j], np.float32))
+    f = stackoverflow.load(root, spec=SPEC, features_dir=feats)
+    assert f.x.shape == (3, 6, 2)
+    assert all(f.x[t, :, 0].min() == int(n) - 1000 for t, n in enumerate(f.info["task_names"][:3]))
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="only 8 users qualify"):
+        stackoverflow.load(root, spec=TaskSpec(6, 6, 6, 4), cache_dir=cache)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    sqlite3.connect(bad / stackoverflow.FILE).execute("CREATE TABLE other (a)").connection.close()
+    with pytest.raises(ValueError, match=r"stackoverflow.sqlite' has no table 'examples'"):
+        stackoverflow.load(bad, spec=SPEC, cache_dir=cache)
+    (bad / stackoverflow.FILE).write_bytes(b"not a database at all" * 10)
+    with pytest.raises(ValueError, match="cannot read .* as SQLite"):
+        stackoverflow.load(bad, spec=SPEC, cache_dir=cache)
+    with pytest.raises(ValueError, match="Stack Overflow SQLite file not found"):
+        stackoverflow.load(tmp_path, spec=SPEC, cache_dir=cache)
+    assert _no_cache_files(cache)
+
+
+# ---------------------------------------------------------------------------------- sharding
+
+_SHARD_SCRIPT = textwrap.dedent(
+    """
+    import jax, numpy as np
+    from mtl_tracing.data.base import MultitaskData
+    from mtl_tracing.victims.encoder_mtl import EncoderMTLTrainer, shard_tasks, task_mesh
+    from mtl_tracing.victims.encoders import MLPSpec
+    from mtl_tracing.victims.mtl import TrainConfig
+    from mtl_tracing.victims.trainer import fit
+    assert len(jax.devices()) == 4, jax.devices()
+    r = np.random.default_rng(0)
+    x = r.normal(size=(8, 6, 5)).astype(np.float32)
+    y = (x.sum(-1) > 0).astype(np.float32)
+    d = MultitaskData(x, y, None, None, x[:, :3], y[:, :3])
+    cfg = TrainConfig(epochs=4, task_batch=4, warm_start_epochs=1)
+    one = EncoderMTLTrainer(cfg, MLPSpec((16,)), 4, devices=1)
+    four = EncoderMTLTrainer(cfg, MLPSpec((16,)), 4, devices=4)
+    a = fit(one, jax.random.key(0), d, runs=2)
+    sharded = shard_tasks(d, task_mesh(4))
+    assert len(sharded.x.sharding.device_set) == 4
+    b = fit(four, jax.random.key(0), sharded, runs=2)
+    for u, v in zip(jax.tree.leaves(a.state.params), jax.tree.leaves(b.state.params)):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-5, atol=1e-5)
+    print("OK")
+    """
+)
+
+
+def test_sharded_training_matches_one_device(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    env["JAX_PLATFORMS"] = "cpu"
+    out = subprocess.run(
+        [sys.executable, "-c", _SHARD_SCRIPT],
+        env=env, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OK" in out.stdout
+
+
+# -------------------------------------------------------------------------------- end to end
+
+TINY = dict(
+    tasks=3, samples=4, heldout=4, epochs=2, checkpoints=2, trials=8, image_size=8, runs=1,
+    embed_dim=4, warm_start_epochs=1, task_batch=3, widths="4", hidden=16, hash_dim=32,
+    strong_k=4, weak_k=4, sample_batch=3, num_resamples=50,
+)  # fmt: skip
+
+
+def _check_outputs(out: Path, setting: str):
+    from mtl_tracing.experiments import real
+
+    assert real.check(out) == []
+    table = (out / "table.md").read_text()
+    assert ("Table 1" if setting == "personalization" else "Table 2") in table
+    assert table.count("| Strong |") == 2 and table.count("| Weak |") == 2
+    roc = "figure1_roc" if setting == "personalization" else "figure2_roc"
+    for stem in (roc, "figure3", "figure4", "figure5"):
+        assert (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
+    payload, arr = real.load(out)
+    assert payload["metadata"]["seed"] == 0 and len(payload["checkpoints"]) == 2
+    assert arr["gap_strong_gap"].shape == (2, 1)
+
+
+def test_end_to_end_celeba_command(tmp_path):
+    from mtl_tracing import cli
+
+    root = write_celeba(tmp_path / "celeba")
+    out = tmp_path / "out"
+    args = ["real", "--dataset", "celeba", "--setting", "personalization", "--data-dir",
+            str(root), "--out", str(out), "--no-progress", "--no-cache", "--quick",
+            "--tasks", "3", "--samples", "4", "--heldout", "4", "--epochs", "2",
+            "--image-size", "8", "--trials", "8", "--embed-dim", "4"]  # fmt: skip
+    assert cli.main(args) == 0
+    _check_outputs(out, "personalization")
+    assert cli.main(["real", "--dataset", "celeba", "--out", str(out), "--replot"]) == 0
+    assert cli.main(args[:5] + ["--data-dir", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_end_to_end_femnist(tmp_path):
+    from mtl_tracing.experiments import real
+
+    root = write_femnist(tmp_path / "femnist")
+    out = tmp_path / "out"
+    real.run(out, dataset="femnist", data_dir=root, cache_dir=None, progress=False, **TINY)
+    real.plot(out)
+    _check_outputs(out, "personalization")
+
+
+def test_end_to_end_stackoverflow_problems(tmp_path):
+    from mtl_tracing.experiments import real
+
+    root = write_stackoverflow(tmp_path / "so")
+    out = tmp_path / "out"
+    real.run(out, dataset="stackoverflow", setting="problems", data_dir=root, cache_dir=None,
+             progress=False, **TINY)  # fmt: skip
+    real.plot(out)
+    _check_outputs(out, "problems")
+
+
+def test_reproduce_helper_skips_without_data_dir(tmp_path):
+    from mtl_tracing.experiments import real
+
+    lines = real.reproduce_real(tmp_path, None)
+    assert len(lines) == 1 and "skipped" in lines[0] and "--data-dir" in lines[0]
+    lines = real.reproduce_real(tmp_path, tmp_path / "empty")
+    assert len(lines) == len(real.PAPER) and all("not found" in s for s in lines)
