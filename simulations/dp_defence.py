@@ -1,13 +1,6 @@
-"""Task-level DP as the defence: GDP bounds in the Gaussian game, DP-SGD on synthetic MTL, audits.
+"""Task-level DP as the defence: GDP bounds in the game, DP-SGD on synthetic MTL, audits.
 
-    python simulations/dp_defence.py --out figures/dp_defence [--quick] [--seed 0]
-
-Thin wrapper over :mod:`mtl_tracing.experiments.dp_defence` through the job registry: runs the
-job, prints the headline table, and exits 1 if its ``check`` finds an audit above the accountant
-or a clipped ROC point above its GDP curve.
-"""
-
-from __future__ import annotations
+The registry job ``dp_defence`` (flags: ``--help``)."""
 
 import sys
 
