@@ -58,20 +58,22 @@ def game_dp_blocks(config, release, scores, delta: float, level: float) -> dict:
 def dp_theory(config, release):
     """(moments, exact AUC function) under ``release`` (None: the plain game); NaN when the
     release is clipped (no closed form)."""
-    from mtl_tracing import gaussian
+    # Submodule imports, not ``gaussian.moments``: once ``mtl_tracing.gaussian.moments`` is
+    # imported, the package attribute ``moments`` is that submodule, not the function.
+    from mtl_tracing.gaussian.law import exact_auc
+    from mtl_tracing.gaussian.moments import moments
+    from mtl_tracing.gaussian.release import release_auc, release_moments
 
     if release is None:
-        return gaussian.moments(config), lambda adv: gaussian.exact_auc(config, adv)
+        return moments(config), lambda adv: exact_auc(config, adv)
     if release.clip is not None:
         nan = float("nan")
-        plain = gaussian.moments(config)
+        plain = moments(config)
         moms = {
             a: m._replace(A=nan, mean=nan, var=nan) for a, m in plain.items()
         }  # paper fields kept for reference
         return moms, lambda adv: nan
-    return gaussian.release_moments(config, release), lambda adv: gaussian.release_auc(
-        config, release, adv
-    )
+    return release_moments(config, release), lambda adv: release_auc(config, release, adv)
 
 
 def attack_audit(scores, delta: float = 1e-5, level: float = 0.95) -> dict:
