@@ -39,11 +39,13 @@ def worker(out: str, port: int, pid: int, nproc: int) -> None:
     assert len(jax.local_devices()) == 2 and jax.process_count() == nproc
     spec = sweep.SweepSpec(**SPEC_KW)
     sweep.run_sweep(
-        spec, out, chunk_cells=2, process_index=pid, process_count=nproc, progress=False
+        spec, out_dir=out, chunk_cells=2, process_index=pid, process_count=nproc, progress=False
     )
     multihost_utils.sync_global_devices("sweep chunks written")
     if pid == 0:
-        table = sweep.run_sweep(spec, out, chunk_cells=2, progress=False)  # assembles from disk
+        table = sweep.run_sweep(
+            spec, out_dir=out, chunk_cells=2, progress=False
+        )  # assembles from disk
         print(f"process 0 wrote {len(table['cell_id'])} rows to {out}")
     multihost_utils.sync_global_devices("done")
     jax.distributed.shutdown()

@@ -225,6 +225,11 @@ def test_reproduce_reports_failure_and_runs_the_rest(tmp_path, monkeypatch, caps
     assert "CHECK FAILED: AUC off" in out
     # The real-data jobs need --data-dir: without it, one line says they were skipped and why.
     assert "real-data jobs skipped: they need the datasets on disk (--data-dir DIR)" in out
+    assert main(["reproduce", "--out", str(tmp_path), "--only", "nope"]) == 2
+    assert main(["reproduce", "--out", str(tmp_path), "--only", "good"]) == 0
+    assert ran[-1] == ("good", None)  # not quick: the job's own defaults
+    capsys.readouterr()
+    monkeypatch.undo()  # the real registry again
     empty = tmp_path / "data"
     empty.mkdir()
     assert (
@@ -232,9 +237,6 @@ def test_reproduce_reports_failure_and_runs_the_rest(tmp_path, monkeypatch, caps
     )
     out = capsys.readouterr().out
     assert f"real_celeba_personalization skipped: {empty / 'celeba'} not found" in out
-    assert main(["reproduce", "--out", str(tmp_path), "--only", "nope"]) == 2
-    assert main(["reproduce", "--out", str(tmp_path), "--only", "good"]) == 0
-    assert ran[-1] == ("good", None)  # not quick: the job's own defaults
 
 
 def test_pooled_auc_matches_exact_and_rejects_neighbouring_formula(tmp_path):

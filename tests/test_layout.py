@@ -67,7 +67,8 @@ def test_readme_python_examples_run():
     import jax
 
     text = (PKG.parent / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    section = text.split("## In Python", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
     assert len(blocks) >= 2
     code = "\n".join(blocks)
     code = code.replace("games=2000", "games=64").replace("epochs=50", "epochs=2")
@@ -78,3 +79,13 @@ def test_readme_python_examples_run():
     namespace: dict = {"jax": jax}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["emb"].shape[-1] == 16
+
+
+def test_gaussian_moments_is_the_function_even_after_the_submodule_import():
+    import importlib
+
+    importlib.import_module("mtl_tracing.gaussian.moments")
+    from mtl_tracing import gaussian
+
+    assert callable(gaussian.moments) and gaussian.moments.__module__.endswith(".moments")
+    assert set(gaussian.moments(gaussian.GaussianGameConfig())) == {"strong", "weak", "out"}

@@ -85,10 +85,9 @@ def test_identical_rerun_served_from_disk(swept):
     assert sweep.trace_count() == before
     for k in table:
         np.testing.assert_array_equal(again[k], table[k])
-    # The former signature run_sweep(spec, out_dir) still works, with a warning.
-    with pytest.warns(DeprecationWarning, match="out_dir"):
-        old = sweep.run_sweep(SPEC, out, progress=False)
-    np.testing.assert_array_equal(old["auc"], table["auc"])
+    # A folder where the runner goes is refused (the signature is run_sweep(spec, runner, out)).
+    with pytest.raises(ValueError, match="runner"):
+        sweep.run_sweep(SPEC, out, progress=False)
     other = sweep.SweepSpec(**{**SPEC.to_dict(), "games": 100})
     with pytest.raises(ValueError, match="out_dir"):
         sweep.run_sweep(other, out_dir=out, progress=False)

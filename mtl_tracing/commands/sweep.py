@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"memory-budget-mb must be > 0, got {args.memory_budget_mb!r}")
     table = sweep.run_sweep(
         spec,
+        sweep.gaussian_runner(spec),
         args.out,
         dtype=jnp.float64 if args.x64 else jnp.float32,
         memory_budget_bytes=int(args.memory_budget_mb * 2**20),

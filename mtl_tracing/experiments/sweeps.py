@@ -109,7 +109,7 @@ def run(
     seed = check_int("seed", seed, low=0)
     out = registry.check_out_dir(out_dir)
     spec = sweep.SweepSpec(**GRIDS[name][size], seeds=(seed,))
-    sweep.run_sweep(spec, out, dtype=dtype, progress=progress)
+    sweep.run_sweep(spec, sweep.gaussian_runner(spec), out, dtype=dtype, progress=progress)
     results.write_json(out / JOB_FILE, {"job": name, "size": size, "seed": seed})
     return out
 

@@ -18,6 +18,12 @@ from __future__ import annotations
 
 import importlib
 
+# The submodule ``moments`` shares its name with the function ``moments``: import the (cheap,
+# NumPy-only) submodule now and bind the name to the function, so a later import of the
+# submodule cannot shadow it (the import system sets the package attribute on first load only).
+from mtl_tracing.gaussian import moments as _moments_module  # noqa: F401
+from mtl_tracing.gaussian.moments import moments  # noqa: F401 (re-exported)
+
 _EXPORTS = {
     "ADVERSARIES": "config",
     "IN_ADVERSARIES": "config",
@@ -39,7 +45,6 @@ _EXPORTS = {
     "law_scale_parts": "moments",
     "law_scales": "moments",
     "variance_ratio": "moments",
-    "moments": "moments",
     "ScoreLaw": "law",
     "score_law": "law",
     "exact_law": "law",
@@ -64,7 +69,7 @@ _EXPORTS = {
     "simulate_release": "release",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "moments"])
 
 
 def __getattr__(name: str):

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtl_tracing._validate import check_int, check_probability
-from mtl_tracing.metrics import _fast
+from mtl_tracing.metrics._fast import pair_path, pair_path_applies, pair_path_bytes, ties_small
 from mtl_tracing.metrics.roc import (
     auc,
     auc_from_sorted,
@@ -163,7 +163,7 @@ def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paire
     if path == "sorted":
         vals = sorted_path(c_in, c_out)
     else:
-        vals, ok = _fast.pair_path(s_in, s_out, _pair_fprs(statistics), c_in, c_out)
+        vals, ok = pair_path(s_in, s_out, _pair_fprs(statistics), c_in, c_out)
         if path == "auto":
             vals = jax.lax.cond(
                 ok, lambda v, a, b: v, lambda v, a, b: sorted_path(a, b), vals, c_in, c_out
@@ -186,11 +186,11 @@ _bootstrap_kernel = jax.jit(
 def _choose_path(key, s_in, s_out, statistics) -> str:
     """The bootstrap path, chosen on the host when the inputs are concrete."""
     fprs = _pair_fprs(statistics)
-    if fprs is None or not _fast.pair_path_applies(s_in.shape, s_out.shape, fprs, s_in.dtype):
+    if fprs is None or not pair_path_applies(s_in.shape, s_out.shape, fprs, s_in.dtype):
         return "sorted"
     if is_tracer(key) or is_tracer(s_in) or is_tracer(s_out):
         return "auto"
-    return "pairs" if _fast.ties_small(np.asarray(s_in), np.asarray(s_out)) else "sorted"
+    return "pairs" if ties_small(np.asarray(s_in), np.asarray(s_out)) else "sorted"
 
 
 def _default_chunk(n: int, num_resamples: int, dtype) -> int:
@@ -318,6 +318,6 @@ def bootstrap_memory_bytes(
     total = 8 * n * word + min(chunk, num_resamples) * 4 * n * word
     total += 2 * (num_resamples + 1) * (g_in + g_out) * word  # group counts
     fprs = _pair_fprs(statistics)
-    if fprs is not None and _fast.pair_path_applies((g_in, p_in), (g_out, p_out), fprs, dt):
-        total += _fast.pair_path_bytes((g_in, p_in), (g_out, p_out), fprs, num_resamples, dt)
+    if fprs is not None and pair_path_applies((g_in, p_in), (g_out, p_out), fprs, dt):
+        total += pair_path_bytes((g_in, p_in), (g_out, p_out), fprs, num_resamples, dt)
     return int(total)

@@ -219,8 +219,7 @@ def run_sweep(
       spec: the sweep (a :class:`SweepSpec`, or a spec of another game with the same methods).
       runner: the :class:`CellRunner`; ``None`` is ``gaussian_runner(spec)``.
       out_dir: output folder (chunks, sweep.npz/.json/.csv); ``None`` keeps everything in
-        memory (no resume). (Passed second, in place of ``runner``, it is still accepted as
-        the folder, with a DeprecationWarning.)
+        memory (no resume).
       dtype: float32 (default) or float64 (needs x64).
       memory_budget_bytes: per-chunk memory target; the chunk size is
         ``budget // bytes_per_cell`` rounded down to a multiple of the device count (>= it).
@@ -235,16 +234,6 @@ def run_sweep(
     Rows are the runner's (Gaussian game: (cell, adversary) in cell_id order, then
     ``spec.adversaries`` order).
     """
-    if isinstance(runner, str | os.PathLike):
-        warnings.warn(
-            "run_sweep(spec, out_dir) is deprecated: use run_sweep(spec, runner, out_dir) or "
-            "out_dir=...",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if out_dir is not None:
-            raise ValueError(f"out_dir given twice: {runner!r} and {out_dir!r}")
-        runner, out_dir = None, runner
     if runner is None:
         from mtl_tracing.sweep.gaussian import gaussian_runner
 
