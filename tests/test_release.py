@@ -196,3 +196,18 @@ def test_float64_is_preserved(x64):
         jax.random.key(0), clip=1.0, noise_multiplier=1.0, trials=8, dtype=jnp.float64
     )
     assert a.dtype == b.dtype == jnp.float64
+
+
+def test_release_kernel_for_sweeps_traces_every_parameter():
+    kern = g.release_kernel("faithful", SMALL.shape)
+    calls = []
+
+    @jax.jit
+    def run(key, *params):
+        calls.append(1)  # counts traces
+        return jax.vmap(kern, in_axes=(0,) + (None,) * 6)(jax.random.split(key, 8), *params)
+
+    for clip, zc, sig in ((np.inf, 0.0, 0.5), (1.0, 2.0, 0.0)):
+        out = run(jax.random.key(0), 1.0, 1.0, 0.0, clip, zc, sig)
+        assert out[0].shape == (8, SMALL.tasks)
+    assert len(calls) == 1

@@ -67,6 +67,7 @@ _EXPORTS = {
     "release_tpr_at_fpr": "release",
     "release_moments": "release",
     "simulate_release": "release",
+    "release_kernel": "release",
 }
 
 __all__ = sorted([*_EXPORTS, "moments"])

@@ -82,6 +82,7 @@ __all__ = [
     "release_tpr_at_fpr",
     "release_moments",
     "simulate_release",
+    "release_kernel",
 ]
 
 
@@ -314,6 +315,19 @@ def _sufficient_release_game(
 
 _KERNELS = {"faithful": _faithful_release_game, "sufficient": _sufficient_release_game}
 _CHUNK = 256  # games per vmapped chunk (a lax.map over chunks)
+
+
+def release_kernel(sampler: str, shape: GameShape, dtype=None):
+    """The pure per-game function of the DP release, for sweeps:
+    ``f(key, task_std, sample_std, mean, clip, sum_noise_std, release_noise_std) -> (strong,
+    weak, out)``, each (T,). All six parameters may be traced (one compile for every release):
+    ``clip`` = inf means no clipping, ``sum_noise_std`` is z C (0 without noise). No validation
+    inside; the sufficient sampler silently ignores ``clip`` (callers must refuse a finite clip
+    there, as :func:`simulate_release` does)."""
+    from mtl_tracing.gaussian.game import game_kernel
+
+    game_kernel(sampler, shape, dtype)  # validates sampler and shape
+    return functools.partial(_KERNELS[sampler], shape=GameShape(*shape), dtype=check_dtype(dtype))
 
 
 @functools.lru_cache(maxsize=32)
