@@ -355,8 +355,6 @@ def plot(out_dir) -> list[Path]:
             label="tracing (weak)",
         )
         ax.set(
-            xscale="log",
-            yscale="symlog",
             xlabel="GDP $\\mu$ = 2/z",
             ylabel="audited $\\mu_{lb}$",
             title="(c) audit vs accountant: $\\mu$",
