@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mtl_tracing.commands._common import check_output_file, enable_x64_if
+from mtl_tracing.commands._dp import attack_audit
 
 NAME = "attack"
 HELP = "Run the variance and inner-product attacks (Algorithms 1-2) on an embeddings .npz."
@@ -56,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--x64", action="store_true", help="compute in float64")
     parser.add_argument("--json", required=True, metavar="OUT.json", help="results file")
     parser.add_argument("--plot", default=None, metavar="ROC.png", help="ROC figure (PNG)")
+    parser.add_argument(
+        "--audit", action="store_true", help="add a one-run privacy audit (epsilon_lb) to --json"
+    )
 
 
 def _plot(path: Path, scores, summary: dict, title: str) -> None:
@@ -161,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
         "scores_file": sidecar.name,
         "metadata": results.run_metadata(config=settings, seed=args.seed),
     }
+    if args.audit:
+        payload["audit"] = attack_audit(scores)
     results.write_json(out_json, payload)
     if args.plot is not None:
         title = f"{args.adversary}, k={k}, {'whitened' if args.whiten else 'raw'}"

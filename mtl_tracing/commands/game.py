@@ -14,6 +14,13 @@ from __future__ import annotations
 import argparse
 
 from mtl_tracing.commands._common import check_output_file, enable_x64_if
+from mtl_tracing.commands._dp import (
+    add_game_dp_arguments,
+    dp_simulate,
+    dp_theory,
+    dp_update_payload,
+    release_from_args,
+)
 
 NAME = "game"
 HELP = "simulate the Gaussian tracing game (Sec. 4) and compare with the exact theory"
@@ -36,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-games", type=int, default=None, help="games per compiled chunk")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (games)")
     parser.add_argument("--json", required=True, help="output JSON path")
+    add_game_dp_arguments(parser)
 
 
 def _auc_block(args, config, scores, gaussian) -> dict:
@@ -69,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     check_int("seed", args.seed, low=0)
     check_int("bootstrap", args.bootstrap, low=1)
     json_path = check_output_file("--json", args.json)
+    release = release_from_args(args)  # None without DP flags: today's game
     enable_x64_if(args.x64)
 
     import jax
@@ -88,16 +97,19 @@ def run(args: argparse.Namespace) -> int:
         sample_std=args.sample_std,
         mean=args.mean,
     )
-    scores = game.simulate(
-        jax.random.key(args.seed),
-        config,
-        games=args.games,
-        sampler=args.sampler,
-        dtype=jnp.float64 if args.x64 else jnp.float32,
-        chunk_games=args.chunk_games,
-        progress=False,
-    )
-    mom = gaussian.moments(config)
+    if release is None:
+        scores = game.simulate(
+            jax.random.key(args.seed),
+            config,
+            games=args.games,
+            sampler=args.sampler,
+            dtype=jnp.float64 if args.x64 else jnp.float32,
+            chunk_games=args.chunk_games,
+            progress=False,
+        )
+    else:
+        scores = dp_simulate(args, config, release)
+    mom, exact_auc = dp_theory(config, release)
     payload = results.run_metadata(config=config, seed=args.seed, sampler=args.sampler)
     for adv, z in zip(_ADVERSARIES, scores, strict=True):
         m = mom[adv]
@@ -109,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             "paper_var": float(m.paper_var),
         }
     payload["auc"] = _auc_block(args, config, scores, gaussian)
+    if release is not None:
+        dp_update_payload(payload, args, config, release, scores, exact_auc)
     results.write_json(json_path, payload)
 
     print(
@@ -128,5 +142,8 @@ def run(args: argparse.Namespace) -> int:
     for adv, r in payload["auc"].items():
         ci = f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
         print(f"AUC {adv:<6} empirical {r['empirical']:.4f} {ci}  exact {r['exact']:.4f}")
+    if release is not None:
+        dp, au = payload["dp"], payload["audit"]
+        print(f"DP mu {dp['mu']} epsilon {dp['epsilon']}; audit mu_lb {au['mu_lb']:.4f}")
     print(f"wrote {json_path}")
     return 0

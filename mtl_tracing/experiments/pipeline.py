@@ -380,7 +380,7 @@ def summarize(key: Array, scores: dict, cfg: AttackConfig) -> dict:
 
 
 def run_pipeline(
-    key: Array, config: PipelineConfig, *, dtype=None, progress: bool = False
+    key: Array, config: PipelineConfig, *, dtype=None, progress: bool = False, trainer=None
 ) -> PipelineResult:
     """Data -> R trained runs -> embeddings -> both attacks x both adversaries -> metrics.
 
@@ -389,6 +389,9 @@ def run_pipeline(
       config: ``PipelineConfig`` (data T, d, m, N; training; attack k, trials, whitening; R).
       dtype: float32 (default) or float64 (needs x64): data, training and scores.
       progress: tqdm bar over training epochs.
+      trainer: a :class:`~mtl_tracing.victims.trainer.Trainer` on the MTL model and state
+        layout (e.g. task-level DP-SGD); default Algorithm 3 (``MTLTrainer``) from
+        ``config.train``.
 
     Returns:
       ``PipelineResult``; ``summary`` holds ``attacks`` (see :func:`summarize`), ``k`` per
@@ -400,7 +403,9 @@ def run_pipeline(
         raise ValueError(f"config must be a PipelineConfig, got {type(config).__name__}")
     k_data, k_train, k_attack, k_eval = jax.random.split(key, 4)
     data = synthetic.generate(k_data, config.data, dtype=dtype)
-    trained = train.train(k_train, data, config.train, runs=config.runs, progress=progress)
+    trained = train.train(
+        k_train, data, config.train, runs=config.runs, progress=progress, trainer=trainer
+    )
     T, a = config.data.tasks, config.attack
     pools = {
         # IN tasks' training samples, then OUT tasks' samples: (R, 2T, N, m)

@@ -142,6 +142,7 @@ JOBS: tuple[Job, ...] = (
     Job("maml_tables", _E + "maml_tables", "MAML Tables I-II: attack accuracy over ways x shots."),
     Job("maml_noise", _E + "maml_noise", "MAML Figs. 9-12: noise defences, attack vs utility."),
     Job("maml_sensitivity", _E + "maml_sensitivity", "MAML Figs. 5-8: ways, shots, epoch."),
+    Job("dp_defence", _E + "dp_defence", "Task-level DP defence: GDP bounds, DP-SGD, audits."),
 )
 
 

@@ -5,6 +5,7 @@
 - :mod:`~mtl_tracing.gaussian.moments`: Thms 4.1-4.3 exactly (host, float64).
 - :mod:`~mtl_tracing.gaussian.law`: the exact law of z (``ScoreLaw``) and the exact ROC.
 - :mod:`~mtl_tracing.gaussian.batched`: ``roc_theory``, many cells at once (sweeps).
+- :mod:`~mtl_tracing.gaussian.release`: the DP release (clip, noise) and its exact theory.
 
 Everything public is re-exported here: ``from mtl_tracing import gaussian`` then
 ``gaussian.simulate(...)``, ``gaussian.exact_auc(...)``.
@@ -57,6 +58,16 @@ _EXPORTS = {
     "normal_auc": "law",
     "normal_tpr_at_fpr": "law",
     "roc_theory": "batched",
+    "DPRelease": "release",
+    "with_release_noise": "release",
+    "noisy_second_order": "release",
+    "release_law": "release",
+    "release_roc": "release",
+    "release_auc": "release",
+    "release_tpr_at_fpr": "release",
+    "release_moments": "release",
+    "simulate_release": "release",
+    "release_kernel": "release",
 }
 
 __all__ = sorted([*_EXPORTS, "moments"])

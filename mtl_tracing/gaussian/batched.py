@@ -179,7 +179,16 @@ def _imhof_auc(dof, a1, b1) -> np.ndarray:
 
 
 def roc_theory(
-    tasks, samples, dim, challenge, task_std, sample_std, adversary: str, fpr: float
+    tasks,
+    samples,
+    dim,
+    challenge,
+    task_std,
+    sample_std,
+    adversary: str,
+    fpr: float,
+    *,
+    release_noise_std=0.0,
 ) -> dict[str, np.ndarray]:
     """Exact and normal-approximation marginal AUC and TPR at ``fpr`` for many cells at once.
 
@@ -199,6 +208,10 @@ def roc_theory(
     * ``normal_auc``, ``normal_tpr``: as ``normal_auc``/``normal_tpr_at_fpr`` (closed form).
     * ``theory_mean_in``, ``theory_var_in``, ``theory_mean_out``, ``theory_var_out``: the
       exact moments d c, d (A B + c^2), 0, d A B; ``paper_var``: the paper's Thm 4.3 variance.
+
+    ``release_noise_std`` (sigma >= 0, one more broadcast column): Gaussian noise of std sigma
+    per coordinate on the unclipped release mu_hat, so A -> A + sigma^2 (B, c unchanged; see
+    :mod:`mtl_tracing.gaussian.release`). The default 0 is the plain game.
     """
     check_choice("adversary", adversary, IN_ADVERSARIES)
     p = check_open_unit_array("fpr", fpr)
@@ -212,6 +225,7 @@ def roc_theory(
         "challenge": challenge,
         "task_std": task_std,
         "sample_std": sample_std,
+        "release_noise_std": release_noise_std,
     }
     try:
         np.broadcast_shapes(*(np.shape(v) for v in args.values()))
@@ -222,6 +236,12 @@ def roc_theory(
         ) from err
     m1 = score_moments(tasks, samples, dim, challenge, task_std, sample_std, adversary)
     m0 = score_moments(tasks, samples, dim, challenge, task_std, sample_std, "out")
+    if np.any(np.asarray(release_noise_std) != 0):
+        from mtl_tracing._validate import check_nonnegative_array
+        from mtl_tracing.gaussian.release import with_release_noise
+
+        sig = check_nonnegative_array("release_noise_std", release_noise_std)
+        m1, m0 = (with_release_noise(m, sig, dim) for m in (m1, m0))
     dims = check_int_array("dim", dim)
     a_var, b_var, cov = (np.asarray(x) for x in (m1.A, m1.B, m1.c))
     shape = np.broadcast_shapes(a_var.shape, dims.shape)

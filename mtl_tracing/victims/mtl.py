@@ -50,6 +50,7 @@ __all__ = [
     "make_optimizer",
     "train",
     "generalization_gaps",
+    "model_graphdef",
 ]
 
 HEAD_KEYS = ("head_kernel", "head_bias")
@@ -208,6 +209,11 @@ def _graphdef(dim, embed_dim, tasks, hidden, dtype):
     return nnx.split(abstract)[0]
 
 
+def model_graphdef(dim: int, embed_dim: int, tasks: int, hidden: int, dtype) -> nnx.GraphDef:
+    """The cached static structure of a ``MultitaskModel`` (for trainers built on this model)."""
+    return _graphdef(dim, embed_dim, tasks, hidden, jnp.dtype(dtype).name)
+
+
 class MTLState(NamedTuple):
     """Algorithm 3's training state for one run."""
 
@@ -329,6 +335,7 @@ def train(
     progress: bool = False,
     layout: str = "auto",
     embed_dim: int | None = None,
+    trainer=None,
 ) -> TrainResult:
     """Train R independent multitask models (Algorithm 3) on the T IN tasks of ``data``.
 
@@ -342,6 +349,9 @@ def train(
       progress: show a tqdm bar over epochs, updated from inside the compiled scan.
       layout: ``"auto"`` (loop on CPU, vmap elsewhere), ``"vmap"`` or ``"loop"``.
       embed_dim: m; default the rows of ``data.info["projection"]`` (synthetic data).
+      trainer: another :class:`~mtl_tracing.victims.trainer.Trainer` on the same model and
+        state layout (e.g. :class:`~mtl_tracing.victims.dp.DPSGDTrainer`); default
+        ``MTLTrainer(config, embed_dim)``.
 
     Returns:
       ``TrainResult(graphdef, params, history)``; params leaves are (R, ...), history fields
@@ -356,7 +366,8 @@ def train(
     if config.task_batch > T:
         raise ValueError(f"task_batch must be <= tasks (T={T}), got {config.task_batch}")
     embed_dim = _embed_dim(data) if embed_dim is None else check_int("embed_dim", embed_dim, low=1)
-    trainer = MTLTrainer(config, embed_dim)
+    if trainer is None:
+        trainer = MTLTrainer(config, embed_dim)
     # Only the IN part reaches the compiled program (OUT tasks are never trained on).
     in_part = MultitaskData(data.x, data.y, None, None, data.x_heldout, data.y_heldout)
     out = fit(trainer, key, in_part, runs=runs, layout=layout, progress=progress)
