@@ -48,6 +48,10 @@ __all__ = [
     "make_optimizer",
     "train",
     "generalization_gaps",
+    "probe_fit",
+    "bce",
+    "accuracy",
+    "model_graphdef",
 ]
 
 HEAD_KEYS = ("head_kernel", "head_bias")
@@ -196,6 +200,10 @@ def _acc(logits: Array, y: Array) -> Array:
     return jnp.mean(((logits > 0).astype(y.dtype) == y).astype(logits.dtype))
 
 
+bce = _bce  # public: mean binary cross-entropy of logits against {0, 1} labels
+accuracy = _acc  # public: mean 0/1 accuracy of the sign of the logits
+
+
 @functools.cache
 def _graphdef(dim, embed_dim, tasks, hidden, dtype):
     abstract = nnx.eval_shape(
@@ -204,6 +212,11 @@ def _graphdef(dim, embed_dim, tasks, hidden, dtype):
         )
     )
     return nnx.split(abstract)[0]
+
+
+def model_graphdef(dim: int, embed_dim: int, tasks: int, hidden: int, dtype) -> nnx.GraphDef:
+    """The (cached) static graph of ``MultitaskModel(dim, embed_dim, tasks, hidden)``."""
+    return _graphdef(dim, embed_dim, tasks, hidden, jnp.dtype(dtype).name)
 
 
 class MTLState(NamedTuple):
@@ -368,7 +381,7 @@ def _with_bias(e: Array) -> Array:
     return jnp.concatenate([e, jnp.ones(e.shape[:-1] + (1,), e.dtype)], -1)
 
 
-def _probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array:
+def probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array:
     """Ridge-logistic probe on (n, m) embeddings plus a bias, by Newton from 0: w (m + 1,).
 
     Minimises sum_j BCE(<w, [e_j, 1]>, y_j) + ridge/2 ||w||^2 (strictly convex).
@@ -388,7 +401,7 @@ def _probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array
 
 def _probe_loss(e_fit, y_fit, e_eval, y_eval, *, ridge, newton_steps):
     """BCE on the eval set of the probe fitted on the fit set."""
-    w = _probe_fit(e_fit, y_fit, ridge=ridge, newton_steps=newton_steps)
+    w = probe_fit(e_fit, y_fit, ridge=ridge, newton_steps=newton_steps)
     return _bce(_with_bias(e_eval) @ w, y_eval)
 
 
