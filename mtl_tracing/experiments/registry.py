@@ -105,6 +105,11 @@ JOBS: tuple[Job, ...] = (
         _E + "sweeps",
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
     ),
+    Job(
+        "leakage_by_trainer",
+        _E + "leakage_by_trainer",
+        "Study: leakage of standard/GMRF/robust MTL.",
+    ),
 )
 
 

@@ -1,0 +1,302 @@
+"""Study: task-inference leakage against the training method (same data, same seeds).
+
+For each trainer of :data:`TRAINERS` (standard Algorithm 3, GMRF-prior MTL, PGD-robust MTL;
+task-level DP-SGD is one more entry once it lands) the job runs :func:`run_pipeline` with the
+*same* key, hence the same synthetic data set (App. A.8), the same R run keys and the same
+attack draws, and reports for both black-box attacks (variance, inner product) and both
+adversaries (strong, weak): AUC with a task-resampling CI and TPR at 1% FPR (pooled over runs,
+tasks resampled); and utility: held-out IN accuracy and, for every trainer whose state holds
+Algorithm 3's model, the robust held-out IN accuracy under the same PGD threat model the
+robust trainer trains against (so the robust trainer's gain is visible next to the others).
+
+A trainer factory takes ``(PipelineConfig, options)`` and returns a ``Trainer``; adding DP is
+one line in :data:`TRAINERS`, e.g. ``"dp": lambda cfg, o: DPTrainer(cfg.train, ...)``.
+
+Files: ``leakage_by_trainer.json`` (per-trainer summaries, metadata), ``.npz`` (per-run AUCs),
+``leakage_by_trainer.md`` (table) and ``.png`` / ``.pdf`` (figure), the last two from
+:func:`plot`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mtl_tracing import results
+from mtl_tracing._validate import check_int, check_positive_float
+from mtl_tracing.commands._common import str_list
+from mtl_tracing.experiments import pipeline as mc
+from mtl_tracing.experiments.registry import Option
+
+__all__ = [
+    "HELP",
+    "OPTIONS",
+    "QUICK",
+    "TRAINERS",
+    "DEFAULT_CONFIG",
+    "QUICK_CONFIG",
+    "make_trainer",
+    "run",
+    "plot",
+    "load",
+    "headline",
+    "check",
+    "render_markdown",
+]
+
+HELP = "Study: attack AUC / TPR and utility of standard, GMRF and robust MTL on the same data."
+JSON_NAME = "leakage_by_trainer.json"
+NPZ_NAME = "leakage_by_trainer.npz"
+MD_NAME = "leakage_by_trainer.md"
+STEM = "leakage_by_trainer"
+
+
+def _standard(cfg, opts):
+    from mtl_tracing.victims.mtl import MTLTrainer
+
+    return MTLTrainer(cfg.train, cfg.data.embed_dim)
+
+
+def _gmrf(cfg, opts):
+    from mtl_tracing.victims.gmrf import GMRFConfig, GMRFTrainer
+
+    return GMRFTrainer(cfg.train, cfg.data.embed_dim, GMRFConfig(eta=opts["eta"], l1=opts["l1"]))
+
+
+def _robust(cfg, opts):
+    from mtl_tracing.victims.robust import RobustTrainer
+
+    return RobustTrainer(cfg.train, cfg.data.embed_dim, _pgd(opts))
+
+
+def _pgd(opts):
+    from mtl_tracing.victims.robust import PGDConfig
+
+    return PGDConfig(norm=opts["norm"], eps=opts["pgd_eps"], steps=opts["pgd_steps"])
+
+
+#: name -> factory(PipelineConfig, options) -> Trainer, in table order. DP: one more line.
+TRAINERS = {"standard": _standard, "gmrf": _gmrf, "robust": _robust}
+
+#: Figure 6's default point (T=64, d=64, m=16, N=16, 100 epochs), R = 4 runs.
+DEFAULT_CONFIG = mc.DEFAULT_CONFIG.replace(
+    train=mc.DEFAULT_CONFIG.train.replace(epochs=100, warm_start_epochs=10)
+)
+QUICK_CONFIG = mc.QUICK_CONFIG
+_DEFAULT_OPTS = {"eta": 0.3, "l1": 0.1, "norm": "l2", "pgd_eps": 1.0, "pgd_steps": 5}
+
+OPTIONS = (
+    Option("--trainers", str_list, "comma-separated subset of " + ",".join(TRAINERS)),
+    Option("--eta", float, "GMRF prior strength eta (default 0.3)"),
+    Option("--pgd-eps", float, "PGD budget epsilon (default 1.0, l2)"),
+    Option("--pgd-steps", int, "PGD steps n (default 5)"),
+)
+QUICK = {"quick": True}
+
+
+def make_trainer(name: str, config: mc.PipelineConfig, **options):
+    """The study's trainer ``name`` for ``config`` (options as in ``run``)."""
+    if name not in TRAINERS:
+        raise ValueError(f"trainer must be one of {tuple(TRAINERS)}, got {name!r}")
+    return TRAINERS[name](config, {**_DEFAULT_OPTS, **options})
+
+
+def _robust_accuracy(trainer, fit_state, data, opts) -> list[float] | None:
+    """Per-run robust held-out IN accuracy when the state holds Algorithm 3's model."""
+    import jax
+
+    from mtl_tracing.victims.mtl import model_graphdef
+    from mtl_tracing.victims.robust import robust_accuracy
+
+    params = getattr(fit_state, "params", None)
+    if not isinstance(params, dict) or "head_kernel" not in params:
+        return None
+    if params["head_kernel"].ndim != 3:  # (R, T, m) only: not per-agent encoders
+        return None
+    T, d = data.x.shape[0], data.x.shape[-1]
+    hidden = trainer.config.hidden
+    graphdef = model_graphdef(d, trainer.embed_dim, T, hidden, data.x.dtype)
+    pgd = _pgd(opts)
+    fn = jax.jit(jax.vmap(lambda p: robust_accuracy(graphdef, p, data.x_heldout,
+                                                    data.y_heldout, pgd)))  # fmt: skip
+    return np.asarray(fn(params), dtype=np.float64).tolist()
+
+
+def run(
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    dtype=None,
+    quick: bool = False,
+    config: mc.PipelineConfig | None = None,
+    trainers=None,
+    eta: float | None = None,
+    pgd_eps: float | None = None,
+    pgd_steps: int | None = None,
+) -> Path:
+    """Run every trainer on the same data and seeds; write the JSON and NPZ."""
+    import jax
+
+    seed = check_int("seed", seed, low=0)
+    if config is None:
+        config = QUICK_CONFIG if quick else DEFAULT_CONFIG
+    if not isinstance(config, mc.PipelineConfig):
+        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
+    names = list(TRAINERS) if trainers is None else list(trainers)
+    for name in names:
+        if name not in TRAINERS:
+            raise ValueError(f"trainers must be a subset of {tuple(TRAINERS)}, got {name!r}")
+    if not names:
+        raise ValueError("trainers must not be empty, got []")
+    opts = dict(_DEFAULT_OPTS)
+    if eta is not None:
+        opts["eta"] = check_positive_float("eta", eta)
+    if pgd_eps is not None:
+        opts["pgd_eps"] = pgd_eps
+    if pgd_steps is not None:
+        opts["pgd_steps"] = pgd_steps
+    _pgd(opts)  # validates eps >= 0, steps >= 1
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    key = jax.random.key(seed)  # the same key for every trainer: same data, runs, challenges
+    cells, arrays = {}, {}
+    for name in names:
+        if progress:
+            print(f"[{STEM}] {name}", flush=True)
+        trainer = make_trainer(name, config, **opts)
+        res = mc.run_pipeline(key, config, dtype=dtype, progress=progress, trainer=trainer)
+        s = res.summary
+        cells[name] = {
+            "attacks": s["attacks"],
+            "heldout_accuracy": s["heldout_accuracy"],
+            "train_accuracy": s["train_accuracy"],
+            "robust_heldout_accuracy": _robust_accuracy(
+                trainer, res.trained.state, res.data, opts
+            ),  # fmt: skip
+            "history": s["history"],
+        }
+        for a in mc.ATTACKS:
+            for adv in mc.ADVERSARIES:
+                arrays[f"{name}_{a}_{adv}_auc"] = np.asarray(s["attacks"][a][adv]["auc_per_run"])
+    payload = {
+        "trainers": names,
+        "cells": cells,
+        "options": opts,
+        "metadata": results.run_metadata(config=config, seed=seed, **opts),
+    }
+    np.savez_compressed(out / NPZ_NAME, **arrays)
+    results.write_json(out / JSON_NAME, payload)
+    return out
+
+
+def load(out_dir: str | os.PathLike):
+    """``(json payload, npz arrays)`` of a finished run."""
+    return mc.load(out_dir, JSON_NAME, NPZ_NAME)
+
+
+def _tpr1(cell: dict) -> float:
+    rows = cell["tpr_at_fpr"]
+    row = min(rows, key=lambda r: abs(r["target_fpr"] - 0.01) if "target_fpr" in r else 0)
+    return float(row["tpr"])
+
+
+def _mean(v) -> str:
+    return "-" if v is None else f"{float(np.mean(v)):.3f}"
+
+
+def render_markdown(payload: dict) -> str:
+    """One row per trainer x attack x adversary: AUC [CI], TPR@1%FPR; utility columns."""
+    cfg = payload["metadata"]["config"]
+    d, o = cfg["data"], payload["options"]
+    lines = [
+        f"Leakage by training method (synthetic MTL T={d['tasks']}, d={d['dim']}, "
+        f"m={d['embed_dim']}, N={d['samples']}; {cfg['train']['epochs']} epochs, "
+        f"{cfg['runs']} runs; same data and seeds; GMRF eta={o['eta']}, l1={o['l1']}; "
+        f"PGD {o['norm']} eps={o['pgd_eps']}, {o['pgd_steps']} steps)",
+        "",
+        "| trainer | attack | adversary | AUC [95% CI] | TPR@1%FPR | held-out acc. "
+        "| robust held-out acc. |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in payload["trainers"]:
+        c = payload["cells"][name]
+        for a in mc.ATTACKS:
+            for adv in mc.ADVERSARIES:
+                s = c["attacks"][a][adv]
+                lines.append(
+                    f"| {name} | {a.replace('_', ' ')} | {adv} | {s['auc']:.3f} "
+                    f"[{s['auc_ci'][0]:.3f}, {s['auc_ci'][1]:.3f}] | {_tpr1(s):.3f} | "
+                    f"{c['heldout_accuracy']['mean']:.3f} | "
+                    f"{_mean(c['robust_heldout_accuracy'])} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def plot(out_dir: str | os.PathLike) -> list[Path]:
+    """Redraw the table and the figure (AUC with CI per trainer; utility) from the JSON."""
+    from mtl_tracing import plotting
+
+    payload, _ = load(out_dir)
+    md = Path(out_dir) / MD_NAME
+    md.write_text(render_markdown(payload))
+    names = payload["trainers"]
+    colors = plotting.ADVERSARY_COLORS
+    with plotting.style():
+        fig, axes = plotting.new_figure(len(mc.ATTACKS) + 1, 1, width=3.0, height=2.6)
+        axes = axes[0]
+        x = np.arange(len(names))
+        for j, a in enumerate(mc.ATTACKS):
+            ax = axes[j]
+            for i, adv in enumerate(mc.ADVERSARIES):
+                cs = [payload["cells"][n]["attacks"][a][adv] for n in names]
+                auc = np.array([c["auc"] for c in cs])
+                lo = auc - np.array([c["auc_ci"][0] for c in cs])
+                hi = np.array([c["auc_ci"][1] for c in cs]) - auc
+                ax.errorbar(x + (i - 0.5) * 0.2, auc, yerr=[lo, hi], fmt="o", capsize=2,
+                            color=colors[adv], label=adv)  # fmt: skip
+            ax.axhline(0.5, color="0.5", linestyle=":", linewidth=1.0)
+            ax.set_xticks(x, names)
+            ax.set(
+                ylabel="AUC (task-resampling 95% CI)", title=a.replace("_", " "), ylim=(0.4, 1.02)
+            )
+            if j == 0:
+                ax.legend(loc="best")
+        ax = axes[-1]
+        acc = [payload["cells"][n]["heldout_accuracy"]["mean"] for n in names]
+        rob = [payload["cells"][n]["robust_heldout_accuracy"] for n in names]
+        ax.bar(x - 0.2, acc, width=0.4, label="held-out IN acc.", color="#7f8c8d")
+        ax.bar(x + 0.2, [np.nan if r is None else np.mean(r) for r in rob], width=0.4,
+               label="robust (PGD) acc.", color="#d35400")  # fmt: skip
+        ax.set_xticks(x, names)
+        ax.set(ylabel="accuracy", title="utility", ylim=(0.0, 1.0))
+        ax.legend(loc="lower right")
+        fig.suptitle("Task-inference leakage against the training method (same data, seeds)")
+        return [md, *plotting.save_figure(fig, out_dir, STEM)]
+
+
+def headline(payload: dict) -> str:
+    """Variance-attack AUCs and utility per trainer, one line each."""
+    lines = []
+    for n in payload["trainers"]:
+        c = payload["cells"][n]
+        v = c["attacks"]["variance"]
+        lines.append(
+            f"{n:>9}: variance AUC strong {v['strong']['auc']:.3f} weak {v['weak']['auc']:.3f}; "
+            f"held-out acc {c['heldout_accuracy']['mean']:.3f}, robust acc "
+            f"{_mean(c['robust_heldout_accuracy'])}"
+        )
+    return "\n".join(lines)
+
+
+def check(out_dir: str | os.PathLike) -> list[str]:
+    """Files present; every AUC finite and inside its own CI in [0, 1]."""
+
+    def cells(out):
+        payload, _ = load(out)
+        return [(n, payload["cells"][n]["attacks"]) for n in payload["trainers"]]
+
+    files = (JSON_NAME, NPZ_NAME, MD_NAME, STEM + ".png", STEM + ".pdf")
+    return mc.check_attack_output(out_dir, files, cells)
