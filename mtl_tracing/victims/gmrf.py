@@ -28,8 +28,8 @@ the warm start, the exact Omega-step (:func:`omega_update`):
   the objective above (the sqrt(S_ii S_jj) weights make one rho work at any head scale).
 
 SPD and conditioning. The ridge bounds Omega's eigenvalues by 1 / ``ridge`` and the closed
-form's condition number by 1 + lambda_max(W W^T / p) / ``ridge``; the ADMM's X-iterate is SPD by construction (eigenvalues
-(l + sqrt(l^2 + 4)) / 2 > 0). Finally every update clips Omega's eigenvalues to
+form's condition number by 1 + lambda_max(W W^T / p) / ``ridge``; the ADMM's X-iterate is
+SPD by construction (eigenvalues (l + sqrt(l^2 + 4)) / 2 > 0). Finally every update clips Omega's eigenvalues to
 [lambda_max / ``max_condition``, lambda_max], so Omega is SPD with cond(Omega) <=
 ``max_condition`` whatever the heads are.
 
@@ -106,9 +106,9 @@ class GMRFConfig:
     """The GMRF prior and its Omega-step (hashable; see the module docstring).
 
     ``eta`` > 0 prior strength; ``l1`` >= 0 graphical-lasso penalty (0: closed form);
-    ``ridge`` > 0 the Wishart ridge delta (prior variance floor); ``max_condition`` > 1 the cap kappa on
-    cond(Omega); ``admm_iters`` ADMM iterations of the graphical lasso; ``relations`` one of
-    ``RELATIONS``; ``edge_tol`` the |partial correlation| above which an edge is reported
+    ``ridge`` > 0 the Wishart ridge delta (prior variance floor); ``max_condition`` > 1 the
+    cap kappa on cond(Omega); ``admm_iters`` ADMM iterations of the graphical lasso;
+    ``relations`` one of ``RELATIONS``; ``edge_tol`` the |partial correlation| above which an edge is reported
     (:func:`support`) and used by the decentralised combine; ``lr`` the decentralised agents'
     Adam learning rate.
     """
