@@ -29,9 +29,9 @@ the warm start, the exact Omega-step (:func:`omega_update`):
 
 SPD and conditioning. The ridge bounds Omega's eigenvalues by 1 / ``ridge`` and the closed
 form's condition number by 1 + lambda_max(W W^T / p) / ``ridge``; the ADMM's X-iterate is
-SPD by construction (eigenvalues (l + sqrt(l^2 + 4)) / 2 > 0). Finally every update clips Omega's eigenvalues to
-[lambda_max / ``max_condition``, lambda_max], so Omega is SPD with cond(Omega) <=
-``max_condition`` whatever the heads are.
+SPD by construction (eigenvalues (l + sqrt(l^2 + 4)) / 2 > 0). Finally every update clips
+Omega's eigenvalues to [lambda_max / ``max_condition``, lambda_max], so Omega is SPD with
+cond(Omega) <= ``max_condition`` whatever the heads are.
 
 Baselines in the same trainer (``relations``): ``"learned"`` (the above), ``"independent"``
 (Omega restricted to be diagonal, Omega = diag(S)^{-1}: no task relationships) and
@@ -108,9 +108,9 @@ class GMRFConfig:
     ``eta`` > 0 prior strength; ``l1`` >= 0 graphical-lasso penalty (0: closed form);
     ``ridge`` > 0 the Wishart ridge delta (prior variance floor); ``max_condition`` > 1 the
     cap kappa on cond(Omega); ``admm_iters`` ADMM iterations of the graphical lasso;
-    ``relations`` one of ``RELATIONS``; ``edge_tol`` the |partial correlation| above which an edge is reported
-    (:func:`support`) and used by the decentralised combine; ``lr`` the decentralised agents'
-    Adam learning rate.
+    ``relations`` one of ``RELATIONS``; ``edge_tol`` the |partial correlation| above which an
+    edge is reported (:func:`support`) and used by the decentralised combine; ``lr`` the
+    decentralised agents' Adam learning rate.
     """
 
     eta: float = 1.0
