@@ -10,11 +10,16 @@ network:
                                        - (eta p/2) log det Omega + (eta p delta/2) tr Omega
                                        + (eta p rho/2) sum_{i != j} sqrt(S_ii S_jj) |Omega_ij| ]
 
-with L_t task t's mean BCE (as Algorithm 3), S = W W^T / p + delta I the task covariance of
-the heads, ``eta`` the prior strength, ``delta`` = ``ridge`` a Wishart-like ridge, a floor on
-the prior variance (it keeps the problem bounded when T > p, where W W^T is singular, and the
-concentrated prior (eta p / 2) log det S smooth at W = 0, so heads are not pulled to zero) and
-``rho`` = ``l1`` the graphical-lasso penalty on the correlation scale.
+with L_t task t's mean BCE (as Algorithm 3), ``eta`` the prior strength, ``delta`` = ``ridge``
+a Wishart-like ridge (it keeps the problem bounded when T > p, where W W^T is singular),
+``rho`` = ``l1`` the graphical-lasso penalty on the correlation scale, and
+S = W W^T / (p nu) + delta I the task covariance of the heads *up to scale*:
+nu = tr(W W^T / p) / T, the mean head second moment, is held fixed in the Omega-step (equivalently
+the prior covariance Sigma = Omega^{-1} is constrained to tr Sigma ~ T (1 + delta), Zhang &
+Yeung's trace constraint of MTRL). The constraint is needed because the shared encoder can trade
+scale with the heads (h -> c h, beta -> beta / c): with a free scale the concentrated prior
+(eta p / 2) log det(W W^T / p + delta I) pulls every head to zero (seen in development: the heads
+collapse and Omega degenerates to I / delta, losing all relations).
 
 Training alternates (:class:`GMRFTrainer`): optimiser steps on (theta, W) with Omega fixed
 (Algorithm 3's optimiser; the prior enters the minibatch loss as (eta / (2T)) tr(W^T Omega W),
@@ -28,7 +33,7 @@ the warm start, the exact Omega-step (:func:`omega_update`):
   the objective above (the sqrt(S_ii S_jj) weights make one rho work at any head scale).
 
 SPD and conditioning. The ridge bounds Omega's eigenvalues by 1 / ``ridge`` and the closed
-form's condition number by 1 + lambda_max(W W^T / p) / ``ridge``; the ADMM's X-iterate is
+form's condition number by 1 + T / ``ridge`` (lambda_max(W W^T / (p nu)) <= T); the ADMM's X-iterate is
 SPD by construction (eigenvalues (l + sqrt(l^2 + 4)) / 2 > 0). Finally every update clips
 Omega's eigenvalues to [lambda_max / ``max_condition``, lambda_max], so Omega is SPD with
 cond(Omega) <= ``max_condition`` whatever the heads are.
@@ -197,7 +202,8 @@ def omega_update(W: Array, config: GMRFConfig) -> Array:
     if config.relations == "consensus":
         return jnp.eye(T, dtype=dtype)
     gram = W @ W.T / p
-    S = gram + config.ridge * jnp.eye(T, dtype=dtype)
+    scale = jnp.trace(gram) / T + jnp.finfo(dtype).tiny  # nu: mean head second moment
+    S = gram / scale + config.ridge * jnp.eye(T, dtype=dtype)
     dS = jnp.diag(S)
     if config.relations == "independent":
         return jnp.diag(1.0 / dS)
