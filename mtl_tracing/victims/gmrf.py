@@ -35,8 +35,8 @@ the warm start, the exact Omega-step (:func:`omega_update`):
 SPD and conditioning. The ridge bounds Omega's eigenvalues by 1 / ``ridge`` and the closed
 form's condition number by 1 + T / ``ridge`` (lambda_max(W W^T / (p nu)) <= T); the ADMM's
 X-iterate is SPD by construction (eigenvalues (l + sqrt(l^2 + 4)) / 2 > 0). Finally every
-update clips Omega's eigenvalues to [lambda_max / ``max_condition``, lambda_max], so Omega is SPD with
-cond(Omega) <= ``max_condition`` whatever the heads are.
+update clips Omega's eigenvalues to [lambda_max / ``max_condition``, lambda_max], so Omega is
+SPD with cond(Omega) <= ``max_condition`` whatever the heads are.
 
 Baselines in the same trainer (``relations``): ``"learned"`` (the above), ``"independent"``
 (Omega restricted to be diagonal, Omega = diag(S)^{-1}: no task relationships) and
