@@ -85,6 +85,11 @@ DEFAULT_CONFIG = mc.DEFAULT_CONFIG.replace(
     train=mc.DEFAULT_CONFIG.train.replace(epochs=100, warm_start_epochs=10)
 )
 QUICK_CONFIG = mc.QUICK_CONFIG
+#: Robust MTRL transfer grid: source tasks T x task clusters K (0 = i.i.d. heads, most diverse;
+#: 2 = two tight clusters, least diverse), one run each, target = the OUT tasks.
+TRANSFER_GRID = {"tasks": (16, 64), "clusters": (0, 2)}
+QUICK_TRANSFER_GRID = {"tasks": (16,), "clusters": (0, 2)}  # QUICK_CONFIG shape: no recompile
+TRANSFER_SPREAD = 0.2
 _DEFAULT_OPTS = {"eta": 0.3, "l1": 0.1, "norm": "l2", "pgd_eps": 1.0, "pgd_steps": 5}
 
 OPTIONS = (
@@ -122,6 +127,40 @@ def _robust_accuracy(trainer, fit_state, data, opts) -> list[float] | None:
     fn = jax.jit(jax.vmap(lambda p: robust_accuracy(graphdef, p, data.x_heldout,
                                                     data.y_heldout, pgd)))  # fmt: skip
     return np.asarray(fn(params), dtype=np.float64).tolist()
+
+
+def _transfer(key, config, opts, grid) -> list[dict]:
+    """Clean / robust target risk of robust MTRL against source tasks T and diversity K."""
+    import jax
+
+    from mtl_tracing.data import synthetic
+    from mtl_tracing.data.base import MultitaskData
+    from mtl_tracing.victims.mtl import model_graphdef
+    from mtl_tracing.victims.robust import RobustTrainer, target_risks
+    from mtl_tracing.victims.trainer import fit
+
+    rows = []
+    pgd = _pgd(opts)
+    shots = min(8, config.data.samples)
+    for i, T in enumerate(grid["tasks"]):
+        for j, K in enumerate(grid["clusters"]):
+            dcfg = config.data.replace(tasks=T, clusters=K, cluster_spread=TRANSFER_SPREAD)
+            tcfg = config.train.replace(task_batch=min(config.train.task_batch, T))
+            k = jax.random.fold_in(key, 1000 + 10 * i + j)
+            k_data, k_train = jax.random.split(k)
+            data = synthetic.generate(k_data, dcfg)
+            trainer = RobustTrainer(tcfg, dcfg.embed_dim, pgd)
+            in_part = MultitaskData(data.x, data.y, None, None, data.x_heldout, data.y_heldout)
+            state = jax.tree.map(lambda v: v[0], fit(trainer, k_train, in_part).state)
+            gd = model_graphdef(dcfg.dim, dcfg.embed_dim, T, tcfg.hidden, data.x.dtype)
+            r = target_risks(gd, state.params, data, pgd, shots=shots)
+            row = {"tasks": T, "clusters": K, "shots": shots}
+            for name in ("clean_risk", "robust_risk"):
+                v = np.asarray(getattr(r, name), np.float64)
+                row[name] = float(v.mean())
+                row[name + "_se"] = float(v.std(ddof=1) / np.sqrt(v.size))
+            rows.append(row)
+    return rows
 
 
 def run(
@@ -181,9 +220,16 @@ def run(
         for a in mc.ATTACKS:
             for adv in mc.ADVERSARIES:
                 arrays[f"{name}_{a}_{adv}_auc"] = np.asarray(s["attacks"][a][adv]["auc_per_run"])
+    transfer = None
+    if "robust" in names:
+        if progress:
+            print(f"[{STEM}] robust transfer grid", flush=True)
+        grid = QUICK_TRANSFER_GRID if quick else TRANSFER_GRID
+        transfer = _transfer(key, config, opts, grid)
     payload = {
         "trainers": names,
         "cells": cells,
+        "transfer": transfer,
         "options": opts,
         "metadata": results.run_metadata(config=config, seed=seed, **opts),
     }
@@ -232,6 +278,22 @@ def render_markdown(payload: dict) -> str:
                     f"{c['heldout_accuracy']['mean']:.3f} | "
                     f"{_mean(c['robust_heldout_accuracy'])} |"
                 )
+    if payload.get("transfer"):
+        lines += [
+            "",
+            f"Robust MTRL transfer: few-shot linear heads ({payload['transfer'][0]['shots']} "
+            "shots) on the frozen robust representation, fresh target tasks (the OUT tasks); "
+            f"K task clusters (0 = i.i.d. heads, most diverse; spread {TRANSFER_SPREAD}); "
+            "0/1 risk, mean +- SE over target tasks; one run per row.",
+            "",
+            "| source tasks T | clusters K | clean target risk | robust target risk |",
+            "|---|---|---|---|",
+        ]
+        for r in payload["transfer"]:
+            lines.append(
+                f"| {r['tasks']} | {r['clusters']} | {r['clean_risk']:.3f} +- "
+                f"{r['clean_risk_se']:.3f} | {r['robust_risk']:.3f} +- {r['robust_risk_se']:.3f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
