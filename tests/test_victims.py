@@ -319,3 +319,27 @@ def test_train_command_writes_attackable_embeddings(tmp_path):
     assert main(argv) == 0
     emb = load_embeddings(path, adversary="weak")
     assert emb.train_in.embeddings.shape == (4, 4, 2) and emb.out.embeddings.shape == (4, 4, 2)
+
+
+# ------------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_with_a_trainer_matches_the_default_path():
+    from mtl_tracing.experiments import pipeline as mc
+
+    cfg = mc.PipelineConfig(
+        data=SyntheticConfig(tasks=4, dim=4, embed_dim=2, samples=4, holdout=4),
+        train=mtl.TrainConfig(epochs=2, task_batch=4, hidden=8, warm_start_epochs=1),
+        attack=mc.AttackConfig(strong_k=2, weak_k=2, trials=4, num_resamples=10),
+        runs=1,
+    )
+    key = jax.random.key(0)
+    ref = mc.run_pipeline(key, cfg).summary
+    got = mc.run_pipeline(key, cfg, trainer=mtl.MTLTrainer(cfg.train, 2)).summary
+    for a in mc.ATTACKS:
+        for adv in mc.ADVERSARIES:
+            np.testing.assert_allclose(
+                got["attacks"][a][adv]["auc"], ref["attacks"][a][adv]["auc"], atol=1e-6
+            )
+    assert got["heldout_accuracy"] == ref["heldout_accuracy"]
+    assert set(got["history"]) >= {"heldout_accuracy", "train_loss"}
