@@ -399,6 +399,9 @@ def probe_fit(e_fit: Array, y_fit: Array, *, ridge, newton_steps: int) -> Array:
     return w
 
 
+_probe_fit = probe_fit  # the former private name, kept for existing callers
+
+
 def _probe_loss(e_fit, y_fit, e_eval, y_eval, *, ridge, newton_steps):
     """BCE on the eval set of the probe fitted on the fit set."""
     w = probe_fit(e_fit, y_fit, ridge=ridge, newton_steps=newton_steps)
