@@ -201,7 +201,7 @@ def test_probe_newton_reaches_optimum():
 
     @jax.jit
     def grad_norm_at_fit(e, y):
-        w = train_mod._probe_fit(e, y, ridge=1.0, newton_steps=25)
+        w = train_mod.probe_fit(e, y, ridge=1.0, newton_steps=25)
         return jnp.linalg.norm(jax.grad(objective)(w))
 
     assert float(grad_norm_at_fit(e, y)) < 1e-4

@@ -20,7 +20,14 @@ argument         symbol       meaning
 ``task_std``     sbar         std of task means
 ``sample_std``   s (sigma)    std of samples around their task mean
 ``mean``         mu_bar       global mean (scalar, broadcast over the d coordinates)
+``clusters``     K            task clusters of the heads (0: i.i.d. heads, the paper's data)
+``cluster_spread`` -          std of a head around its cluster centre
 ===============  ===========  ==========================================================
+
+Task clusters (``clusters`` = K > 0): K centres c_1..c_K ~ N(0, I_m) and task i (IN and OUT
+alike) in cluster z_i = i mod K gets the head g_i = c_{z_i} + ``cluster_spread`` * eps_i,
+eps_i ~ N(0, I_m); ``info["clusters"]`` holds z (2T,). The default K = 0 draws g exactly as
+before (same key, same numbers: tested bit for bit).
 
 Since <g, H mu_i> / (s ||H^T g||) ~ N(0, sbar^2/s^2) when mu_bar = 0, the label rate of task i is
 p_i = Phi((sbar/s) Z), Z ~ N(0, 1): labels are balanced overall and, with the default
@@ -41,6 +48,7 @@ from mtl_tracing._validate import (
     check_finite_float,
     check_int,
     check_key,
+    check_nonnegative,
     check_positive_float,
 )
 from mtl_tracing.data.base import MultitaskData
@@ -65,6 +73,8 @@ class SyntheticConfig:
     task_std: float = 1.0
     sample_std: float = 1.0
     mean: float = 0.0
+    clusters: int = 0
+    cluster_spread: float = 0.5
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -76,6 +86,8 @@ class SyntheticConfig:
         set_(self, "task_std", check_positive_float("task_std", self.task_std))
         set_(self, "sample_std", check_positive_float("sample_std", self.sample_std))
         set_(self, "mean", check_finite_float("mean", self.mean))
+        set_(self, "clusters", check_int("clusters", self.clusters, low=0, high=self.tasks))
+        set_(self, "cluster_spread", check_nonnegative("cluster_spread", self.cluster_spread))
 
     def replace(self, **changes) -> SyntheticConfig:
         """A validated copy with ``changes`` applied."""
@@ -101,7 +113,7 @@ def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> MultitaskDat
       ``MultitaskData`` with x (T, N, d), y (T, N), x_out (T, N, d), y_out (T, N), x_heldout
       (T, holdout, d), y_heldout (T, holdout), x_out_heldout, y_out_heldout likewise, and
       info = {"projection": H (m, d), "heads": g (2T, m), "task_means": mu (2T, d)} (IN rows
-      first, then OUT rows).
+      first, then OUT rows), plus "clusters": z (2T,) int32 when ``config.clusters`` > 0.
     """
     check_key("key", key)
     if not isinstance(config, SyntheticConfig):
@@ -116,6 +128,10 @@ def _generate(key: Array, config: SyntheticConfig, dtype) -> MultitaskData:
     mu = config.mean + config.task_std * jax.random.normal(k_mu, (T2, d), dtype)
     H = jax.random.normal(k_h, (m, d), dtype) / jnp.sqrt(jnp.asarray(d, dtype))
     g = jax.random.normal(k_g, (T2, m), dtype)
+    if config.clusters:
+        z = jnp.arange(T2) % config.clusters
+        centres = jax.random.normal(jax.random.fold_in(k_g, 1), (config.clusters, m), dtype)
+        g = centres[z] + config.cluster_spread * g
     w = g @ H  # (2T, d): <g_i, H x> = <H^T g_i, x>
 
     def draw(k, n):
@@ -127,4 +143,6 @@ def _generate(key: Array, config: SyntheticConfig, dtype) -> MultitaskData:
     xh, yh = draw(k_xh, config.holdout)
     T = config.tasks
     info = {"projection": H, "heads": g, "task_means": mu}
+    if config.clusters:
+        info["clusters"] = z
     return MultitaskData(x[:T], y[:T], x[T:], y[T:], xh[:T], yh[:T], xh[T:], yh[T:], info)

@@ -380,7 +380,12 @@ def summarize(key: Array, scores: dict, cfg: AttackConfig) -> dict:
 
 
 def run_pipeline(
-    key: Array, config: PipelineConfig, *, dtype=None, progress: bool = False, trainer=None
+    key: Array,
+    config: PipelineConfig,
+    *,
+    dtype=None,
+    progress: bool = False,
+    trainer=None,
 ) -> PipelineResult:
     """Data -> R trained runs -> embeddings -> both attacks x both adversaries -> metrics.
 
@@ -389,9 +394,10 @@ def run_pipeline(
       config: ``PipelineConfig`` (data T, d, m, N; training; attack k, trials, whitening; R).
       dtype: float32 (default) or float64 (needs x64): data, training and scores.
       progress: tqdm bar over training epochs.
-      trainer: a :class:`~mtl_tracing.victims.trainer.Trainer` on the MTL model and state
-        layout (e.g. task-level DP-SGD); default Algorithm 3 (``MTLTrainer``) from
-        ``config.train``.
+      trainer: ``None`` (Algorithm 3 with ``config.train``, as before) or any
+        :class:`~mtl_tracing.victims.trainer.Trainer` (e.g. GMRF, robust), run by ``fit`` on
+        the IN tasks with the same keys; ``trained`` is then the ``Fit`` and the summary
+        also holds ``history``: every ``evaluate`` scalar after the last epoch, per run.
 
     Returns:
       ``PipelineResult``; ``summary`` holds ``attacks`` (see :func:`summarize`), ``k`` per
@@ -403,15 +409,29 @@ def run_pipeline(
         raise ValueError(f"config must be a PipelineConfig, got {type(config).__name__}")
     k_data, k_train, k_attack, k_eval = jax.random.split(key, 4)
     data = synthetic.generate(k_data, config.data, dtype=dtype)
-    trained = train.train(
-        k_train, data, config.train, runs=config.runs, progress=progress, trainer=trainer
-    )
+    if trainer is None:
+        trained = train.train(k_train, data, config.train, runs=config.runs, progress=progress)
+        hist = trained.history._asdict()
+
+        def embed(x):
+            return model.embed_runs(trained.graphdef, trained.params, x)
+    else:
+        from mtl_tracing.victims.trainer import fit
+
+        in_part = MultitaskData(data.x, data.y, None, None, data.x_heldout, data.y_heldout)
+        trained = fit(trainer, k_train, in_part, runs=config.runs, progress=progress)
+        hist = trained.history
+        embed_all = jax.jit(jax.vmap(trainer.embed, in_axes=(0, None)))
+
+        def embed(x):
+            return embed_all(trained.state, x)
+
     T, a = config.data.tasks, config.attack
     pools = {
         # IN tasks' training samples, then OUT tasks' samples: (R, 2T, N, m)
-        "strong": model.embed_runs(trained.graphdef, trained.params, data.stacked()[0]),
+        "strong": embed(data.stacked()[0]),
         # IN and OUT tasks' fresh samples: (R, 2T, H, m)
-        "weak": model.embed_runs(trained.graphdef, trained.params, data.stacked(True)[0]),
+        "weak": embed(data.stacked(True)[0]),
     }
     ks = {"strong": a.strong_k, "weak": a.weak_k}
     scores = {
@@ -435,9 +455,8 @@ def run_pipeline(
                 and bool(jnp.all(jnp.isfinite(g.scores_out)))
             ):
                 raise ValueError(f"{name} scores of the {adv} adversary are not finite (diverged?)")
-    hist = trained.history
-    held = np.asarray(hist.heldout_accuracy[:, -1], dtype=np.float64)
-    tr = np.asarray(hist.train_accuracy[:, -1], dtype=np.float64)
+    held = np.asarray(hist["heldout_accuracy"][:, -1], dtype=np.float64)
+    tr = np.asarray(hist["train_accuracy"][:, -1], dtype=np.float64)
     summary = {
         "attacks": summarize(k_eval, scores, a),
         "k": ks,
@@ -446,4 +465,8 @@ def run_pipeline(
         "train_accuracy": {"per_run": tr.tolist(), "mean": float(tr.mean())},
         "dtype": str(data.x.dtype),
     }
+    if trainer is not None:
+        summary["history"] = {
+            name: np.asarray(v[:, -1], dtype=np.float64).tolist() for name, v in hist.items()
+        }
     return PipelineResult(data, trained, scores, summary)

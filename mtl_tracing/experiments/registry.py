@@ -143,6 +143,11 @@ JOBS: tuple[Job, ...] = (
     Job("maml_noise", _E + "maml_noise", "MAML Figs. 9-12: noise defences, attack vs utility."),
     Job("maml_sensitivity", _E + "maml_sensitivity", "MAML Figs. 5-8: ways, shots, epoch."),
     Job("dp_defence", _E + "dp_defence", "Task-level DP defence: GDP bounds, DP-SGD, audits."),
+    Job(
+        "leakage_by_trainer",
+        _E + "leakage_by_trainer",
+        "Study: leakage against the training method (standard, GMRF, robust, DP-SGD MTL).",
+    ),
 )
 
 

@@ -50,6 +50,8 @@ __all__ = [
     "make_optimizer",
     "train",
     "generalization_gaps",
+    "bce",
+    "accuracy",
     "model_graphdef",
 ]
 
@@ -197,6 +199,10 @@ def _bce(logits: Array, y: Array) -> Array:
 
 def _acc(logits: Array, y: Array) -> Array:
     return jnp.mean(((logits > 0).astype(y.dtype) == y).astype(logits.dtype))
+
+
+bce = _bce  # public: mean binary cross-entropy of logits against {0, 1} labels
+accuracy = _acc  # public: mean 0/1 accuracy of the sign of the logits
 
 
 @functools.cache

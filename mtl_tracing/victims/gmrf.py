@@ -1,0 +1,459 @@
+"""Multitask learning with learned task relationships: a GMRF prior on the task heads.
+
+After Wan & Vlaski, "Multitask learning with learned task relationships" (arXiv 2510.10570;
+only the abstract is available, so this is the standard formulation built from it). The task
+parameters W (T x p), row t = (beta_t, b_t) the head of task t (p = m + 1), carry a Gaussian
+Markov random field prior with an unknown precision Omega (T x T, SPD), learned jointly with the
+network:
+
+    min_{theta, W, Omega > 0}  (1/T) [ sum_t L_t(theta, w_t) + (eta/2) tr(W^T Omega W)
+                                       - (eta p/2) log det Omega + (eta p delta/2) tr Omega
+                                       + (eta p rho/2) sum_{i != j} sqrt(S_ii S_jj) |Omega_ij| ]
+
+with L_t task t's mean BCE (as Algorithm 3), ``eta`` the prior strength, ``delta`` = ``ridge``
+a Wishart-like ridge (it keeps the problem bounded when T > p, where W W^T is singular),
+``rho`` = ``l1`` the graphical-lasso penalty on the correlation scale, and
+S = W W^T / (p nu) + delta I the task covariance of the heads *up to scale*:
+nu = tr(W W^T / p) / T, the mean head second moment, is held fixed in the Omega-step (equivalently
+the prior covariance Sigma = Omega^{-1} is constrained to tr Sigma ~ T (1 + delta), Zhang &
+Yeung's trace constraint of MTRL). The constraint is needed because the shared encoder can trade
+scale with the heads (h -> c h, beta -> beta / c): with a free scale the concentrated prior
+(eta p / 2) log det(W W^T / p + delta I) pulls every head to zero (seen in development: the heads
+collapse and Omega degenerates to I / delta, losing all relations).
+
+Training alternates (:class:`GMRFTrainer`): optimiser steps on (theta, W) with Omega fixed
+(Algorithm 3's optimiser; the prior enters the minibatch loss as (eta / (2T)) tr(W^T Omega W),
+whose expectation over minibatches matches the objective), and, at the end of every epoch after
+the warm start, the exact Omega-step (:func:`omega_update`):
+
+- ``l1 = 0``: closed form Omega = S^{-1};
+- ``l1 > 0``: the graphical lasso on the correlation matrix R = D^{-1/2} S D^{-1/2}
+  (D = diag S), by ``admm_iters`` ADMM iterations (Boyd et al. 2011, Sec. 6.5), mapped back
+  Omega = D^{-1/2} Theta D^{-1/2}. Substituting Theta shows this is the exact Omega-minimiser of
+  the objective above (the sqrt(S_ii S_jj) weights make one rho work at any head scale).
+
+SPD and conditioning. The ridge bounds Omega's eigenvalues by 1 / ``ridge`` and the closed
+form's condition number by 1 + T / ``ridge`` (lambda_max(W W^T / (p nu)) <= T); the ADMM's
+X-iterate is SPD by construction (eigenvalues (l + sqrt(l^2 + 4)) / 2 > 0). Finally every
+update clips Omega's eigenvalues to [lambda_max / ``max_condition``, lambda_max], so Omega is
+SPD with cond(Omega) <= ``max_condition`` whatever the heads are.
+
+Baselines in the same trainer (``relations``): ``"learned"`` (the above), ``"independent"``
+(Omega restricted to be diagonal, Omega = diag(S)^{-1}: no task relationships) and
+``"consensus"`` (all heads equal: after every step the heads are replaced by their mean, the
+full-consensus solution of federated averaging).
+
+Decentralised form (:class:`DecentralizedGMRFTrainer`), simulated on one machine: agent t
+keeps its own encoder theta_t and head w_t and, every step, adapts then combines
+(adapt-then-combine, ATC):
+
+- adapt: one Adam step of each agent on its own loss L_t (vmapped over agents);
+- combine, heads: W <- (I - s Omega) Psi with s = min(lr * eta, 1 / lambda_max(Omega)), the
+  gradient step of the GMRF term; agent t only needs the heads of its neighbours
+  {l : Omega_tl != 0}, and the eigenvalues of I - s Omega lie in [0, 1) (stable);
+- combine, encoders: theta <- C theta with C the Metropolis weights (doubly stochastic) of the
+  graph "learned edges (|partial correlation| > ``edge_tol``) plus a ring", the ring keeping
+  the graph connected so the shared representation reaches consensus;
+- Omega is re-estimated from the heads at the end of each epoch after the warm start (computed
+  centrally in this simulation; in a network each agent would estimate its own row).
+
+``embed`` of the decentralised trainer is the encoder of the agents' average parameters (the
+network centroid), which the combine steps drive the agents towards.
+
+Notation (argument -> symbol): ``tasks`` T, ``embed_dim`` m, p = m + 1, ``eta`` eta,
+``ridge`` delta, ``l1`` rho, ``max_condition`` kappa.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax import Array
+
+from mtl_tracing._validate import check_choice, check_finite_float, check_int, check_positive_float
+from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.victims.model import MultitaskModel, embed_fn, split_params
+from mtl_tracing.victims.mtl import (
+    MTLState,
+    MTLTrainer,
+    TrainConfig,
+    accuracy,
+    bce,
+    make_optimizer,
+    model_graphdef,
+    steps_per_epoch,
+)
+
+__all__ = [
+    "RELATIONS",
+    "GMRFConfig",
+    "GMRFState",
+    "GMRFTrainer",
+    "DecentralizedGMRFTrainer",
+    "DecentralizedState",
+    "omega_update",
+    "partial_correlations",
+    "support",
+    "head_matrix",
+    "metropolis_weights",
+]
+
+RELATIONS = ("learned", "independent", "consensus")
+
+
+@dataclasses.dataclass(frozen=True)
+class GMRFConfig:
+    """The GMRF prior and its Omega-step (hashable; see the module docstring).
+
+    ``eta`` > 0 prior strength; ``l1`` >= 0 graphical-lasso penalty (0: closed form);
+    ``ridge`` > 0 the Wishart ridge delta (prior variance floor); ``max_condition`` > 1 the
+    cap kappa on cond(Omega); ``admm_iters`` ADMM iterations of the graphical lasso;
+    ``relations`` one of ``RELATIONS``; ``edge_tol`` the |partial correlation| above which an
+    edge is reported (:func:`support`) and used by the decentralised combine; ``lr`` the
+    decentralised agents' Adam learning rate.
+    """
+
+    eta: float = 1.0
+    l1: float = 0.05
+    ridge: float = 0.1
+    max_condition: float = 1e3
+    admm_iters: int = 50
+    relations: str = "learned"
+    edge_tol: float = 0.05
+    lr: float = 3e-3
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "eta", check_positive_float("eta", self.eta))
+        l1 = check_finite_float("l1", self.l1)
+        if l1 < 0:
+            raise ValueError(f"l1 must be >= 0, got {self.l1!r}")
+        set_(self, "l1", l1)
+        set_(self, "ridge", check_positive_float("ridge", self.ridge))
+        kappa = check_finite_float("max_condition", self.max_condition)
+        if kappa <= 1:
+            raise ValueError(f"max_condition must be > 1, got {self.max_condition!r}")
+        set_(self, "max_condition", kappa)
+        set_(self, "admm_iters", check_int("admm_iters", self.admm_iters, low=1))
+        set_(self, "relations", check_choice("relations", self.relations, RELATIONS))
+        tol = check_finite_float("edge_tol", self.edge_tol)
+        if not 0 <= tol < 1:
+            raise ValueError(f"edge_tol must be in [0, 1), got {self.edge_tol!r}")
+        set_(self, "edge_tol", tol)
+        set_(self, "lr", check_positive_float("lr", self.lr))
+
+    def replace(self, **changes) -> GMRFConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------- Omega-step
+
+
+def head_matrix(params: dict) -> Array:
+    """W (..., T, p): each task's head kernel and bias, p = m + 1."""
+    return jnp.concatenate([params["head_kernel"], params["head_bias"][..., None]], -1)
+
+
+def _with_heads(params: dict, W: Array) -> dict:
+    return {**params, "head_kernel": W[..., :-1], "head_bias": W[..., -1]}
+
+
+def _clip_condition(omega: Array, kappa: float) -> Array:
+    lam, Q = jnp.linalg.eigh(0.5 * (omega + omega.T))
+    lam = jnp.clip(lam, lam[-1] / kappa, lam[-1])
+    return (Q * lam) @ Q.T
+
+
+def _glasso_admm(R: Array, rho: float, iters: int) -> Array:
+    """ADMM for min tr(Theta R) - log det Theta + rho sum_{i != j} |Theta_ij|; SPD X-iterate."""
+    T = R.shape[0]
+    off = 1.0 - jnp.eye(T, dtype=R.dtype)
+
+    def body(_, carry):
+        _, Z, U = carry
+        lam, Q = jnp.linalg.eigh(Z - U - R)  # ADMM penalty 1
+        X = (Q * (0.5 * (lam + jnp.sqrt(lam**2 + 4.0)))) @ Q.T
+        V = X + U
+        Z = jnp.where(off > 0, jnp.sign(V) * jnp.maximum(jnp.abs(V) - rho, 0.0), V)
+        return X, Z, U + X - Z
+
+    eye = jnp.eye(T, dtype=R.dtype)
+    X, _, _ = jax.lax.fori_loop(0, iters, body, (eye, eye, jnp.zeros_like(R)))
+    return X
+
+
+def omega_update(W: Array, config: GMRFConfig) -> Array:
+    """The exact Omega-step for heads W (T, p): SPD (T, T) with cond <= ``max_condition``.
+
+    ``relations="learned"``: S^{-1} (``l1 = 0``) or the correlation-scale graphical lasso;
+    ``"independent"``: diag(S)^{-1}; ``"consensus"``: the identity (unused: heads are tied).
+    Pure and jittable (``config`` static). Dtype follows W.
+    """
+    T, p = W.shape
+    dtype = W.dtype
+    if config.relations == "consensus":
+        return jnp.eye(T, dtype=dtype)
+    gram = W @ W.T / p
+    scale = jnp.trace(gram) / T + jnp.finfo(dtype).tiny  # nu: mean head second moment
+    S = gram / scale + config.ridge * jnp.eye(T, dtype=dtype)
+    dS = jnp.diag(S)
+    if config.relations == "independent":
+        return jnp.diag(1.0 / dS)
+    if config.l1 == 0:
+        omega = jnp.linalg.inv(S)
+    else:
+        inv_sd = jax.lax.rsqrt(dS)
+        R = S * inv_sd[:, None] * inv_sd[None, :]
+        theta = _glasso_admm(R, jnp.asarray(config.l1, dtype), config.admm_iters)
+        omega = theta * inv_sd[:, None] * inv_sd[None, :]
+    return _clip_condition(omega, config.max_condition)
+
+
+def partial_correlations(omega: Array) -> Array:
+    """-Omega_ij / sqrt(Omega_ii Omega_jj) off the diagonal, 0 on it: (..., T, T)."""
+    d = jax.lax.rsqrt(jnp.diagonal(omega, axis1=-2, axis2=-1))
+    rho = -omega * d[..., :, None] * d[..., None, :]
+    return rho * (1.0 - jnp.eye(omega.shape[-1], dtype=omega.dtype))
+
+
+def support(omega: Array, tol: float) -> Array:
+    """Off-diagonal edges of Omega: |partial correlation| > tol, bool (..., T, T)."""
+    return jnp.abs(partial_correlations(omega)) > tol
+
+
+def metropolis_weights(adjacency: Array) -> Array:
+    """Doubly stochastic Metropolis combination matrix of a symmetric 0/1 adjacency (T, T)."""
+    A = adjacency.astype(jnp.float32) * (1.0 - jnp.eye(adjacency.shape[-1]))
+    deg = A.sum(-1)
+    C = A / (1.0 + jnp.maximum(deg[:, None], deg[None, :]))
+    return C + jnp.diag(1.0 - C.sum(-1))
+
+
+# --------------------------------------------------------------------------- centralised form
+
+
+class GMRFState(NamedTuple):
+    """State of one run of :class:`GMRFTrainer`."""
+
+    params: dict  # as Algorithm 3: encoder theta, heads (T, m), (T,)
+    opt_state: Any  # optax state of ``make_optimizer``
+    omega: Array  # (T, T) SPD precision of the GMRF prior
+    count: Array  # () int32, optimiser steps taken
+
+
+@dataclasses.dataclass(frozen=True)
+class GMRFTrainer:
+    """Algorithm 3's network and optimiser with a learned GMRF prior on the heads.
+
+    Objective and alternation in the module docstring. ``batches``, ``evaluate`` and ``embed``
+    are Algorithm 3's (:class:`~mtl_tracing.victims.mtl.MTLTrainer`); ``step`` adds the prior
+    to the minibatch loss, ties the heads (``"consensus"``), and at the last step of every epoch
+    after ``config.warm_start_epochs`` takes the Omega-step. ``evaluate`` also records
+    ``omega_condition`` (cond(Omega)).
+    """
+
+    config: TrainConfig
+    embed_dim: int
+    gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        if not isinstance(self.gmrf, GMRFConfig):
+            raise ValueError(f"gmrf must be a GMRFConfig, got {type(self.gmrf).__name__}")
+        object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
+
+    @property
+    def _base(self) -> MTLTrainer:
+        return MTLTrainer(self.config, self.embed_dim)
+
+    def init(self, key: Array, data: MultitaskData) -> GMRFState:
+        base = self._base.init(key, data)
+        params = base.params
+        if self.gmrf.relations == "consensus":
+            params = _tie(params)
+        T = data.x.shape[0]
+        omega = jnp.eye(T, dtype=data.x.dtype)
+        return GMRFState(params, base.opt_state, omega, jnp.zeros((), jnp.int32))
+
+    def batches(self, key: Array, data: MultitaskData) -> dict:
+        return self._base.batches(key, data)
+
+    def step(self, state: GMRFState, key: Array, batch: dict) -> tuple[GMRFState, dict]:
+        del key
+        ids, x, y = batch["ids"], batch["x"], batch["y"]
+        T = state.omega.shape[0]
+        graphdef = model_graphdef(x.shape[-1], self.embed_dim, T, self.config.hidden, x.dtype)
+        spe = steps_per_epoch(T, self.config.task_batch)
+        tx = make_optimizer(self.config, state.params, steps_per_epoch=spe)
+        eta = self.gmrf.eta
+
+        def loss_fn(p):
+            data_loss = bce(nnx.merge(graphdef, p)(x, ids[:, None]), y)
+            W = head_matrix(p)
+            prior = 0.5 * eta / T * jnp.sum(W * (state.omega @ W))
+            return data_loss + prior, data_loss
+
+        (_, data_loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        if self.gmrf.relations == "consensus":
+            params = _tie(params)
+        count = state.count + 1
+        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
+        omega = jax.lax.cond(
+            due,
+            lambda W: omega_update(W, self.gmrf).astype(W.dtype),
+            lambda W: state.omega,
+            head_matrix(params),
+        )
+        return GMRFState(params, opt_state, omega, count), {"loss": data_loss}
+
+    def evaluate(self, state: GMRFState, data: MultitaskData) -> dict:
+        out = self._base.evaluate(MTLState(state.params, None), data)
+        lam = jnp.linalg.eigvalsh(state.omega)
+        return {**out, "omega_condition": lam[-1] / lam[0]}
+
+    def embed(self, state: GMRFState, x: Array) -> Array:
+        return self._base.embed(MTLState(state.params, None), x)
+
+
+_HEADS = ("head_kernel", "head_bias")
+
+
+def _map_encoder(fn, params: dict) -> dict:
+    """Apply ``fn`` to every encoder leaf (not the heads)."""
+    return {k: (v if k in _HEADS else jax.tree.map(fn, v)) for k, v in params.items()}
+
+
+def _tie(params: dict) -> dict:
+    W = head_matrix(params)
+    return _with_heads(params, jnp.broadcast_to(W.mean(0), W.shape))
+
+
+# ------------------------------------------------------------------------- decentralised form
+
+
+class DecentralizedState(NamedTuple):
+    """State of one run of :class:`DecentralizedGMRFTrainer` (agent axis T first)."""
+
+    params: dict  # encoder leaves (T, ...), one copy per agent; heads (T, m), (T,)
+    opt_state: Any  # Adam state, same structure
+    omega: Array  # (T, T)
+    count: Array  # () int32
+
+
+@dataclasses.dataclass(frozen=True)
+class DecentralizedGMRFTrainer:
+    """Adapt-then-combine GMRF multitask learning, T agents simulated on one machine.
+
+    See the module docstring. One step = every agent adapts on all its N samples, then the
+    network combines; ``batches`` gives ``steps_per_epoch(T, task_batch)`` steps per epoch so
+    an epoch has as many steps as Algorithm 3's. ``embed`` uses the agents' mean encoder.
+    """
+
+    config: TrainConfig
+    embed_dim: int
+    gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
+
+    def __post_init__(self) -> None:
+        GMRFTrainer.__post_init__(self)  # same checks
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
+
+    def _graphdef(self, d: int, dtype):
+        return model_graphdef(d, self.embed_dim, 1, self.config.hidden, dtype)
+
+    def init(self, key: Array, data: MultitaskData) -> DecentralizedState:
+        T, _, d = data.x.shape
+        model = MultitaskModel(
+            d, self.embed_dim, T, self.config.hidden, rngs=nnx.Rngs(params=key),
+            param_dtype=data.x.dtype,
+        )  # fmt: skip
+        params = split_params(model)[1]
+        # Every agent starts from the same encoder (a common seed), with its own head.
+        params = _map_encoder(lambda v: jnp.asarray(jnp.broadcast_to(v, (T, *v.shape))), params)
+        opt_state = optax.adam(self.gmrf.lr).init(params)
+        omega = jnp.eye(T, dtype=data.x.dtype)
+        return DecentralizedState(params, opt_state, omega, jnp.zeros((), jnp.int32))
+
+    def batches(self, key: Array, data: MultitaskData) -> dict:
+        del key
+        steps = steps_per_epoch(data.x.shape[0], self.config.task_batch)
+        return {"x": jnp.broadcast_to(data.x, (steps, *data.x.shape)),
+                "y": jnp.broadcast_to(data.y, (steps, *data.y.shape))}  # fmt: skip
+
+    def _agent_loss(self, graphdef):
+        def loss(p, x, y):  # one agent: p with a single head, x (N, d), y (N,)
+            p1 = {**p, "head_kernel": p["head_kernel"][None], "head_bias": p["head_bias"][None]}
+            return bce(nnx.merge(graphdef, p1)(x[None])[0], y)
+
+        return loss
+
+    def step(self, state: DecentralizedState, key: Array, batch: dict):
+        del key
+        x, y = batch["x"], batch["y"]
+        T = x.shape[0]
+        loss = self._agent_loss(self._graphdef(x.shape[-1], x.dtype))
+        # adapt: each agent's own gradient (vmapped over agents), one Adam step
+        losses, grads = jax.vmap(jax.value_and_grad(loss))(state.params, x, y)
+        tx = optax.adam(self.gmrf.lr)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        psi = optax.apply_updates(state.params, updates)
+        # combine: heads by the GMRF gradient step, encoders by Metropolis weights
+        omega = state.omega
+        lam_max = jnp.linalg.eigvalsh(omega)[-1]
+        s = jnp.minimum(self.gmrf.lr * self.gmrf.eta, 1.0 / lam_max)
+        A = jnp.eye(T, dtype=omega.dtype) - s * omega
+        W = A @ head_matrix(psi)
+        ring = jnp.roll(jnp.eye(T, dtype=bool), 1, axis=1)
+        adjacency = support(omega, self.gmrf.edge_tol) | ring | ring.T
+        C = metropolis_weights(adjacency).astype(x.dtype)
+        params = _with_heads(_map_encoder(lambda v: jnp.tensordot(C, v, axes=1), psi), W)
+        count = state.count + 1
+        spe = steps_per_epoch(T, self.config.task_batch)
+        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
+        omega = jax.lax.cond(
+            due, lambda W: omega_update(W, self.gmrf).astype(W.dtype), lambda W: omega, W
+        )
+        return DecentralizedState(params, opt_state, omega, count), {"loss": losses.mean()}
+
+    def _centroid(self, params: dict) -> dict:
+        return _map_encoder(lambda v: v.mean(0), params)
+
+    def evaluate(self, state: DecentralizedState, data: MultitaskData) -> dict:
+        graphdef = self._graphdef(data.x.shape[-1], data.x.dtype)
+
+        def logits(p, x):
+            p1 = {**p, "head_kernel": p["head_kernel"][None], "head_bias": p["head_bias"][None]}
+            return nnx.merge(graphdef, p1)(x[None])[0]
+
+        lt = jax.vmap(logits)(state.params, data.x)
+        lh = jax.vmap(logits)(state.params, data.x_heldout)
+        enc = [v for k, v in state.params.items() if k not in _HEADS]
+        spread = sum(jnp.sum(jnp.var(v, axis=0)) for v in jax.tree.leaves(enc))
+        return {
+            "train_loss": bce(lt, data.y),
+            "train_accuracy": accuracy(lt, data.y),
+            "heldout_loss": bce(lh, data.y_heldout),
+            "heldout_accuracy": accuracy(lh, data.y_heldout),
+            "encoder_disagreement": spread,
+        }
+
+    def embed(self, state: DecentralizedState, x: Array) -> Array:
+        graphdef = self._graphdef(x.shape[-1], x.dtype)
+        return embed_fn(graphdef, self._centroid(state.params), x)

@@ -1,0 +1,345 @@
+"""Tests of the GMRF and robust victims and the synthetic task-cluster knob.
+
+Statistical tests are seeded; CIs are t-intervals over tasks of paired per-task differences
+(the trainers share data and seeds), z = 3 (two-sided failure probability ~0.3% under a
+normal approximation, per test). Shapes are tiny so the file runs in well under 2 minutes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mtl_tracing.data import synthetic
+from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.data.synthetic import SyntheticConfig
+from mtl_tracing.victims import gmrf, mtl, robust
+from mtl_tracing.victims.trainer import fit
+
+Z = 3.0
+
+
+def _ci_low(diff) -> float:
+    diff = np.asarray(diff, np.float64)
+    return float(diff.mean() - Z * diff.std(ddof=1) / np.sqrt(diff.size))
+
+
+def _in_part(data):
+    return MultitaskData(data.x, data.y, None, None, data.x_heldout, data.y_heldout)
+
+
+# ------------------------------------------------------------------------------ cluster knob
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _reference_generate(key, c: SyntheticConfig):
+    """The generator as it was before the cluster knob (App. A.8), for the bitwise check."""
+    T2, d, m = 2 * c.tasks, c.dim, c.embed_dim
+    k_mu, k_h, k_g, k_x, k_xh = jax.random.split(key, 5)
+    mu = c.mean + c.task_std * jax.random.normal(k_mu, (T2, d))
+    H = jax.random.normal(k_h, (m, d)) / jnp.sqrt(jnp.asarray(d, jnp.float32))
+    g = jax.random.normal(k_g, (T2, m))
+    w = g @ H
+    out = []
+    for k, n in ((k_x, c.samples), (k_xh, c.holdout)):
+        x = mu[:, None, :] + c.sample_std * jax.random.normal(k, (T2, n, d))
+        out += [x, (jnp.einsum("tnd,td->tn", x, w) > 0).astype(jnp.float32)]
+    return out, g
+
+
+def test_clusters_default_is_bit_identical():
+    cfg = SyntheticConfig(tasks=6, dim=5, embed_dim=3, samples=4, holdout=3)
+    data = synthetic.generate(jax.random.key(3), cfg)
+    (x, y, xh, yh), g = _reference_generate(jax.random.key(3), cfg)
+    T = cfg.tasks
+    pairs = [
+        (data.x, x[:T]), (data.y, y[:T]), (data.x_out, x[T:]), (data.y_out, y[T:]),
+        (data.x_heldout, xh[:T]), (data.x_out_heldout, xh[T:]), (data.y_heldout, yh[:T]),
+        (data.info["heads"], g),
+    ]  # fmt: skip
+    for got, want in pairs:
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert "clusters" not in data.info
+
+
+def test_clusters_plant_heads_around_centres():
+    cfg = SyntheticConfig(tasks=16, dim=8, embed_dim=6, clusters=4, cluster_spread=0.1)
+    data = synthetic.generate(jax.random.key(0), cfg)
+    z = np.asarray(data.info["clusters"])
+    g = np.asarray(data.info["heads"])
+    np.testing.assert_array_equal(z, np.arange(32) % 4)
+    dist = np.linalg.norm(g[:, None] - g[None], axis=-1)
+    same = (z[:, None] == z[None]) & ~np.eye(32, dtype=bool)
+    assert dist[same].max() < dist[~same & ~np.eye(32, dtype=bool)].min()
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [({"clusters": 9}, "clusters must be <= 8"), ({"clusters": -1}, "clusters must be >= 0"),
+     ({"cluster_spread": -0.1}, "cluster_spread must be >= 0")],
+)  # fmt: skip
+def test_cluster_validation(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SyntheticConfig(tasks=8, **kw)
+
+
+# ------------------------------------------------------------------------------ Omega-step
+
+
+def _noisy_heads(key, T, p, clusters, noise):
+    """Planted heads as a per-task estimate sees them: cluster centre + spread + noise."""
+    kc, ke = jax.random.split(key)
+    if clusters:
+        centres = jax.random.normal(kc, (clusters, p))
+        W = centres[jnp.arange(T) % clusters]
+    else:
+        W = jnp.zeros((T, p))
+    return W + noise * jax.random.normal(ke, (T, p))
+
+
+def _precision_recall(omega, z, tol=0.05):
+    sup = np.asarray(gmrf.support(omega, tol))
+    same = (z[:, None] == z[None]) & ~np.eye(z.size, dtype=bool)
+    hit = (sup & same).sum()
+    return hit / max(sup.sum(), 1), hit / same.sum()
+
+
+def test_omega_recovers_planted_clusters_with_power():
+    T, p, K = 32, 24, 4
+    z = np.arange(T) % K
+    cfg = gmrf.GMRFConfig(l1=0.1)
+    prec, rec = _precision_recall(
+        gmrf.omega_update(_noisy_heads(jax.random.key(0), T, p, K, 0.3), cfg), z
+    )
+    # Power: the same estimator on unclustered heads, scored against the same (now fake)
+    # partition, sits at chance (7 of 31 off-diagonal pairs share a label: 0.23).
+    prec0, _ = _precision_recall(
+        gmrf.omega_update(_noisy_heads(jax.random.key(0), T, p, 0, 1.0), cfg), z
+    )
+    print(f"clustered precision {prec:.2f} recall {rec:.2f}; unclustered precision {prec0:.2f}")
+    assert prec > 0.8 and rec > 0.5
+    assert prec0 < 0.45
+
+
+@pytest.mark.parametrize("l1", [0.0, 0.1])
+@pytest.mark.parametrize("relations", gmrf.RELATIONS)
+def test_omega_spd_and_conditioned(l1, relations):
+    W = _noisy_heads(jax.random.key(1), 20, 3, 2, 0.01)  # T > p: W W^T singular
+    cfg = gmrf.GMRFConfig(l1=l1, relations=relations, max_condition=50.0)
+    om = np.asarray(gmrf.omega_update(W, cfg), np.float64)
+    lam = np.linalg.eigvalsh(0.5 * (om + om.T))
+    np.testing.assert_allclose(om, om.T, atol=1e-5 * np.abs(om).max())
+    assert lam[0] > 0 and lam[-1] / lam[0] <= 50.0 * (1 + 1e-3)
+
+
+def test_omega_closed_form_and_dtype(x64):
+    W = jax.random.normal(jax.random.key(2), (6, 40), jnp.float64)
+    cfg = gmrf.GMRFConfig(l1=0.0, ridge=0.1, max_condition=1e6)
+    om = gmrf.omega_update(W, cfg)
+    assert om.dtype == jnp.float64
+    gram = np.asarray(W @ W.T / 40)
+    want = np.linalg.inv(gram / (np.trace(gram) / 6) + 0.1 * np.eye(6))  # scale nu fixed
+    np.testing.assert_allclose(np.asarray(om), want, rtol=1e-8)
+    assert gmrf.omega_update(W.astype(jnp.float32), cfg).dtype == jnp.float32
+
+
+def test_gmrf_validation():
+    for kw, match in (
+        ({"eta": 0.0}, "eta must be > 0"),
+        ({"l1": -1.0}, "l1 must be >= 0"),
+        ({"max_condition": 1.0}, "max_condition must be > 1"),
+        ({"relations": "x"}, "relations must be one of"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            gmrf.GMRFConfig(**kw)
+
+
+# --------------------------------------------------------------------------- GMRF trainers
+
+_CLUSTERED = SyntheticConfig(
+    tasks=32, dim=8, embed_dim=4, samples=8, holdout=32, clusters=4, cluster_spread=0.2
+)
+_TC = mtl.TrainConfig(
+    epochs=40, task_batch=16, hidden=32, warm_start_epochs=5, head_lr=1e-2, shared_lr=3e-3
+)
+
+
+def _per_task_heldout_loss(trainer, data, key):
+    out = fit(trainer, key, _in_part(data))
+    state = jax.tree.map(lambda v: v[0], out.state)
+    gd = mtl.model_graphdef(data.x.shape[-1], 4, data.tasks, _TC.hidden, data.x.dtype)
+    import optax
+
+    from mtl_tracing.victims.model import logits_fn
+
+    logits = logits_fn(gd, state.params, data.x_heldout)
+    per_task = optax.sigmoid_binary_cross_entropy(logits, data.y_heldout).mean(-1)
+    return np.asarray(per_task), state
+
+
+def test_gmrf_beats_consensus_heldout_and_keeps_omega_spd():
+    data = synthetic.generate(jax.random.key(0), _CLUSTERED)
+    key = jax.random.key(1)
+    base = gmrf.GMRFConfig(eta=0.3, l1=0.1)
+    learned, state = _per_task_heldout_loss(gmrf.GMRFTrainer(_TC, 4, base), data, key)
+    consensus, _ = _per_task_heldout_loss(
+        gmrf.GMRFTrainer(_TC, 4, base.replace(relations="consensus")), data, key
+    )
+    independent, _ = _per_task_heldout_loss(
+        gmrf.GMRFTrainer(_TC, 4, base.replace(relations="independent")), data, key
+    )
+    print(
+        f"held-out BCE: learned {learned.mean():.3f}, independent {independent.mean():.3f}, "
+        f"consensus {consensus.mean():.3f}; vs independent CI low "
+        f"{_ci_low(independent - learned):+.3f}"
+    )
+    assert _ci_low(consensus - learned) > 0  # GMRF beats full consensus (z = 3 CI over tasks)
+    lam = np.linalg.eigvalsh(np.asarray(state.omega, np.float64))
+    assert lam[0] > 0 and lam[-1] / lam[0] <= base.max_condition * (1 + 1e-3)
+
+
+def test_decentralized_gmrf_trains():
+    data = synthetic.generate(jax.random.key(0), _CLUSTERED)
+    tc = _TC.replace(epochs=30)
+    tr = gmrf.DecentralizedGMRFTrainer(tc, 4, gmrf.GMRFConfig(eta=0.3, l1=0.1, lr=1e-2))
+    out = fit(tr, jax.random.key(1), _in_part(data))
+    h = {k: np.asarray(v[0]) for k, v in out.history.items()}
+    assert np.all(np.isfinite(h["heldout_loss"]))
+    assert h["heldout_accuracy"][-1] > 0.6
+    # The combine step drives the agents' encoders together (Metropolis weights, connected).
+    assert h["encoder_disagreement"][-1] < h["encoder_disagreement"].max()
+    e = tr.embed(jax.tree.map(lambda v: v[0], out.state), data.x[:2])
+    assert e.shape == (2, 8, 4)
+
+
+# ------------------------------------------------------------------------------- robust
+
+
+def test_pgd_validation():
+    for kw, match in (
+        ({"eps": -0.1}, "eps must be >= 0"),
+        ({"steps": 0}, "steps must be >= 1"),
+        ({"norm": "l1"}, "norm must be one of"),
+        ({"step_size": 0.0}, "step_size must be > 0"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            robust.PGDConfig(**kw)
+
+
+_SMALL = SyntheticConfig(tasks=64, dim=16, embed_dim=4, samples=16, holdout=32)
+_RTC = mtl.TrainConfig(epochs=30, task_batch=16, hidden=32, warm_start_epochs=2)
+
+
+@pytest.fixture(scope="module")
+def standard_and_robust():
+    data = synthetic.generate(jax.random.key(0), _SMALL)
+    pgd = robust.PGDConfig(norm="l2", eps=1.0, steps=3)
+    states = {}
+    for name, tr in (
+        ("standard", mtl.MTLTrainer(_RTC, 4)),
+        ("robust", robust.RobustTrainer(_RTC, 4, pgd)),
+    ):
+        out = fit(tr, jax.random.key(1), _in_part(data))
+        states[name] = jax.tree.map(lambda v: v[0], out.state.params)
+    return data, pgd, states
+
+
+@pytest.mark.parametrize("norm", robust.NORMS)
+def test_pgd_beats_random_noise_of_same_norm(standard_and_robust, norm):
+    data, _, states = standard_and_robust
+    cfg = robust.PGDConfig(norm=norm, eps=0.5 if norm == "l2" else 0.1, steps=5)
+    gd = mtl.model_graphdef(16, 4, 64, _RTC.hidden, jnp.float32)
+    import optax
+
+    from mtl_tracing.victims.model import logits_fn
+
+    x, y = data.x_heldout, data.y_heldout
+
+    def per_task(xx):
+        return optax.sigmoid_binary_cross_entropy(logits_fn(gd, states["standard"], xx), y)
+
+    x_adv = robust.pgd(lambda xx: per_task(xx).sum(), x, cfg, jax.random.key(2))
+    delta = x_adv - x
+    size = jnp.abs(delta).max(-1) if norm == "linf" else jnp.linalg.norm(delta, axis=-1)
+    assert float(size.max()) <= cfg.eps * (1 + 1e-5)
+    noise = robust.random_perturbation(jax.random.key(3), x.shape, cfg, x.dtype, on_sphere=True)
+    clean = per_task(x).mean(-1)
+    gain_pgd = np.asarray(per_task(x_adv).mean(-1) - clean)
+    gain_rand = np.asarray(per_task(x + noise).mean(-1) - clean)
+    assert _ci_low(gain_pgd - gain_rand) > 0  # power: PGD is not random noise
+
+
+def test_robust_representation_has_lower_robust_target_risk(standard_and_robust):
+    data, pgd, states = standard_and_robust
+    gd = mtl.model_graphdef(16, 4, 64, _RTC.hidden, jnp.float32)
+    risks = {n: robust.target_risks(gd, p, data, pgd, shots=8) for n, p in states.items()}
+    diff = np.asarray(risks["standard"].robust_risk - risks["robust"].robust_risk)
+    print(
+        "target robust risk: standard "
+        f"{float(risks['standard'].robust_risk.mean()):.3f}, robust "
+        f"{float(risks['robust'].robust_risk.mean()):.3f}, CI low {_ci_low(diff):+.3f}; clean "
+        f"{float(risks['standard'].clean_risk.mean()):.3f} vs "
+        f"{float(risks['robust'].clean_risk.mean()):.3f}"
+    )
+    assert _ci_low(diff) > 0
+
+
+# ---------------------------------------------------------------------------- command line
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--trainer", "foo"], "--trainer must be one of"),
+        (["--trainer", "gmrf", "--eta", "0"], "--eta must be > 0"),
+        (["--trainer", "robust", "--pgd-eps", "-1"], "--pgd-eps must be >= 0"),
+        (["--trainer", "robust", "--pgd-steps", "0"], "--pgd-steps must be >= 1"),
+        (["--tasks", "4", "--clusters", "5"], "--clusters must be <= 4"),
+    ],
+)
+def test_train_command_errors_are_one_line(capsys, tmp_path, argv, match):
+    from mtl_tracing.cli import main
+
+    rc = main(["train", *argv, "--save-embeddings", str(tmp_path / "e.npz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and match in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_command_writes_attackable_embeddings(tmp_path):
+    from mtl_tracing.cli import main
+    from mtl_tracing.data.embeddings import load_embeddings
+
+    path = tmp_path / "e.npz"
+    argv = ["train", "--trainer", "robust", "--tasks", "4", "--dim", "4", "--embed-dim", "2"]
+    argv += ["--samples", "4", "--epochs", "2", "--pgd-steps", "1", "--save-embeddings", str(path)]
+    assert main(argv) == 0
+    emb = load_embeddings(path, adversary="weak")
+    assert emb.train_in.embeddings.shape == (4, 4, 2) and emb.out.embeddings.shape == (4, 4, 2)
+
+
+# ------------------------------------------------------------------------------- pipeline
+
+
+def test_pipeline_with_a_trainer_matches_the_default_path():
+    from mtl_tracing.experiments import pipeline as mc
+
+    cfg = mc.PipelineConfig(
+        data=SyntheticConfig(tasks=4, dim=4, embed_dim=2, samples=4, holdout=4),
+        train=mtl.TrainConfig(epochs=2, task_batch=4, hidden=8, warm_start_epochs=1),
+        attack=mc.AttackConfig(strong_k=2, weak_k=2, trials=4, num_resamples=10),
+        runs=1,
+    )
+    key = jax.random.key(0)
+    ref = mc.run_pipeline(key, cfg).summary
+    got = mc.run_pipeline(key, cfg, trainer=mtl.MTLTrainer(cfg.train, 2)).summary
+    for a in mc.ATTACKS:
+        for adv in mc.ADVERSARIES:
+            np.testing.assert_allclose(
+                got["attacks"][a][adv]["auc"], ref["attacks"][a][adv]["auc"], atol=1e-6
+            )
+    assert got["heldout_accuracy"] == ref["heldout_accuracy"]
+    assert set(got["history"]) >= {"heldout_accuracy", "train_loss"}
