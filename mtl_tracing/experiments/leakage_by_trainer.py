@@ -2,7 +2,8 @@
 
 For each trainer of :data:`TRAINERS` (standard Algorithm 3, GMRF-prior MTL, PGD-robust MTL and
 task-level DP-SGD at one epsilon, ``DP_EPSILON`` at ``DP_DELTA``) the job runs
-:func:`run_pipeline` with the *same* key, hence the same synthetic data set (App. A.8), the same R run keys and the same
+:func:`run_pipeline` with the *same* key, hence the same synthetic data set (App. A.8), the same
+R run keys and the same
 attack draws, and reports for both black-box attacks (variance, inner product) and both
 adversaries (strong, weak): AUC with a task-resampling CI and TPR at 1% FPR (pooled over runs,
 tasks resampled); and utility: held-out IN accuracy and, for every trainer whose state holds
