@@ -1,12 +1,6 @@
-"""Study: task-inference leakage of standard, GMRF and robust MTL on the same data and seeds.
+"""Study: task-inference leakage of standard, GMRF, robust and DP-SGD MTL on the same data.
 
-    python simulations/leakage_by_trainer.py --out figures/leakage_by_trainer [--quick]
-
-Thin wrapper over :mod:`mtl_tracing.experiments.leakage_by_trainer` (registry ``script_main``):
-prints the headline, exits 1 if a file is missing or an AUC lies outside its own CI.
-"""
-
-from __future__ import annotations
+The registry job ``leakage_by_trainer`` (flags: ``--help``)."""
 
 import sys
 

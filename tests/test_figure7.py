@@ -181,6 +181,11 @@ def test_reproduce_quick_runs_registry_in_order(tmp_path, monkeypatch, capsys):
         "sweep_auc_tasks_dim",
         "sweep_strong_weak_gap",
         "sweep_membership_limit",
+        "maml_tables",
+        "maml_noise",
+        "maml_sensitivity",
+        "dp_defence",
+        "leakage_by_trainer",
     ]
     # The other jobs run in test_mtl_experiments.py and test_cli.py (same registry path).
     assert main(["reproduce", "--out", str(tmp_path), "--quick", "--only", "figure7"]) == 0

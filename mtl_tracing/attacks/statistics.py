@@ -8,9 +8,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 from jax import Array
 
-__all__ = ["ATTACKS", "check_embeddings", "variance_statistic", "inner_product_statistic"]
+from mtl_tracing.threat import ATTACKS
 
-ATTACKS = ("variance", "inner_product")
+__all__ = ["ATTACKS", "check_embeddings", "variance_statistic", "inner_product_statistic"]
 
 
 def check_embeddings(name: str, embeddings, min_rank: int = 2, layout="(..., k, m)") -> Array:

@@ -28,16 +28,17 @@ import numpy as np
 from mtl_tracing import results
 from mtl_tracing._validate import check_int, check_positive_float
 from mtl_tracing.commands._common import str_list
-from mtl_tracing.experiments import pipeline as mc
+from mtl_tracing.experiments import checks, registry
 from mtl_tracing.experiments.registry import Option
+from mtl_tracing.threat import ATTACKS, IN_ADVERSARIES
 
 __all__ = [
     "HELP",
     "OPTIONS",
     "QUICK",
     "TRAINERS",
-    "DEFAULT_CONFIG",
-    "QUICK_CONFIG",
+    "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
+    "QUICK_CONFIG",  # noqa: F822
     "make_trainer",
     "run",
     "plot",
@@ -99,11 +100,21 @@ def _dp(cfg, opts):
 #: name -> factory(PipelineConfig, options) -> Trainer, in table order.
 TRAINERS = {"standard": _standard, "gmrf": _gmrf, "robust": _robust, "dp": _dp}
 
+
 #: Figure 6's default point (T=64, d=64, m=16, N=16, 100 epochs), R = 4 runs.
-DEFAULT_CONFIG = mc.DEFAULT_CONFIG.replace(
-    train=mc.DEFAULT_CONFIG.train.replace(epochs=100, warm_start_epochs=10)
-)
-QUICK_CONFIG = mc.QUICK_CONFIG
+def _constants() -> dict:
+    from mtl_tracing.experiments import pipeline as mc
+
+    return {
+        "DEFAULT_CONFIG": mc.DEFAULT_CONFIG.replace(
+            train=mc.DEFAULT_CONFIG.train.replace(epochs=100, warm_start_epochs=10)
+        ),
+        "QUICK_CONFIG": mc.QUICK_CONFIG,
+    }
+
+
+# Built on first use (the pipeline imports JAX; the CLI imports this module to build --help).
+__getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG", "QUICK_CONFIG"))
 #: Robust MTRL transfer grid: source tasks T x task clusters K (0 = i.i.d. heads, most diverse;
 #: 2 = two tight clusters, least diverse), one run each, target = the OUT tasks.
 TRANSFER_GRID = {"tasks": (16, 64), "clusters": (0, 2)}
@@ -128,7 +139,7 @@ OPTIONS = (
 QUICK = {"quick": True}
 
 
-def make_trainer(name: str, config: mc.PipelineConfig, **options):
+def make_trainer(name: str, config, **options):
     """The study's trainer ``name`` for ``config`` (options as in ``run``)."""
     if name not in TRAINERS:
         raise ValueError(f"trainer must be one of {tuple(TRAINERS)}, got {name!r}")
@@ -197,7 +208,7 @@ def run(
     progress: bool = True,
     dtype=None,
     quick: bool = False,
-    config: mc.PipelineConfig | None = None,
+    config=None,
     trainers=None,
     eta: float | None = None,
     pgd_eps: float | None = None,
@@ -207,9 +218,11 @@ def run(
     """Run every trainer on the same data and seeds; write the JSON and NPZ."""
     import jax
 
+    from mtl_tracing.experiments import pipeline as mc
+
     seed = check_int("seed", seed, low=0)
     if config is None:
-        config = QUICK_CONFIG if quick else DEFAULT_CONFIG
+        config = _constants()["QUICK_CONFIG" if quick else "DEFAULT_CONFIG"]
     if not isinstance(config, mc.PipelineConfig):
         raise ValueError(f"config must be a PipelineConfig, got {config!r}")
     names = list(TRAINERS) if trainers is None else list(trainers)
@@ -247,8 +260,8 @@ def run(
             ),  # fmt: skip
             "history": s["history"],
         }
-        for a in mc.ATTACKS:
-            for adv in mc.ADVERSARIES:
+        for a in ATTACKS:
+            for adv in IN_ADVERSARIES:
                 arrays[f"{name}_{a}_{adv}_auc"] = np.asarray(s["attacks"][a][adv]["auc_per_run"])
     transfer = None
     if "robust" in names:
@@ -270,6 +283,8 @@ def run(
 
 def load(out_dir: str | os.PathLike):
     """``(json payload, npz arrays)`` of a finished run."""
+    from mtl_tracing.experiments import pipeline as mc
+
     return mc.load(out_dir, JSON_NAME, NPZ_NAME)
 
 
@@ -299,8 +314,8 @@ def render_markdown(payload: dict) -> str:
     ]
     for name in payload["trainers"]:
         c = payload["cells"][name]
-        for a in mc.ATTACKS:
-            for adv in mc.ADVERSARIES:
+        for a in ATTACKS:
+            for adv in IN_ADVERSARIES:
                 s = c["attacks"][a][adv]
                 lines.append(
                     f"| {name} | {a.replace('_', ' ')} | {adv} | {s['auc']:.3f} "
@@ -337,12 +352,12 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
     names = payload["trainers"]
     colors = plotting.ADVERSARY_COLORS
     with plotting.style():
-        fig, axes = plotting.new_figure(len(mc.ATTACKS) + 1, 1, width=3.0, height=2.6)
+        fig, axes = plotting.new_figure(len(ATTACKS) + 1, 1, width=3.0, height=2.6)
         axes = axes[0]
         x = np.arange(len(names))
-        for j, a in enumerate(mc.ATTACKS):
+        for j, a in enumerate(ATTACKS):
             ax = axes[j]
-            for i, adv in enumerate(mc.ADVERSARIES):
+            for i, adv in enumerate(IN_ADVERSARIES):
                 cs = [payload["cells"][n]["attacks"][a][adv] for n in names]
                 auc = np.array([c["auc"] for c in cs])
                 lo = auc - np.array([c["auc_ci"][0] for c in cs])
@@ -391,4 +406,4 @@ def check(out_dir: str | os.PathLike) -> list[str]:
         return [(n, payload["cells"][n]["attacks"]) for n in payload["trainers"]]
 
     files = (JSON_NAME, NPZ_NAME, MD_NAME, STEM + ".png", STEM + ".pdf")
-    return mc.check_attack_output(out_dir, files, cells)
+    return checks.check_attack_output(out_dir, files, cells)
