@@ -19,15 +19,14 @@ Run: ``.venv/bin/python benchmarks/bench_dp.py [--repeats 5]``.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import optax
+from _timing import best_time
 from flax import nnx
 
 from mtl_tracing.data import synthetic
@@ -44,16 +43,6 @@ a, b = audit.canary_scores(jax.random.key(0), clip=1.0, noise_multiplier=2.0, tr
 r = audit.audit(np.asarray(a), np.asarray(b), delta=1e-5)
 print(time.perf_counter() - t0, r.mu_lb, r.epsilon_lb)
 """
-
-
-def _best(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile + warm-up
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -74,13 +63,13 @@ def main() -> None:
     dp_state = dp.init(key, data)
     dp_batch = jax.tree.map(lambda x: x[0], dp.batches(key, data))
     dp_step = jax.jit(dp.step)
-    t_dp = _best(lambda: dp_step(dp_state, key, dp_batch)[0].params, args.repeats)
+    t_dp = best_time(lambda: dp_step(dp_state, key, dp_batch)[0].params, args.repeats)
 
     def plain_time(tr):
         st = tr.init(key, data)
         b = jax.tree.map(lambda x: x[0], tr.batches(key, data))
         f = jax.jit(tr.step)
-        return _best(lambda: f(st, key, b)[0].params, args.repeats)
+        return best_time(lambda: f(st, key, b)[0].params, args.repeats)
 
     t_full, t_q = plain_time(plain_full), plain_time(plain)
 
@@ -107,7 +96,7 @@ def main() -> None:
         stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *gs)
         return noise(key, stacked, dp_batch["mask"].astype(data.x.dtype))
 
-    t_loop = _best(loop_step, args.repeats)
+    t_loop = best_time(loop_step, args.repeats)
 
     out = subprocess.run(
         [sys.executable, "-c", COLD_AUDIT],

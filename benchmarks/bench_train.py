@@ -12,24 +12,13 @@ Run: ``.venv/bin/python benchmarks/bench_train.py [--epochs 50] [--runs 1,2,4,8]
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import time
 
 import jax
+from _timing import best_time
 
 from mtl_tracing.data import synthetic
 from mtl_tracing.victims import mtl as train
-
-
-def _time(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile + warm-up
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -49,10 +38,10 @@ def main() -> None:
     def one_run():
         return train.train(key, data, cfg, runs=1).params
 
-    t1 = _time(one_run, args.repeats)
+    t1 = best_time(one_run, args.repeats)
     print(f"\n{'R':>3} {'vmapped s':>10} {'steps/s':>9} {'loop s':>8} {'steps/s':>9} {'ratio':>6}")
     for r in (int(v) for v in args.runs.split(",")):
-        tv = _time(lambda r=r: train.train(key, data, cfg, runs=r).params, args.repeats)
+        tv = best_time(lambda r=r: train.train(key, data, cfg, runs=r).params, args.repeats)
         tl = r * t1  # R sequential runs of the compiled single-run program
         print(
             f"{r:>3} {tv:>10.2f} {r * steps_per_run / tv:>9.0f} {tl:>8.2f} "

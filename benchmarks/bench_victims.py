@@ -14,28 +14,17 @@ Run: ``.venv/bin/python benchmarks/bench_victims.py [--epochs 100] [--admm-iters
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import time
 
 import jax
 import jax.numpy as jnp
+from _timing import best_time
 
 from mtl_tracing.data import synthetic
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.experiments import figure6
 from mtl_tracing.victims import gmrf, mtl, robust
 from mtl_tracing.victims.trainer import fit
-
-
-def _time(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile + warm-up
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -63,8 +52,8 @@ def main() -> None:
     k = jax.random.key(3)
     step_std = jax.jit(std.step)
     step_rob = jax.jit(rob.step)
-    t_std = _time(lambda: step_std(state, k, batch), args.repeats * 10)
-    t_rob = _time(lambda: step_rob(state, k, batch), args.repeats * 10)
+    t_std = best_time(lambda: step_std(state, k, batch), args.repeats * 10)
+    t_rob = best_time(lambda: step_rob(state, k, batch), args.repeats * 10)
     print(f"\n1. one step, task batch {tc.task_batch} x N={data_cfg.samples}, hidden {tc.hidden}")
     print(f"   standard step {1e3 * t_std:.2f} ms; PGD-{args.pgd_steps} adversarial step "
           f"{1e3 * t_rob:.2f} ms; ratio {t_rob / t_std:.1f}x")  # fmt: skip
@@ -78,8 +67,8 @@ def main() -> None:
     f_lasso = jax.jit(lambda W: gmrf.omega_update(W, lasso))
     for T in (int(t) for t in args.tasks.split(",")):
         W = jax.random.normal(jax.random.key(T), (T, m + 1), jnp.float32)
-        tc_ = _time(lambda W=W: f_closed(W), args.repeats)
-        tl_ = _time(lambda W=W: f_lasso(W), 1 if T >= 1024 else args.repeats)
+        tc_ = best_time(lambda W=W: f_closed(W), args.repeats)
+        tl_ = best_time(lambda W=W: f_lasso(W), 1 if T >= 1024 else args.repeats)
         print(f"   {T:>5} {1e3 * tc_:>15.2f} {1e3 * tl_:>12.1f}")
 
     # 3. each trainer, one run at Figure 6's default configuration
@@ -90,7 +79,7 @@ def main() -> None:
         "robust": rob,
     }
     for name, tr in trainers.items():
-        t = _time(lambda tr=tr: fit(tr, jax.random.key(4), in_part).state, 1)
+        t = best_time(lambda tr=tr: fit(tr, jax.random.key(4), in_part).state, 1)
         print(f"   {name:>9}: {t:.2f} s")
 
 

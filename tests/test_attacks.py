@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _stats import assert_rejects, assert_within_se
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -101,13 +102,13 @@ def test_statistics_monte_carlo_expectations():
     z = np.asarray(attacks.variance_statistic(e), dtype=np.float64)
     se = z.std(ddof=1) / np.sqrt(n)
     # |z| > 4.5 se under the null has probability ~7e-6 (CLT).
-    assert abs(z.mean() - m) <= 4.5 * se
-    assert abs(z.mean() - m * (k - 1) / k) > 4.5 * se  # power: the ddof = 0 trace is rejected
+    assert_within_se(z.mean(), m, se)
+    assert_rejects(z.mean(), m * (k - 1) / k, se)  # power: the ddof = 0 trace is rejected
     e1 = jax.random.normal(jax.random.key(1), (n, k, 1))
     w = np.asarray(attacks.inner_product_statistic(e1), dtype=np.float64)
     se = w.std(ddof=1) / np.sqrt(n)
-    assert abs(w.mean() - 2 / np.pi) <= 4.5 * se  # E|XY| = E|X| E|Y| = 2/pi
-    assert abs(w.mean() - 1.0) > 4.5 * se  # power: the <e_i, e_i> typo has mean E X^2 = 1
+    assert_within_se(w.mean(), 2 / np.pi, se)  # E|XY| = E|X| E|Y| = 2/pi
+    assert_rejects(w.mean(), 1.0, se)  # power: the <e_i, e_i> typo has mean E X^2 = 1
 
 
 # ---------------------------------------------------------------------------------------------

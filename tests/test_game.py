@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _stats import assert_within_se
 from scipy import stats
 
 from mtl_tracing import cli
@@ -293,7 +294,7 @@ def test_membership_limit_task_std_zero(sampler):
     are 4.5 standard errors over games (``metrics.group_moments``). Power: the sbar = 1 formula
     for E z_strong, and AUC 1/2 for the strong adversary, are rejected at the same G.
     """
-    from _stats import assert_rejects, assert_within_se
+    from _stats import assert_rejects
 
     from mtl_tracing import gaussian, metrics
 
@@ -315,7 +316,7 @@ def test_membership_limit_task_std_zero(sampler):
     one = np.asarray(z.weak_in[:, :1]).ravel(), np.asarray(z.out[:, :1]).ravel()  # 1 per game
     a_weak = float(metrics.auc(*one))
     se = math.sqrt(1.0 / (12 * len(one[0])) * 2)  # Mann-Whitney SE under the null
-    assert abs(a_weak - 0.5) <= 4.5 * se, (a_weak, se)
+    assert_within_se(a_weak, 0.5, se, what="weak AUC at sbar = 0")
     a_strong = float(metrics.auc(np.asarray(z.strong_in[:, 0]), np.asarray(z.out[:, 0])))
     assert a_strong == pytest.approx(gaussian.exact_auc(cfg, "strong"), abs=4.5 * se)
     assert a_strong - 0.5 > 4.5 * se  # power: the strong adversary is not at chance

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _stats import assert_rejects, assert_within_se
 from scipy import stats
 
 from mtl_tracing import attacks
@@ -266,10 +267,10 @@ def test_summarize_auc_matches_the_binormal_formula_with_power():
     se = per_run.std(ddof=1) / math.sqrt(R)
     theory = stats.norm.cdf(delta / math.sqrt(2))
     wrong = stats.norm.cdf(delta)
-    assert abs(s["auc_mean"] - theory) <= 4.5 * se
-    assert abs(s["auc_mean"] - wrong) > 4.5 * se  # power: the neighbouring wrong formula fails
+    assert_within_se(s["auc_mean"], theory, se)
+    assert_rejects(s["auc_mean"], wrong, se)  # power: the neighbouring wrong formula fails
     # pooled AUC also compares IN and OUT scores of different runs: same target, here i.i.d.
-    assert abs(s["auc"] - theory) <= 4.5 * se
+    assert_within_se(s["auc"], theory, se)
     assert s["auc_ci"][0] <= theory <= s["auc_ci"][1]
 
 

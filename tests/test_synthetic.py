@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _stats import assert_rejects, assert_within_se
 
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.data.synthetic import SyntheticConfig, generate
@@ -102,18 +103,18 @@ def test_label_balance_and_task_rate_variance(task_std, sample_std):
     n = rate.size
 
     mean, se_mean = rate.mean(), rate.std(ddof=1) / math.sqrt(n)
-    assert abs(mean - 0.5) <= 4.5 * se_mean, (mean, se_mean)
+    assert_within_se(mean, 0.5, se_mean, what="label rate")
     for wrong in (0.45, 0.55):  # power
-        assert abs(mean - wrong) > 4.5 * se_mean
+        assert_rejects(mean, wrong, se_mean)
 
     a2 = (task_std / sample_std) ** 2
     var_p = math.asin(a2 / (1 + a2)) / (2 * math.pi)
     v = (rate - 0.5) ** 2
     est, se = v.mean(), v.std(ddof=1) / math.sqrt(n)
     theory = var_p * (1 - 1 / n_tot) + 1 / (4 * n_tot)
-    assert abs(est - theory) <= 4.5 * se, (est, theory, se)
+    assert_within_se(est, theory, se, what="Var p")
     for wrong in (1 / (4 * n_tot), var_p + 1 / (4 * n_tot)):  # power: missing term / factor
-        assert abs(est - wrong) > 4.5 * se, (est, wrong, se)
+        assert_rejects(est, wrong, se, what="wrong Var p")
 
 
 @pytest.mark.parametrize(

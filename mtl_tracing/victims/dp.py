@@ -59,8 +59,7 @@ from mtl_tracing.victims import accounting
 from mtl_tracing.victims.mtl import (
     HEAD_KEYS,
     MTLState,
-    MTLTrainer,
-    TrainConfig,
+    MTLTrainerBase,
     make_optimizer,
     model_graphdef,
 )
@@ -155,7 +154,7 @@ def clip_and_noise(key: Array, grads: dict, mask: Array, *, clip, noise_multipli
 
 
 @dataclasses.dataclass(frozen=True)
-class DPSGDTrainer:
+class DPSGDTrainer(MTLTrainerBase):
     """Task-level DP-SGD (module docstring) as a :class:`~mtl_tracing.victims.trainer.Trainer`.
 
     - ``init``: as :class:`~mtl_tracing.victims.mtl.MTLTrainer` (same model and optimiser;
@@ -167,18 +166,12 @@ class DPSGDTrainer:
     - ``evaluate``, ``embed``: as MTLTrainer.
     """
 
-    config: TrainConfig
-    embed_dim: int
     dp: DPConfig = dataclasses.field(default_factory=DPConfig)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not isinstance(self.dp, DPConfig):
             raise ValueError(f"dp must be a DPConfig, got {type(self.dp).__name__}")
-        object.__setattr__(self, "_base", MTLTrainer(self.config, self.embed_dim))
-
-    @property
-    def epochs(self) -> int:
-        return self.config.epochs
 
     def noisy_steps(self) -> int:
         """Steps that update the encoder (the accountant's count)."""
@@ -198,7 +191,7 @@ class DPSGDTrainer:
         return make_optimizer(self.config, params, steps_per_epoch=self.dp.steps_per_epoch)
 
     def init(self, key: Array, data: MultitaskData) -> MTLState:
-        state = self._base.init(key, data)
+        state = self.base.init(key, data)
         return MTLState(state.params, self._tx(state.params).init(state.params))
 
     def batches(self, key: Array, data: MultitaskData) -> dict:
@@ -238,7 +231,7 @@ class DPSGDTrainer:
         return MTLState(optax.apply_updates(state.params, updates), opt_state), metrics
 
     def evaluate(self, state: MTLState, data: MultitaskData) -> dict:
-        return self._base.evaluate(state, data)
+        return self.base.evaluate(state, data)
 
     def embed(self, state: MTLState, x: Array) -> Array:
-        return self._base.embed(state, x)
+        return self.base.embed(state, x)

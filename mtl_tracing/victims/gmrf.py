@@ -80,7 +80,7 @@ from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.victims.model import MultitaskModel, embed_fn, split_params
 from mtl_tracing.victims.mtl import (
     MTLState,
-    MTLTrainer,
+    MTLTrainerBase,
     TrainConfig,
     accuracy,
     bce,
@@ -250,7 +250,7 @@ class GMRFState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class GMRFTrainer:
+class GMRFTrainer(MTLTrainerBase):
     """Algorithm 3's network and optimiser with a learned GMRF prior on the heads.
 
     Objective and alternation in the module docstring. ``batches``, ``evaluate`` and ``embed``
@@ -260,27 +260,15 @@ class GMRFTrainer:
     ``omega_condition`` (cond(Omega)).
     """
 
-    config: TrainConfig
-    embed_dim: int
     gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.config, TrainConfig):
-            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        super().__post_init__()
         if not isinstance(self.gmrf, GMRFConfig):
             raise ValueError(f"gmrf must be a GMRFConfig, got {type(self.gmrf).__name__}")
-        object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
-
-    @property
-    def epochs(self) -> int:
-        return self.config.epochs
-
-    @property
-    def _base(self) -> MTLTrainer:
-        return MTLTrainer(self.config, self.embed_dim)
 
     def init(self, key: Array, data: MultitaskData) -> GMRFState:
-        base = self._base.init(key, data)
+        base = self.base.init(key, data)
         params = base.params
         if self.gmrf.relations == "consensus":
             params = _tie(params)
@@ -289,7 +277,7 @@ class GMRFTrainer:
         return GMRFState(params, base.opt_state, omega, jnp.zeros((), jnp.int32))
 
     def batches(self, key: Array, data: MultitaskData) -> dict:
-        return self._base.batches(key, data)
+        return self.base.batches(key, data)
 
     def step(self, state: GMRFState, key: Array, batch: dict) -> tuple[GMRFState, dict]:
         del key
@@ -322,12 +310,12 @@ class GMRFTrainer:
         return GMRFState(params, opt_state, omega, count), {"loss": data_loss}
 
     def evaluate(self, state: GMRFState, data: MultitaskData) -> dict:
-        out = self._base.evaluate(MTLState(state.params, None), data)
+        out = self.base.evaluate(MTLState(state.params, None), data)
         lam = jnp.linalg.eigvalsh(state.omega)
         return {**out, "omega_condition": lam[-1] / lam[0]}
 
     def embed(self, state: GMRFState, x: Array) -> Array:
-        return self._base.embed(MTLState(state.params, None), x)
+        return self.base.embed(MTLState(state.params, None), x)
 
 
 _HEADS = ("head_kernel", "head_bias")

@@ -40,6 +40,7 @@ from mtl_tracing.victims.trainer import fit
 __all__ = [
     "TrainConfig",
     "MTLTrainer",
+    "MTLTrainerBase",
     "probe_fit",
     "probe_loss",
     "MTLState",
@@ -228,7 +229,31 @@ class MTLState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class MTLTrainer:
+class MTLTrainerBase:
+    """Fields and checks of every trainer of Algorithm 3's model: ``config`` (``TrainConfig``)
+    and ``embed_dim`` (m). Subclasses add their own fields (with defaults) and checks, and reach
+    Algorithm 3's methods through :attr:`base`."""
+
+    config: TrainConfig
+    embed_dim: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, TrainConfig):
+            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
+
+    @property
+    def epochs(self) -> int:
+        return self.config.epochs
+
+    @property
+    def base(self) -> MTLTrainer:
+        """Algorithm 3 on the same config and embedding size."""
+        return MTLTrainer(self.config, self.embed_dim)
+
+
+@dataclasses.dataclass(frozen=True)
+class MTLTrainer(MTLTrainerBase):
     """Algorithm 3 (App. A.3) as a :class:`~mtl_tracing.victims.trainer.Trainer`.
 
     Objective: ell_MTL(theta, beta) = (1/|B|) sum_{i in B} (1/N) sum_j BCE(<beta_i, h_theta(x_ij)>
@@ -243,18 +268,6 @@ class MTLTrainer:
     - ``evaluate``: BCE and accuracy on the IN tasks' training and held-out samples.
     - ``embed``: the shared encoder h_theta, (..., d) -> (..., m).
     """
-
-    config: TrainConfig
-    embed_dim: int
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.config, TrainConfig):
-            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
-        object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
-
-    @property
-    def epochs(self) -> int:
-        return self.config.epochs
 
     def _graphdef(self, data: MultitaskData):
         T, _, d = data.x.shape

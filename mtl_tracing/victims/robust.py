@@ -37,8 +37,7 @@ from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.victims.model import embed_fn
 from mtl_tracing.victims.mtl import (
     MTLState,
-    MTLTrainer,
-    TrainConfig,
+    MTLTrainerBase,
     accuracy,
     bce,
     make_optimizer,
@@ -149,7 +148,7 @@ def pgd(loss_fn, x: Array, config: PGDConfig, key: Array | None = None) -> Array
 
 
 @dataclasses.dataclass(frozen=True)
-class RobustTrainer:
+class RobustTrainer(MTLTrainerBase):
     """PGD adversarial training of Algorithm 3's model across the source (IN) tasks.
 
     ``batches`` and ``embed`` are Algorithm 3's; ``step`` replaces the minibatch's inputs by
@@ -157,30 +156,18 @@ class RobustTrainer:
     ``evaluate`` adds ``robust_heldout_accuracy`` (PGD from zero on the held-out samples).
     """
 
-    config: TrainConfig
-    embed_dim: int
     pgd: PGDConfig = dataclasses.field(default_factory=PGDConfig)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.config, TrainConfig):
-            raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
+        super().__post_init__()
         if not isinstance(self.pgd, PGDConfig):
             raise ValueError(f"pgd must be a PGDConfig, got {type(self.pgd).__name__}")
-        object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
-
-    @property
-    def epochs(self) -> int:
-        return self.config.epochs
-
-    @property
-    def _base(self) -> MTLTrainer:
-        return MTLTrainer(self.config, self.embed_dim)
 
     def init(self, key: Array, data: MultitaskData) -> MTLState:
-        return self._base.init(key, data)
+        return self.base.init(key, data)
 
     def batches(self, key: Array, data: MultitaskData) -> dict:
-        return self._base.batches(key, data)
+        return self.base.batches(key, data)
 
     def step(self, state: MTLState, key: Array, batch: dict) -> tuple[MTLState, dict]:
         ids, x, y = batch["ids"], batch["x"], batch["y"]
@@ -198,7 +185,7 @@ class RobustTrainer:
         return MTLState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
 
     def evaluate(self, state: MTLState, data: MultitaskData) -> dict:
-        out = self._base.evaluate(state, data)
+        out = self.base.evaluate(state, data)
         T = data.x.shape[0]
         graphdef = model_graphdef(data.x.shape[-1], self.embed_dim, T, self.config.hidden,
                                   data.x.dtype)  # fmt: skip
@@ -206,7 +193,7 @@ class RobustTrainer:
             graphdef, state.params, data.x_heldout, data.y_heldout, self.pgd)}  # fmt: skip
 
     def embed(self, state: MTLState, x: Array) -> Array:
-        return self._base.embed(state, x)
+        return self.base.embed(state, x)
 
 
 def robust_accuracy(graphdef, params: dict, x: Array, y: Array, config: PGDConfig) -> Array:
