@@ -18,7 +18,6 @@ import os
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from mtl_tracing import results
@@ -85,6 +84,8 @@ def source_option():
 
 
 def load_pools(source: str, data_dir, seed: int, dtype=None):
+    import jax
+
     from mtl_tracing.data import fewshot
 
     src = fewshot.load_source(source, data_dir)
@@ -111,6 +112,8 @@ def run_setting(
     Returns ``{"meta_test_accuracy": float (final), "history": [...], "attacks": {epoch: {kind:
     summary}}, "scores": {f"{kind}_e{epoch}_{in|out}": (n,) arrays}, "seconds": float}``.
     """
+    import jax
+
     from mtl_tracing.attacks import gradient_inversion as gi
     from mtl_tracing.data import fewshot
     from mtl_tracing.victims import maml

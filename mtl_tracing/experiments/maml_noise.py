@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from mtl_tracing import plotting
@@ -58,6 +57,8 @@ def run(
     sigma_scale=1.0,
     quick_victim=False,
 ):
+    import jax
+
     from mtl_tracing.victims import maml
 
     seed = check_int("seed", seed, low=0)

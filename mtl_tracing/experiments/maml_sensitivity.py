@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from mtl_tracing import plotting
@@ -48,6 +47,8 @@ def run(
     quick_victim=False,
 ):
     import dataclasses
+
+    import jax
 
     seed = check_int("seed", seed, low=0)
     epochs = sorted({check_int("epochs", e, low=0) for e in epochs})

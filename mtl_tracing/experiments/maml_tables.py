@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from mtl_tracing import plotting
@@ -45,6 +44,8 @@ def run(
     trials=None,
     quick_victim=False,
 ):
+    import jax
+
     seed = check_int("seed", seed, low=0)
     ways = [check_int("ways", w, low=2) for w in ways]
     shots = [check_int("shots", s, low=1) for s in shots]
