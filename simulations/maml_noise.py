@@ -1,0 +1,13 @@
+"""The ``maml_noise`` job (MAML as a victim): run, plot, print the headline, check the output.
+
+    python simulations/maml_noise.py --out figures/maml_noise [--quick] [--seed 0] [--source digits]
+
+Thin wrapper over :func:`mtl_tracing.experiments.registry.script_main`.
+"""
+
+import sys
+
+from mtl_tracing.experiments.registry import script_main
+
+if __name__ == "__main__":
+    sys.exit(script_main("maml_noise"))
