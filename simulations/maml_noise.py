@@ -1,6 +1,6 @@
-"""The ``maml_noise`` job (MAML as a victim): run, plot, print the headline, check the output.
+"""The ``maml_noise`` job (MAML as a victim): run, plot, headline, check.
 
-    python simulations/maml_noise.py --out figures/maml_noise [--quick] [--seed 0] [--source digits]
+    python simulations/maml_noise.py --out figures/maml_noise [--quick] [--seed 0]
 
 Thin wrapper over :func:`mtl_tracing.experiments.registry.script_main`.
 """

@@ -1,6 +1,6 @@
-"""The ``maml_sensitivity`` job (MAML as a victim): run, plot, print the headline, check the output.
+"""The ``maml_sensitivity`` job (MAML as a victim): run, plot, headline, check.
 
-    python simulations/maml_sensitivity.py --out figures/maml_sensitivity [--quick] [--seed 0] [--source digits]
+    python simulations/maml_sensitivity.py --out figures/maml_sensitivity [--quick] [--seed 0]
 
 Thin wrapper over :func:`mtl_tracing.experiments.registry.script_main`.
 """
