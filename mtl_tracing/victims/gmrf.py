@@ -81,7 +81,6 @@ from mtl_tracing.victims.model import MultitaskModel, embed_fn, split_params
 from mtl_tracing.victims.mtl import (
     MTLState,
     MTLTrainerBase,
-    TrainConfig,
     accuracy,
     bce,
     make_optimizer,
@@ -344,7 +343,7 @@ class DecentralizedState(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True)
-class DecentralizedGMRFTrainer:
+class DecentralizedGMRFTrainer(MTLTrainerBase):
     """Adapt-then-combine GMRF multitask learning, T agents simulated on one machine.
 
     See the module docstring. One step = every agent adapts on all its N samples, then the
@@ -352,16 +351,12 @@ class DecentralizedGMRFTrainer:
     an epoch has as many steps as Algorithm 3's. ``embed`` uses the agents' mean encoder.
     """
 
-    config: TrainConfig
-    embed_dim: int
     gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
 
     def __post_init__(self) -> None:
-        GMRFTrainer.__post_init__(self)  # same checks
-
-    @property
-    def epochs(self) -> int:
-        return self.config.epochs
+        super().__post_init__()
+        if not isinstance(self.gmrf, GMRFConfig):
+            raise ValueError(f"gmrf must be a GMRFConfig, got {type(self.gmrf).__name__}")
 
     def _graphdef(self, d: int, dtype):
         return model_graphdef(d, self.embed_dim, 1, self.config.hidden, dtype)
