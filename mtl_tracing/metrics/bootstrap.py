@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtl_tracing._validate import check_int, check_probability
+from mtl_tracing._validate import check_int, check_key, check_probability
 from mtl_tracing.metrics._fast import pair_path, pair_path_applies, pair_path_bytes, ties_small
 from mtl_tracing.metrics.roc import (
     auc,
@@ -247,10 +247,7 @@ def grouped_bootstrap(
     Returns:
       ``Interval(estimate, low, high, std)``, or a tuple of them if ``statistic`` is a tuple.
     """
-    if not (hasattr(key, "dtype") and jnp.issubdtype(key.dtype, jax.dtypes.prng_key)):
-        raise ValueError(f"key must be a typed key from jax.random.key, got {key!r}")
-    if key.shape != ():
-        raise ValueError(f"key must be a single key, got shape {key.shape}")
+    check_key("key", key)
     statistics = _statistics_tuple(statistic)
     num_resamples = check_int("num_resamples", num_resamples, low=2)
     level = check_probability("level", level)
