@@ -33,10 +33,6 @@ PROBE = textwrap.dedent(
     import json, sys, time
     t0 = time.perf_counter()
     stats = {"compile_s": 0.0, "programs": 0, "trace_lower_s": 0.0}
-    try:
-        import jax.monitoring as mon
-    except ImportError:
-        mon = None
     def on_duration(event, duration, **kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
             stats["compile_s"] += duration
@@ -45,6 +41,7 @@ PROBE = textwrap.dedent(
                        "/jax/core/compile/jaxpr_to_mlir_module_duration"):
             stats["trace_lower_s"] += duration
     if "--help" not in sys.argv:
+        import jax.monitoring as mon
         mon.register_event_duration_secs_listener(on_duration)
     from mtl_tracing import cli
     if "--cache" in sys.argv:
@@ -114,7 +111,7 @@ def _write_embeddings(path: str) -> None:
         in_embeddings=rng.normal(size=(tasks * n, m)),
         in_task=np.repeat(np.arange(tasks), n),
         out_embeddings=rng.normal(size=(tasks * n, m)),
-        out_task=np.repeat(np.arange(tasks), n),
+        out_task=np.repeat(np.arange(tasks, 2 * tasks), n),
     )
 
 
