@@ -55,17 +55,27 @@ def game_dp_blocks(config, release, scores, delta: float, level: float) -> dict:
     return {"dp": dp, "audit": {**r.to_dict(), "adversary": "strong", "task": 0}}
 
 
+def _exact_auc(config, adversary: str) -> float:
+    """The exact marginal AUC by ``roc_theory`` (fixed nodes, ~1e-13 from ``law.exact_auc``;
+    it needs no SciPy integrate/optimize import, which a small run would pay for)."""
+    from mtl_tracing.gaussian.batched import roc_theory
+
+    c = config
+    cell = (c.tasks, c.samples, c.dim, c.challenge, c.task_std, c.sample_std)
+    return float(roc_theory(*cell, adversary=adversary, fpr=0.5)["exact_auc"])
+
+
 def dp_theory(config, release):
     """(moments, exact AUC function) under ``release`` (None: the plain game); NaN when the
     release is clipped (no closed form)."""
     # Submodule imports, not ``gaussian.moments``: once ``mtl_tracing.gaussian.moments`` is
     # imported, the package attribute ``moments`` is that submodule, not the function.
-    from mtl_tracing.gaussian.law import exact_auc
     from mtl_tracing.gaussian.moments import moments
-    from mtl_tracing.gaussian.release import release_auc, release_moments
 
     if release is None:
-        return moments(config), lambda adv: exact_auc(config, adv)
+        return moments(config), lambda adv: _exact_auc(config, adv)
+    from mtl_tracing.gaussian.release import release_auc, release_moments
+
     if release.clip is not None:
         nan = float("nan")
         plain = moments(config)

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_game_dp_arguments(parser)
 
 
-def _auc_block(args, config, scores, gaussian) -> dict:
+def _auc_block(args, scores, exact_auc) -> dict:
     import jax
 
     from mtl_tracing import metrics
@@ -62,7 +62,7 @@ def _auc_block(args, config, scores, gaussian) -> dict:
             paired=True,
         )
         entry = {
-            "exact": float(gaussian.exact_auc(config, adv)),
+            "exact": exact_auc(adv),
             "empirical": float(ci.estimate),
             "ci": [float(ci.low), float(ci.high)],
         }
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import jax.numpy as jnp
 
-    from mtl_tracing import gaussian, results
+    from mtl_tracing import results
     from mtl_tracing.gaussian import game
     from mtl_tracing.gaussian.config import GaussianGameConfig
     from mtl_tracing.metrics import group_moments
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             "paper_mean": float(m.paper_mean),
             "paper_var": float(m.paper_var),
         }
-    payload["auc"] = _auc_block(args, config, scores, gaussian)
+    payload["auc"] = _auc_block(args, scores, exact_auc)
     if release is not None:
         dp_update_payload(payload, args, config, release, scores, exact_auc)
     results.write_json(json_path, payload)

@@ -53,7 +53,7 @@ _EXPORTS = {
     "exact_tpr_at_fpr": "law",
     "exact_percentile_table": "law",
     "exact_per_game_auc": "law",
-    "gaussian_auc": "law",
+    "gaussian_auc": "batched",
     "normal_roc": "law",
     "normal_auc": "law",
     "normal_tpr_at_fpr": "law",

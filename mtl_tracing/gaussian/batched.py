@@ -16,12 +16,25 @@ import math
 import numpy as np
 from scipy import special
 
-from mtl_tracing._validate import check_choice, check_int_array, check_open_unit_array
+from mtl_tracing._validate import (
+    as_float_array,
+    check_choice,
+    check_int_array,
+    check_open_unit_array,
+    check_positive_array,
+    scalar_or_array,
+)
 from mtl_tracing.gaussian.config import IN_ADVERSARIES
-from mtl_tracing.gaussian.law import gaussian_auc
 from mtl_tracing.gaussian.moments import law_scale_parts, score_moments
 
-__all__ = ["roc_theory"]
+__all__ = ["roc_theory", "gaussian_auc"]
+
+
+def gaussian_auc(mean_in, var_in, mean_out, var_out):
+    """Phi((mu1 - mu0)/sqrt(v1 + v0)) for independent normals; broadcast."""
+    v = check_positive_array("var_in", var_in) + check_positive_array("var_out", var_out)
+    diff = as_float_array("mean_in", mean_in) - as_float_array("mean_out", mean_out)
+    return scalar_or_array(special.ndtr(diff / np.sqrt(v)))
 
 
 # ----------------------------------------------------------------------------------------

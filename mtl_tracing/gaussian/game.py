@@ -302,14 +302,16 @@ def simulate(
         )
     chunk = _chunk_size(sampler, shape, dt, games, chunk_games, budget)
     runner = _chunk_runner(sampler, shape, dt, chunk)
-    sbar = jnp.asarray(config.task_std, dt)
-    s = jnp.asarray(config.sample_std, dt)
-    mean = jnp.asarray(config.mean_array(np.float64), dt)
+    # NumPy scalars, not jnp: the compiled chunk converts them itself, and no eager
+    # conversion program is compiled (or looked up in the cache) for them.
+    sbar = np.asarray(config.task_std, dt)
+    s = np.asarray(config.sample_std, dt)
+    mean = config.mean_array(np.float64).astype(dt)
     starts = range(0, games, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"{sampler} games", unit="chunk")
-    parts = [runner(key, jnp.uint32(start), sbar, s, mean) for start in starts]
+    parts = [runner(key, np.uint32(start), sbar, s, mean) for start in starts]
     out = [jnp.concatenate([p[i] for p in parts], axis=0)[:games] for i in range(3)]
     return GameScores(*out)

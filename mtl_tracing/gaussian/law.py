@@ -45,10 +45,10 @@ from mtl_tracing._validate import (
     check_choice,
     check_int,
     check_open_unit_array,
-    check_positive_array,
     check_positive_float,
     scalar_or_array,
 )
+from mtl_tracing.gaussian.batched import gaussian_auc
 from mtl_tracing.gaussian.config import (
     ADVERSARIES,
     IN_ADVERSARIES,
@@ -66,7 +66,6 @@ __all__ = [
     "exact_tpr_at_fpr",
     "exact_percentile_table",
     "exact_per_game_auc",
-    "gaussian_auc",
     "normal_roc",
     "normal_auc",
     "normal_tpr_at_fpr",
@@ -484,13 +483,6 @@ def exact_per_game_auc(config: GaussianGameConfig, adversary: str) -> float:
 
 # ----------------------------------------------------------------------------------------
 # Normal approximations with the exact mean and variance.
-
-
-def gaussian_auc(mean_in, var_in, mean_out, var_out):
-    """Phi((mu1 - mu0)/sqrt(v1 + v0)) for independent normals; broadcast."""
-    v = check_positive_array("var_in", var_in) + check_positive_array("var_out", var_out)
-    diff = as_float_array("mean_in", mean_in) - as_float_array("mean_out", mean_out)
-    return scalar_or_array(special.ndtr(diff / np.sqrt(v)))
 
 
 def normal_roc(config: GaussianGameConfig, adversary: str, fpr):
