@@ -16,7 +16,20 @@ import numpy as np
 
 __all__ = ["versions", "run_metadata", "to_jsonable", "write_json", "read_json"]
 
-_PACKAGES = ("mtl-tracing", "jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib")
+_PACKAGES = (
+    "mtl-tracing",
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "numpy",
+    "scipy",
+    "matplotlib",
+    "dp-accounting",
+    "dm-pix",
+    "scikit-learn",
+    "pillow",
+)
 
 
 def versions() -> dict[str, str]:
