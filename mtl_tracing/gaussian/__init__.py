@@ -37,6 +37,7 @@ _EXPORTS = {
     "bytes_per_game": "game",
     "device_memory_bytes": "game",
     "lanes": "game",
+    "sufficient_draws": "game",
     "ScoreMoments": "moments",
     "check_game_params": "moments",
     "config_args": "moments",

@@ -42,6 +42,7 @@ __all__ = [
     "bytes_per_game",
     "device_memory_bytes",
     "lanes",
+    "sufficient_draws",
 ]
 
 SAMPLERS = ("sufficient", "faithful")
@@ -89,6 +90,27 @@ def _faithful_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
     return score(strong_b), score(weak_b), score(out_b)
 
 
+def sufficient_draws(keys, task_std, sample_std, *, shape: GameShape, dtype):
+    """Unchecked kernel: one coordinate's worth of the sufficient sampler's variables, (T,) each.
+
+    ``keys`` = (k_mu, k_b, k_r, k_w, k_v). Returns (b, m, w, v): strong batch means b_i, task
+    sample means m_i (b_i with the other N - k samples r_i), weak batch means w_i and OUT batch
+    means v_j, all centred at mu_bar (see ``_sufficient_game``). Shared with the DP release.
+    """
+    T, N, _d, k = shape
+    k_mu, k_b, k_r, k_w, k_v = keys
+    mu = task_std * jax.random.normal(k_mu, (T,), dtype)
+    b = mu + sample_std * jax.random.normal(k_b, (T,), dtype) / math.sqrt(k)
+    if k < N:
+        r = mu + sample_std * jax.random.normal(k_r, (T,), dtype) / math.sqrt(N - k)
+        m = (k * b + (N - k) * r) / N
+    else:
+        m = b
+    w = mu + sample_std * jax.random.normal(k_w, (T,), dtype) / math.sqrt(k)
+    v = jnp.sqrt(task_std**2 + sample_std**2 / k) * jax.random.normal(k_v, (T,), dtype)
+    return b, m, w, v
+
+
 def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
     """Draw the 3T scores of one game exactly from O(T) normals and one chi-square.
 
@@ -122,15 +144,7 @@ def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype
     sbar = jnp.asarray(task_std, dtype)
     s = jnp.asarray(sample_std, dtype)
     del mean  # cancels exactly (see docstring)
-    mu = sbar * jax.random.normal(k_mu, (T,), dtype)
-    b = mu + s * jax.random.normal(k_b, (T,), dtype) / math.sqrt(k)
-    if k < N:
-        r = mu + s * jax.random.normal(k_r, (T,), dtype) / math.sqrt(N - k)
-        m = (k * b + (N - k) * r) / N
-    else:
-        m = b
-    w = mu + s * jax.random.normal(k_w, (T,), dtype) / math.sqrt(k)
-    v = jnp.sqrt(sbar**2 + s**2 / k) * jax.random.normal(k_v, (T,), dtype)
+    b, m, w, v = sufficient_draws((k_mu, k_b, k_r, k_w, k_v), sbar, s, shape=shape, dtype=dtype)
     alpha1 = jnp.mean(m)
     A = (sbar**2 + s**2 / N) / T
     c_weak = sbar**2 / T

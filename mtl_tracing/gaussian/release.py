@@ -69,7 +69,7 @@ from mtl_tracing.gaussian.config import (
     GaussianGameConfig,
     check_config,
 )
-from mtl_tracing.gaussian.game import SAMPLERS, GameScores, simulate
+from mtl_tracing.gaussian.game import SAMPLERS, GameScores, simulate, sufficient_draws
 from mtl_tracing.gaussian.moments import ScoreMoments, law_scale_parts, second_order
 
 __all__ = [
@@ -292,15 +292,8 @@ def _sufficient_release_game(
     T, N, d, k = shape
     k_mu, k_b, k_r, k_w, k_v, k_chi, k_e = jax.random.split(key, 7)
     noise_var = (sum_std / T) ** 2 + sigma**2
-    mu = task_std * jax.random.normal(k_mu, (T,), dtype)
-    b = mu + sample_std * jax.random.normal(k_b, (T,), dtype) / math.sqrt(k)
-    if k < N:
-        r = mu + sample_std * jax.random.normal(k_r, (T,), dtype) / math.sqrt(N - k)
-        m = (k * b + (N - k) * r) / N
-    else:
-        m = b
-    w = mu + sample_std * jax.random.normal(k_w, (T,), dtype) / math.sqrt(k)
-    v = jnp.sqrt(task_std**2 + sample_std**2 / k) * jax.random.normal(k_v, (T,), dtype)
+    keys = (k_mu, k_b, k_r, k_w, k_v)
+    b, m, w, v = sufficient_draws(keys, task_std, sample_std, shape=shape, dtype=dtype)
     alpha1 = jnp.mean(m) + jnp.sqrt(noise_var) * jax.random.normal(k_e, (), dtype)
     a_var = (task_std**2 + sample_std**2 / N) / T + noise_var
     c_strong = (task_std**2 + sample_std**2 / N) / T
