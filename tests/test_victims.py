@@ -216,6 +216,111 @@ def test_decentralized_gmrf_trains():
     assert e.shape == (2, 8, 4)
 
 
+# ------------------------------------------------- end to end: recovery, held-out loss, ATC
+#
+# A fair regime for coupling: few samples per task (N = 8 for p = m + 1 = 5 head parameters),
+# K = 4 clusters of 8 tasks with a small spread, balanced labels (task_std 0.5), d = m so the
+# encoder can represent the labelling projection. The prior sees centred heads (``centre``),
+# and Omega is first estimated at epoch 20, from heads that have fitted their tasks (estimated
+# at the warm start's end, from the random initial heads, it locks onto random pairs).
+
+_FAIR = SyntheticConfig(
+    tasks=32, dim=4, embed_dim=4, samples=8, holdout=64, task_std=0.5, clusters=4,
+    cluster_spread=0.1,
+)  # fmt: skip
+_FTC = mtl.TrainConfig(
+    epochs=60, task_batch=8, hidden=32, warm_start_epochs=5, head_lr=1e-2, shared_lr=3e-3
+)
+_FG = gmrf.GMRFConfig(eta=0.3, l1=0.5, omega_start=20, centre=True)
+_RUNS = 2
+
+
+def _heldout_per_task(trainer, data):
+    """Per-(run, task) held-out BCE (R, T) and the final states, R = ``_RUNS``."""
+    import optax
+
+    from mtl_tracing.victims.model import logits_fn
+
+    out = fit(trainer, jax.random.key(1), _in_part(data), runs=_RUNS)
+    states = [jax.tree.map(lambda v, r=r: v[r], out.state) for r in range(_RUNS)]
+    if isinstance(trainer, gmrf.DecentralizedGMRFTrainer):
+        logits = [trainer.logits(s, data.x_heldout) for s in states]
+    else:
+        gd = mtl.model_graphdef(data.x.shape[-1], 4, data.tasks, _FTC.hidden, data.x.dtype)
+        logits = [logits_fn(gd, s.params, data.x_heldout) for s in states]
+    bce = [optax.sigmoid_binary_cross_entropy(lg, data.y_heldout).mean(-1) for lg in logits]
+    return np.asarray(bce, np.float64), states
+
+
+def _ci(diff) -> tuple[float, float, float]:
+    diff = np.ravel(np.asarray(diff, np.float64))
+    half = Z * diff.std(ddof=1) / np.sqrt(diff.size)
+    return float(diff.mean()), float(diff.mean() - half), float(diff.mean() + half)
+
+
+@pytest.fixture(scope="module")
+def fair_fits():
+    data = synthetic.generate(jax.random.key(0), _FAIR)
+    fits = {
+        "learned": _heldout_per_task(gmrf.GMRFTrainer(_FTC, 4, _FG), data),
+        "independent": _heldout_per_task(
+            gmrf.GMRFTrainer(_FTC, 4, _FG.replace(relations="independent")), data
+        ),
+        "consensus": _heldout_per_task(
+            gmrf.GMRFTrainer(_FTC, 4, _FG.replace(relations="consensus")), data
+        ),
+        "algorithm3": _heldout_per_task(mtl.MTLTrainer(_FTC, 4), data),
+    }
+    return data, fits
+
+
+def test_gmrf_end_to_end_recovers_clusters_with_power(fair_fits):
+    data, fits = fair_fits
+    z = np.asarray(data.info["clusters"][: data.tasks])
+    pr = np.mean([_precision_recall(s.omega, z, _FG.edge_tol) for s in fits["learned"][1]], 0)
+    # Power: the same trainer on unclustered tasks (same shapes), scored against the same
+    # (now fake) partition: chance precision is 7 / 31 = 0.23.
+    flat = synthetic.generate(jax.random.key(0), _FAIR.replace(clusters=0))
+    _, states0 = _heldout_per_task(gmrf.GMRFTrainer(_FTC, 4, _FG), flat)
+    pr0 = np.mean([_precision_recall(s.omega, z, _FG.edge_tol) for s in states0], 0)
+    print(f"end to end: clustered precision/recall {pr[0]:.2f}/{pr[1]:.2f}; "
+          f"unclustered {pr0[0]:.2f}/{pr0[1]:.2f} (chance precision 0.23)")  # fmt: skip
+    assert pr[0] > 0.5 and pr[1] > 0.3
+    assert pr0[0] < 0.4
+
+
+def test_gmrf_beats_independent_heads_and_consensus_heldout(fair_fits):
+    _, fits = fair_fits
+    learned = fits["learned"][0]
+    cis = {
+        name: _ci(fits[name][0] - learned) for name in ("algorithm3", "consensus", "independent")
+    }
+    for name, (mean, lo, hi) in cis.items():
+        print(f"held-out BCE {name} - learned: {mean:+.4f} [{lo:+.4f}, {hi:+.4f}] "
+              f"({fits[name][0].mean():.4f} vs {learned.mean():.4f})")  # fmt: skip
+    # Paired over (run, task), z = 3: GMRF beats independent heads without a prior (Algorithm
+    # 3) and full consensus. Against the diagonal-Omega ablation at the same eta (a per-task
+    # ridge of the same strength) it ties: printed, not asserted (README).
+    assert cis["algorithm3"][1] > 0
+    assert cis["consensus"][1] > 0
+
+
+def test_decentralized_matches_centralized_heldout(fair_fits):
+    data, fits = fair_fits
+    tr = gmrf.DecentralizedGMRFTrainer(_FTC, 4, _FG.replace(lr=1e-2))
+    dec, _ = _heldout_per_task(tr, data)
+    mean, lo, hi = _ci(dec - fits["learned"][0])
+    central = fits["learned"][0].mean()
+    print(f"held-out BCE decentralised {dec.mean():.4f} vs centralised {central:.4f}: "
+          f"difference {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]")  # fmt: skip
+    # The CI of the paired difference contains 0 (agreement within the CI), and the stated
+    # tolerance: decentralised at most 0.15 nats worse than centralised (upper CI end); it
+    # still beats full consensus.
+    assert lo < 0 < hi
+    assert hi < 0.15
+    assert _ci(fits["consensus"][0] - dec)[1] > 0
+
+
 # ------------------------------------------------------------------------------- robust
 
 

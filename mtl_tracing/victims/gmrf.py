@@ -81,6 +81,7 @@ from mtl_tracing.victims.model import MultitaskModel, embed_fn, split_params
 from mtl_tracing.victims.mtl import (
     MTLState,
     MTLTrainerBase,
+    TrainConfig,
     accuracy,
     bce,
     make_optimizer,
@@ -96,6 +97,7 @@ __all__ = [
     "DecentralizedGMRFTrainer",
     "DecentralizedState",
     "omega_update",
+    "centre_heads",
     "partial_correlations",
     "support",
     "head_matrix",
@@ -125,6 +127,8 @@ class GMRFConfig:
     relations: str = "learned"
     edge_tol: float = 0.05
     lr: float = 3e-3
+    omega_start: int | None = None
+    centre: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -145,6 +149,18 @@ class GMRFConfig:
             raise ValueError(f"edge_tol must be in [0, 1), got {self.edge_tol!r}")
         set_(self, "edge_tol", tol)
         set_(self, "lr", check_positive_float("lr", self.lr))
+        if self.omega_start is not None:
+            set_(self, "omega_start", check_int("omega_start", self.omega_start, low=0))
+        if not isinstance(self.centre, bool):
+            raise ValueError(f"centre must be a bool, got {self.centre!r}")
+
+    def first_omega_step(self, config: TrainConfig) -> int:
+        """Epoch of the first Omega-step: ``omega_start``, default the warm start's end."""
+        return config.warm_start_epochs if self.omega_start is None else self.omega_start
+
+    def deviations(self, W: Array, omega: Array) -> Array:
+        """The heads the prior sees: V = W - 1 w0^T (``centre``, :func:`centre_heads`) or W."""
+        return centre_heads(W, omega) if self.centre else W
 
     def replace(self, **changes) -> GMRFConfig:
         return dataclasses.replace(self, **changes)
@@ -214,6 +230,12 @@ def omega_update(W: Array, config: GMRFConfig) -> Array:
         theta = _glasso_admm(R, jnp.asarray(config.l1, dtype), config.admm_iters)
         omega = theta * inv_sd[:, None] * inv_sd[None, :]
     return _clip_condition(omega, config.max_condition)
+
+
+def centre_heads(W: Array, omega: Array) -> Array:
+    """V = W - 1 w0^T with w0 = 1^T Omega W / 1^T Omega 1, the exact minimiser over w0."""
+    o1 = omega.sum(0)
+    return W - (o1 @ W / o1.sum())[None]
 
 
 def partial_correlations(omega: Array) -> Array:
@@ -289,7 +311,7 @@ class GMRFTrainer(MTLTrainerBase):
 
         def loss_fn(p):
             data_loss = bce(nnx.merge(graphdef, p)(x, ids[:, None]), y)
-            W = head_matrix(p)
+            W = self.gmrf.deviations(head_matrix(p), state.omega)
             prior = 0.5 * eta / T * jnp.sum(W * (state.omega @ W))
             return data_loss + prior, data_loss
 
@@ -299,10 +321,10 @@ class GMRFTrainer(MTLTrainerBase):
         if self.gmrf.relations == "consensus":
             params = _tie(params)
         count = state.count + 1
-        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
+        due = (count % spe == 0) & (count >= self.gmrf.first_omega_step(self.config) * spe)
         omega = jax.lax.cond(
             due,
-            lambda W: omega_update(W, self.gmrf).astype(W.dtype),
+            lambda W: omega_update(self.gmrf.deviations(W, state.omega), self.gmrf).astype(W.dtype),
             lambda W: state.omega,
             head_matrix(params),
         )
@@ -402,31 +424,39 @@ class DecentralizedGMRFTrainer(MTLTrainerBase):
         lam_max = jnp.linalg.eigvalsh(omega)[-1]
         s = jnp.minimum(self.gmrf.lr * self.gmrf.eta, 1.0 / lam_max)
         A = jnp.eye(T, dtype=omega.dtype) - s * omega
-        W = A @ head_matrix(psi)
+        Psi = head_matrix(psi)
+        W = Psi - s * omega @ self.gmrf.deviations(Psi, omega) if self.gmrf.centre else A @ Psi
         ring = jnp.roll(jnp.eye(T, dtype=bool), 1, axis=1)
         adjacency = support(omega, self.gmrf.edge_tol) | ring | ring.T
         C = metropolis_weights(adjacency).astype(x.dtype)
         params = _with_heads(_map_encoder(lambda v: jnp.tensordot(C, v, axes=1), psi), W)
         count = state.count + 1
         spe = steps_per_epoch(T, self.config.task_batch)
-        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
+        due = (count % spe == 0) & (count >= self.gmrf.first_omega_step(self.config) * spe)
         omega = jax.lax.cond(
-            due, lambda W: omega_update(W, self.gmrf).astype(W.dtype), lambda W: omega, W
+            due,
+            lambda W: omega_update(self.gmrf.deviations(W, omega), self.gmrf).astype(W.dtype),
+            lambda W: omega,
+            W,
         )
         return DecentralizedState(params, opt_state, omega, count), {"loss": losses.mean()}
 
     def _centroid(self, params: dict) -> dict:
         return _map_encoder(lambda v: v.mean(0), params)
 
-    def evaluate(self, state: DecentralizedState, data: MultitaskData) -> dict:
-        graphdef = self._graphdef(data.x.shape[-1], data.x.dtype)
+    def logits(self, state: DecentralizedState, x: Array) -> Array:
+        """Each agent's logits on its own task's samples: x (T, n, d) -> (T, n)."""
+        graphdef = self._graphdef(x.shape[-1], x.dtype)
 
-        def logits(p, x):
+        def one(p, x):
             p1 = {**p, "head_kernel": p["head_kernel"][None], "head_bias": p["head_bias"][None]}
             return nnx.merge(graphdef, p1)(x[None])[0]
 
-        lt = jax.vmap(logits)(state.params, data.x)
-        lh = jax.vmap(logits)(state.params, data.x_heldout)
+        return jax.vmap(one)(state.params, x)
+
+    def evaluate(self, state: DecentralizedState, data: MultitaskData) -> dict:
+        lt = self.logits(state, data.x)
+        lh = self.logits(state, data.x_heldout)
         enc = [v for k, v in state.params.items() if k not in _HEADS]
         spread = sum(jnp.sum(jnp.var(v, axis=0)) for v in jax.tree.leaves(enc))
         return {
