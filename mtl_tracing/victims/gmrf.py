@@ -21,10 +21,21 @@ scale with the heads (h -> c h, beta -> beta / c): with a free scale the concent
 (eta p / 2) log det(W W^T / p + delta I) pulls every head to zero (seen in development: the heads
 collapse and Omega degenerates to I / delta, losing all relations).
 
+Centred heads (``centre=True``). The heads share a common component (the mean of the cluster
+centres, and whatever the encoder puts in every head), and the prior above shrinks it to zero
+with the rest. The centred model writes W = 1 w0^T + V with a free, unpenalised mean head w0
+and puts the GMRF on the deviations V: the objective above with W replaced by V = W - 1 w0^T
+in the prior and in S. For fixed (W, Omega) the prior is minimised by the Omega-weighted mean
+w0 = 1^T Omega W / 1^T Omega 1 (:func:`centre_heads`), so w0 is profiled out exactly: the
+network step penalises (eta/2) tr(V^T Omega V) with that w0 (its gradient in W is the partial
+one, w0 being a minimiser), and the Omega-step takes S from V computed with the previous
+Omega (block-coordinate: a w0-step, then the Omega-step). ``centre=False`` (the default) is
+the uncentred model, w0 = 0.
+
 Training alternates (:class:`GMRFTrainer`): optimiser steps on (theta, W) with Omega fixed
 (Algorithm 3's optimiser; the prior enters the minibatch loss as (eta / (2T)) tr(W^T Omega W),
 whose expectation over minibatches matches the objective), and, at the end of every epoch after
-the warm start, the exact Omega-step (:func:`omega_update`):
+the warm start (Omega = I before), the exact Omega-step (:func:`omega_update`):
 
 - ``l1 = 0``: closed form Omega = S^{-1};
 - ``l1 > 0``: the graphical lasso on the correlation matrix R = D^{-1/2} S D^{-1/2}
@@ -50,7 +61,8 @@ keeps its own encoder theta_t and head w_t and, every step, adapts then combines
 - adapt: one Adam step of each agent on its own loss L_t (vmapped over agents);
 - combine, heads: W <- (I - s Omega) Psi with s = min(lr * eta, 1 / lambda_max(Omega)), the
   gradient step of the GMRF term; agent t only needs the heads of its neighbours
-  {l : Omega_tl != 0}, and the eigenvalues of I - s Omega lie in [0, 1) (stable);
+  {l : Omega_tl != 0}, and the eigenvalues of I - s Omega lie in [0, 1) (stable); centred
+  (``centre``): W <- Psi - s Omega V(Psi), V(Psi) = Psi - 1 w0^T as above;
 - combine, encoders: theta <- C theta with C the Metropolis weights (doubly stochastic) of the
   graph "learned edges (|partial correlation| > ``edge_tol``) plus a ring", the ring keeping
   the graph connected so the shared representation reaches consensus;
@@ -61,7 +73,7 @@ keeps its own encoder theta_t and head w_t and, every step, adapts then combines
 network centroid), which the combine steps drive the agents towards.
 
 Notation (argument -> symbol): ``tasks`` T, ``embed_dim`` m, p = m + 1, ``eta`` eta,
-``ridge`` delta, ``l1`` rho, ``max_condition`` kappa.
+``ridge`` delta, ``l1`` rho, ``max_condition`` kappa, ``centre`` (w0, V).
 """
 
 from __future__ import annotations
@@ -81,7 +93,6 @@ from mtl_tracing.victims.model import MultitaskModel, embed_fn, split_params
 from mtl_tracing.victims.mtl import (
     MTLState,
     MTLTrainerBase,
-    TrainConfig,
     accuracy,
     bce,
     make_optimizer,
@@ -116,7 +127,8 @@ class GMRFConfig:
     cap kappa on cond(Omega); ``admm_iters`` ADMM iterations of the graphical lasso;
     ``relations`` one of ``RELATIONS``; ``edge_tol`` the |partial correlation| above which an
     edge is reported (:func:`support`) and used by the decentralised combine; ``lr`` the
-    decentralised agents' Adam learning rate.
+    decentralised agents' Adam learning rate; ``centre`` the centred model W = 1 w0^T + V with
+    the prior on V (default ``False``: the uncentred model).
     """
 
     eta: float = 1.0
@@ -127,7 +139,6 @@ class GMRFConfig:
     relations: str = "learned"
     edge_tol: float = 0.05
     lr: float = 3e-3
-    omega_start: int | None = None
     centre: bool = False
 
     def __post_init__(self) -> None:
@@ -149,14 +160,8 @@ class GMRFConfig:
             raise ValueError(f"edge_tol must be in [0, 1), got {self.edge_tol!r}")
         set_(self, "edge_tol", tol)
         set_(self, "lr", check_positive_float("lr", self.lr))
-        if self.omega_start is not None:
-            set_(self, "omega_start", check_int("omega_start", self.omega_start, low=0))
         if not isinstance(self.centre, bool):
             raise ValueError(f"centre must be a bool, got {self.centre!r}")
-
-    def first_omega_step(self, config: TrainConfig) -> int:
-        """Epoch of the first Omega-step: ``omega_start``, default the warm start's end."""
-        return config.warm_start_epochs if self.omega_start is None else self.omega_start
 
     def deviations(self, W: Array, omega: Array) -> Array:
         """The heads the prior sees: V = W - 1 w0^T (``centre``, :func:`centre_heads`) or W."""
@@ -321,7 +326,7 @@ class GMRFTrainer(MTLTrainerBase):
         if self.gmrf.relations == "consensus":
             params = _tie(params)
         count = state.count + 1
-        due = (count % spe == 0) & (count >= self.gmrf.first_omega_step(self.config) * spe)
+        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
         omega = jax.lax.cond(
             due,
             lambda W: omega_update(self.gmrf.deviations(W, state.omega), self.gmrf).astype(W.dtype),
@@ -432,7 +437,7 @@ class DecentralizedGMRFTrainer(MTLTrainerBase):
         params = _with_heads(_map_encoder(lambda v: jnp.tensordot(C, v, axes=1), psi), W)
         count = state.count + 1
         spe = steps_per_epoch(T, self.config.task_batch)
-        due = (count % spe == 0) & (count >= self.gmrf.first_omega_step(self.config) * spe)
+        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
         omega = jax.lax.cond(
             due,
             lambda W: omega_update(self.gmrf.deviations(W, omega), self.gmrf).astype(W.dtype),
