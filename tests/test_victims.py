@@ -147,14 +147,19 @@ def test_omega_closed_form_and_dtype(x64):
     assert gmrf.omega_update(W.astype(jnp.float32), cfg).dtype == jnp.float32
 
 
-def test_centre_heads_profiles_the_mean_head_exactly():
-    W = jax.random.normal(jax.random.key(3), (6, 5))
-    A = jax.random.normal(jax.random.key(4), (6, 6))
-    omega = A @ A.T + jnp.eye(6)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_centre_heads_profiles_the_mean_head_exactly(dtype, x64):
+    W = jax.random.normal(jax.random.key(3), (6, 5), dtype)
+    A = jax.random.normal(jax.random.key(4), (6, 6), dtype)
+    omega = A @ A.T + jnp.eye(6, dtype=dtype)
     V = gmrf.centre_heads(W, omega)
-    # w0 minimises tr((W - 1 w0^T)^T Omega (W - 1 w0^T)): the gradient 1^T Omega V vanishes.
-    np.testing.assert_allclose(np.asarray(omega.sum(0) @ V), 0.0, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(W - V), np.asarray(W - V)[:1].repeat(6, 0), atol=1e-6)
+    assert V.dtype == dtype
+    # w0 minimises tr((W - 1 w0^T)^T Omega (W - 1 w0^T)): the gradient 1^T Omega V vanishes,
+    # and W - V = 1 w0^T has equal rows.
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(np.asarray(omega.sum(0) @ V), 0.0, atol=tol)
+    shift = np.asarray(W - V)
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:1], shift.shape), atol=tol)
 
 
 def test_gmrf_validation():
