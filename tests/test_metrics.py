@@ -417,14 +417,9 @@ def _replicates(s_in, s_out, stats, paired, resamples=40):
     (g_in, p_in), (g_out, p_out) = s_in.shape, s_out.shape
     dt = s_in.dtype
 
-    def draw(k):
-        k_in, k_out = jax.random.split(k)
-        c = metrics.bootstrap._group_counts(k_in, g_in, dt)
-        return c, (c if paired else metrics.bootstrap._group_counts(k_out, g_out, dt))
-
-    c_in, c_out = jax.vmap(draw)(jax.random.split(jax.random.key(3), resamples))
-    c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
-    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out])
+    c_in, c_out = metrics.bootstrap._draw_counts(
+        jax.random.key(3), g_in, g_out, resamples, paired, dt
+    )
     fprs = metrics.bootstrap._pair_fprs(stats)
     fast, ok = jax.jit(lambda a, b, c, d: _fast.pair_path(a, b, fprs, c, d))(
         s_in, s_out, c_in, c_out

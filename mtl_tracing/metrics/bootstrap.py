@@ -105,30 +105,43 @@ def _pair_fprs(statistics) -> tuple | None:
     return tuple(out)
 
 
-def _group_counts(key, groups: int, dtype) -> Array:
-    """Multinomial(groups, uniform) counts: how often each group is drawn with replacement."""
-    idx = jax.random.randint(key, (groups,), 0, groups)
-    return jnp.bincount(idx, length=groups).astype(dtype)
+def _draw_indices(key, g_in: int, g_out: int, num_resamples: int, paired: bool):
+    """(R, G_in) and (R, G_out) int32 group indices drawn with replacement, per replicate key
+    (``split(key, R)``; paired: the IN draw is reused for OUT). Shared by both paths."""
+
+    def draw(k):
+        k_in, k_out = jax.random.split(k)
+        i_in = jax.random.randint(k_in, (g_in,), 0, g_in)
+        return i_in, (i_in if paired else jax.random.randint(k_out, (g_out,), 0, g_out))
+
+    return jax.vmap(draw)(jax.random.split(key, num_resamples))
 
 
 def _draw_counts(key, g_in: int, g_out: int, num_resamples: int, paired: bool, dt):
     """(R + 1, G_in) and (R + 1, G_out) group counts: row 0 all ones (the original data),
-    rows 1..R multinomial per replicate key. Shared by the device and host paths."""
-
-    def draw(k):
-        k_in, k_out = jax.random.split(k)
-        c_in = _group_counts(k_in, g_in, dt)
-        return c_in, (c_in if paired else _group_counts(k_out, g_out, dt))
-
-    c_in, c_out = jax.vmap(draw)(jax.random.split(key, num_resamples))
+    rows 1..R the multinomial counts of :func:`_draw_indices`."""
+    i_in, i_out = _draw_indices(key, g_in, g_out, num_resamples, paired)
+    c_in = jax.vmap(lambda i: jnp.bincount(i, length=g_in))(i_in).astype(dt)
+    c_out = c_in if paired else jax.vmap(lambda i: jnp.bincount(i, length=g_out))(i_out)
     c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
-    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out])
+    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out.astype(dt)])
     return c_in, c_out
 
 
-_counts_kernel = jax.jit(
-    _draw_counts, static_argnames=("g_in", "g_out", "num_resamples", "paired", "dt")
+# The host path draws only the indices on the device (the bincount is cheaper in NumPy than
+# to compile): the same integers, so the same counts.
+_indices_kernel = jax.jit(
+    _draw_indices, static_argnames=("g_in", "g_out", "num_resamples", "paired")
 )
+
+
+def _host_counts(idx, groups: int, dt) -> np.ndarray:
+    """(R + 1, groups) counts from (R, groups) indices, row 0 all ones (NumPy bincount)."""
+    idx = np.asarray(idx)
+    rows = idx.shape[0]
+    flat = (idx + groups * np.arange(rows)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=rows * groups).reshape(rows, groups)
+    return np.concatenate([np.ones((1, groups), dt), counts.astype(dt)])
 
 
 def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paired, chunk, path):
@@ -224,9 +237,11 @@ def _host_bootstrap(key, s_in, s_out, statistics, num_resamples, level, paired) 
     """The host path: device-drawn group counts (as the device path), NumPy statistics."""
     dt = s_in.dtype
     (g_in, _), (g_out, _) = s_in.shape, s_out.shape
-    c_in, c_out = _counts_kernel(
-        key, g_in=g_in, g_out=g_out, num_resamples=num_resamples, paired=paired, dt=dt
+    i_in, i_out = _indices_kernel(
+        key, g_in=g_in, g_out=g_out, num_resamples=num_resamples, paired=paired
     )
+    c_in = _host_counts(i_in, g_in, dt)
+    c_out = c_in if paired else _host_counts(i_out, g_out, dt)
     vals = _host.bootstrap_replicates(
         np.asarray(s_in), np.asarray(s_out), _pair_fprs(statistics), c_in, c_out
     )
