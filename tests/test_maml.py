@@ -269,3 +269,14 @@ def test_patch_conv_equals_nnx_conv():
     for size in (7, 8):
         x = jax.random.normal(jax.random.key(0), (2, 3, size, size, 3))
         np.testing.assert_allclose(pc(x), conv(x), rtol=1e-5, atol=1e-5)
+
+
+def test_maml_job_checks_name_missing_files(tmp_path):
+    """Each maml job's ``check`` (through ``maml_common.check_job``) names the files a run
+    must leave, before reading any payload."""
+    from mtl_tracing.experiments import maml_noise, maml_sensitivity, maml_tables
+
+    for mod in (maml_tables, maml_noise, maml_sensitivity):
+        problems = mod.check(tmp_path)
+        assert len(problems) == 4, mod.STEM
+        assert all(p.startswith(f"missing {tmp_path}") for p in problems)

@@ -14,7 +14,24 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from mtl_tracing import metrics
-from mtl_tracing.metrics import _fast
+from mtl_tracing.metrics import _fast, _host
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _device_bootstrap():
+    """These tests pin the compiled (device) bootstrap paths: the host path for small inputs
+    is off here, and tested on its own below (``test_host_bootstrap_*``). Module-scoped, so
+    Hypothesis tests see it too."""
+    prev = _host.HOST_MAX_WORK
+    _host.HOST_MAX_WORK = 0
+    yield
+    _host.HOST_MAX_WORK = prev
+
+
+@pytest.fixture
+def host_bootstrap(monkeypatch):
+    monkeypatch.setattr(_host, "HOST_MAX_WORK", 1 << 23)
+
 
 SHAPES = [(37, 23), (16, 16)]  # small fixed set of (n_in, n_out): few compiles
 
@@ -400,14 +417,9 @@ def _replicates(s_in, s_out, stats, paired, resamples=40):
     (g_in, p_in), (g_out, p_out) = s_in.shape, s_out.shape
     dt = s_in.dtype
 
-    def draw(k):
-        k_in, k_out = jax.random.split(k)
-        c = metrics.bootstrap._group_counts(k_in, g_in, dt)
-        return c, (c if paired else metrics.bootstrap._group_counts(k_out, g_out, dt))
-
-    c_in, c_out = jax.vmap(draw)(jax.random.split(jax.random.key(3), resamples))
-    c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
-    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out])
+    c_in, c_out = metrics.bootstrap._draw_counts(
+        jax.random.key(3), g_in, g_out, resamples, paired, dt
+    )
     fprs = metrics.bootstrap._pair_fprs(stats)
     fast, ok = jax.jit(lambda a, b, c, d: _fast.pair_path(a, b, fprs, c, d))(
         s_in, s_out, c_in, c_out
@@ -585,3 +597,55 @@ def test_bootstrap_memory_bytes():
         mem(stats, (2, 2), (2, 2), num_resamples=1)
     with pytest.raises(ValueError, match="statistic"):
         mem((), (2, 2), (2, 2))
+
+
+def _both_paths(key, stats, s_in, s_out, **kw):
+    """(host, device) bootstrap results for the same key: the host path on, then off."""
+    _host.HOST_MAX_WORK = 1 << 23
+    try:
+        assert metrics.bootstrap._choose_path(key, s_in, s_out, stats) == "host"
+        host = metrics.grouped_bootstrap(key, stats, s_in, s_out, **kw)
+    finally:
+        _host.HOST_MAX_WORK = 0
+    return host, metrics.grouped_bootstrap(key, stats, s_in, s_out, **kw)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+@pytest.mark.parametrize("ties", [False, True])
+def test_host_bootstrap_equals_device_paths(paired, ties):
+    """Small concrete inputs take the NumPy host path (nothing compiled but the counts): the
+    same group counts as the device path, so the same estimates, intervals and standard
+    errors to float32 rounding, with ties (sorted device path) and without (group pairs),
+    paired (games) and not (tasks), fpr = 1 included."""
+    a, b = _data(11, 48, 48 if paired else 40, ties)
+    s_in, s_out = a.reshape(8, 6), b.reshape(8 if paired else 10, -1)
+    stats = PAIR_STATS + (metrics.TprAtFprStatistic(1.0),)
+    host, dev = _both_paths(jax.random.key(4), stats, s_in, s_out, paired=paired)
+    for h, d in zip(host, dev, strict=True):
+        assert h.estimate.dtype == jnp.float32
+        np.testing.assert_allclose(np.asarray(h), np.asarray(d), rtol=0, atol=2e-7)
+    np.testing.assert_allclose(float(host[0].estimate), _sk_auc(a, b), rtol=0, atol=2e-7)
+
+
+def test_host_bootstrap_float64_and_no_compile(x64):
+    """float64 scores stay float64 on the host and agree with the device path to 1e-15; the
+    host path compiles no bootstrap program (only the small counts program), and inputs
+    above ``HOST_MAX_WORK`` go to the device."""
+    rng = np.random.default_rng(5)
+    s_in = rng.normal(0.3, 1.0, (12, 7))
+    s_out = rng.normal(0.0, 1.0, (12, 7))
+    stats = (metrics.auc, metrics.TprAtFprStatistic(0.1))
+    kernel = metrics.bootstrap._bootstrap_kernel
+    n_kernel = kernel._cache_size()
+    _host.HOST_MAX_WORK = 1 << 23
+    try:
+        host = metrics.grouped_bootstrap(jax.random.key(2), stats, s_in, s_out, paired=True)
+        assert kernel._cache_size() == n_kernel
+        big = np.zeros((64, 1 << 10))
+        assert metrics.bootstrap._choose_path(jax.random.key(0), big, big, stats) != "host"
+    finally:
+        _host.HOST_MAX_WORK = 0
+    dev = metrics.grouped_bootstrap(jax.random.key(2), stats, s_in, s_out, paired=True)
+    for h, d in zip(host, dev, strict=True):
+        assert h.estimate.dtype == jnp.float64
+        np.testing.assert_allclose(np.asarray(h), np.asarray(d), rtol=0, atol=1e-15)

@@ -196,6 +196,18 @@ def check_files(out_dir, stem: str, figures=()) -> list[str]:
     return [f"missing {out / n}" for n in names if not (out / n).is_file()]
 
 
+def check_job(out_dir, stem: str, load, summaries) -> list[str]:
+    """A job's ``check``: its files exist, then every (label, attack summary) that
+    ``summaries(payload)`` yields passes :func:`check_summary` (``load(out_dir)`` reads it)."""
+    bad = check_files(out_dir, stem, [stem])
+    if bad:
+        return bad
+    payload, _ = load(out_dir)
+    for where, summary in summaries(payload):
+        bad += check_summary(where, summary)
+    return bad
+
+
 def check_summary(where: str, s: dict) -> list[str]:
     """Problems in one attack summary (ranges, CI contains its estimate)."""
     bad = []

@@ -195,14 +195,12 @@ def plot(out_dir) -> list[Path]:
 
 
 def check(out_dir) -> list[str]:
-    bad = mcom.check_files(out_dir, STEM, [STEM])
-    if bad:
-        return bad
-    payload, _ = load(out_dir)
-    for p in payload["points"]:
-        for kind in ("query", "support"):
-            bad += mcom.check_summary(f"{p['place']} sigma={p['sigma']} {kind}", p[kind])
-    return bad
+    def summaries(payload):
+        for p in payload["points"]:
+            for kind in ("query", "support"):
+                yield f"{p['place']} sigma={p['sigma']} {kind}", p[kind]
+
+    return mcom.check_job(out_dir, STEM, load, summaries)
 
 
 __all__ = [

@@ -170,17 +170,17 @@ def plot(out_dir) -> list[Path]:
 
 
 def check(out_dir) -> list[str]:
-    bad = mcom.check_files(out_dir, STEM, [STEM])
-    if bad:
-        return bad
-    payload, _ = load(out_dir)
-    for panel in PANELS:
-        if not payload["panels"][panel]:
-            bad.append(f"panel {panel} is empty")
-        for p in payload["panels"][panel]:
-            for kind in ("query", "support"):
-                bad += mcom.check_summary(f"{panel}={p['value']} {kind}", p[kind])
-    return bad
+    empty = []
+
+    def summaries(payload):
+        for panel in PANELS:
+            if not payload["panels"][panel]:
+                empty.append(f"panel {panel} is empty")
+            for p in payload["panels"][panel]:
+                for kind in ("query", "support"):
+                    yield f"{panel}={p['value']} {kind}", p[kind]
+
+    return mcom.check_job(out_dir, STEM, load, summaries) + empty
 
 
 __all__ = ["STEM", "HELP", "OPTIONS", "QUICK", "PANELS", "run", "load", "plot", "headline", "check"]

@@ -136,14 +136,12 @@ def plot(out_dir) -> list[Path]:
 
 
 def check(out_dir) -> list[str]:
-    bad = mcom.check_files(out_dir, STEM, [STEM])
-    if bad:
-        return bad
-    payload, _ = load(out_dir)
-    for r in payload["rows"]:
-        for kind in ("support", "query"):
-            bad += mcom.check_summary(f"w={r['ways']} s={r['shots']} {kind}", r[kind])
-    return bad
+    def summaries(payload):
+        for r in payload["rows"]:
+            for kind in ("support", "query"):
+                yield f"w={r['ways']} s={r['shots']} {kind}", r[kind]
+
+    return mcom.check_job(out_dir, STEM, load, summaries)
 
 
 __all__ = ["STEM", "HELP", "OPTIONS", "QUICK", "run", "load", "plot", "headline", "check"]

@@ -2,14 +2,18 @@
 
 Groups (games of the Gaussian game, tasks of an attack) are the independent units; scores in a
 group are correlated, so resampling scores would understate the spread (STYLE: "resample by
-task"). Three paths give the same numbers (tested):
+task"). Four paths give the same numbers (tested):
 
 * **sorted** (the reference): the pooled scores sorted once (:func:`roc.sort_pooled`), then per
   replicate a gather of the group counts into sorted order and each statistic in O(n);
 * **group pairs** (:func:`_fast.pair_path`, :func:`auc` and :class:`TprAtFprStatistic` only):
   every replicate from one (G_in, G_out) pair-count matrix; exact when no tie group is larger
   than ``_fast.MAX_TIE`` and the TPR window is long enough;
-* **generic**: any other callable gets (scores, weights) per replicate.
+* **generic**: any other callable gets (scores, weights) per replicate;
+* **host** (:mod:`._host`, :func:`auc` and :class:`TprAtFprStatistic` only): small concrete
+  inputs ((R + 1) n <= ``_host.HOST_MAX_WORK``, e.g. the tiny ``game``) in NumPy, where
+  compiling would cost more than computing. The same group counts as the device path (drawn
+  by one small program); the numbers agree to float rounding, not bitwise (sum order).
 
 The path is chosen on the host when the inputs are concrete (shapes, dtype and the tie
 structure are known there): one program is compiled, without a fallback branch. When a
@@ -29,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtl_tracing._validate import check_int, check_key, check_probability
+from mtl_tracing.metrics import _host
 from mtl_tracing.metrics._fast import pair_path, pair_path_applies, pair_path_bytes, ties_small
 from mtl_tracing.metrics.roc import (
     auc,
@@ -100,10 +105,43 @@ def _pair_fprs(statistics) -> tuple | None:
     return tuple(out)
 
 
-def _group_counts(key, groups: int, dtype) -> Array:
-    """Multinomial(groups, uniform) counts: how often each group is drawn with replacement."""
-    idx = jax.random.randint(key, (groups,), 0, groups)
-    return jnp.bincount(idx, length=groups).astype(dtype)
+def _draw_indices(key, g_in: int, g_out: int, num_resamples: int, paired: bool):
+    """(R, G_in) and (R, G_out) int32 group indices drawn with replacement, per replicate key
+    (``split(key, R)``; paired: the IN draw is reused for OUT). Shared by both paths."""
+
+    def draw(k):
+        k_in, k_out = jax.random.split(k)
+        i_in = jax.random.randint(k_in, (g_in,), 0, g_in)
+        return i_in, (i_in if paired else jax.random.randint(k_out, (g_out,), 0, g_out))
+
+    return jax.vmap(draw)(jax.random.split(key, num_resamples))
+
+
+def _draw_counts(key, g_in: int, g_out: int, num_resamples: int, paired: bool, dt):
+    """(R + 1, G_in) and (R + 1, G_out) group counts: row 0 all ones (the original data),
+    rows 1..R the multinomial counts of :func:`_draw_indices`."""
+    i_in, i_out = _draw_indices(key, g_in, g_out, num_resamples, paired)
+    c_in = jax.vmap(lambda i: jnp.bincount(i, length=g_in))(i_in).astype(dt)
+    c_out = c_in if paired else jax.vmap(lambda i: jnp.bincount(i, length=g_out))(i_out)
+    c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
+    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out.astype(dt)])
+    return c_in, c_out
+
+
+# The host path draws only the indices on the device (the bincount is cheaper in NumPy than
+# to compile): the same integers, so the same counts.
+_indices_kernel = jax.jit(
+    _draw_indices, static_argnames=("g_in", "g_out", "num_resamples", "paired")
+)
+
+
+def _host_counts(idx, groups: int, dt) -> np.ndarray:
+    """(R + 1, groups) counts from (R, groups) indices, row 0 all ones (NumPy bincount)."""
+    idx = np.asarray(idx)
+    rows = idx.shape[0]
+    flat = (idx + groups * np.arange(rows)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=rows * groups).reshape(rows, groups)
+    return np.concatenate([np.ones((1, groups), dt), counts.astype(dt)])
 
 
 def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paired, chunk, path):
@@ -146,14 +184,7 @@ def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paire
 
         return evaluate
 
-    def draw(k):
-        k_in, k_out = jax.random.split(k)
-        c_in = _group_counts(k_in, g_in, dt)
-        return c_in, (c_in if paired else _group_counts(k_out, g_out, dt))
-
-    c_in, c_out = jax.vmap(draw)(jax.random.split(key, num_resamples))
-    c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])  # row 0: the original data
-    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out])
+    c_in, c_out = _draw_counts(key, g_in, g_out, num_resamples, paired, dt)
 
     def sorted_path(c_in, c_out):
         evaluate = make_evaluate()
@@ -183,14 +214,39 @@ _bootstrap_kernel = jax.jit(
 )
 
 
-def _choose_path(key, s_in, s_out, statistics) -> str:
-    """The bootstrap path, chosen on the host when the inputs are concrete."""
+def _choose_path(key, s_in, s_out, statistics, num_resamples: int = 200) -> str:
+    """The bootstrap path, chosen on the host when the inputs are concrete.
+
+    "host" (NumPy, :mod:`._host`) for concrete AUC/TPR inputs with (R + 1) n at most
+    ``_host.HOST_MAX_WORK``; else "pairs" or "sorted" (one compiled program), or "auto"
+    (traced inputs: group pairs with a ``lax.cond`` fallback).
+    """
     fprs = _pair_fprs(statistics)
+    concrete = not (is_tracer(key) or is_tracer(s_in) or is_tracer(s_out))
+    work = (num_resamples + 1) * (s_in.size + s_out.size)
+    if concrete and fprs is not None and work <= _host.HOST_MAX_WORK:
+        return "host"
     if fprs is None or not pair_path_applies(s_in.shape, s_out.shape, fprs, s_in.dtype):
         return "sorted"
     if is_tracer(key) or is_tracer(s_in) or is_tracer(s_out):
         return "auto"
     return "pairs" if ties_small(np.asarray(s_in), np.asarray(s_out)) else "sorted"
+
+
+def _host_bootstrap(key, s_in, s_out, statistics, num_resamples, level, paired) -> tuple:
+    """The host path: device-drawn group counts (as the device path), NumPy statistics."""
+    dt = s_in.dtype
+    (g_in, _), (g_out, _) = s_in.shape, s_out.shape
+    i_in, i_out = _indices_kernel(
+        key, g_in=g_in, g_out=g_out, num_resamples=num_resamples, paired=paired
+    )
+    c_in = _host_counts(i_in, g_in, dt)
+    c_out = c_in if paired else _host_counts(i_out, g_out, dt)
+    vals = _host.bootstrap_replicates(
+        np.asarray(s_in), np.asarray(s_out), _pair_fprs(statistics), c_in, c_out
+    )
+    parts = _host.interval_arrays(vals, level)
+    return tuple(Interval(*(jnp.asarray(a[i]) for a in parts)) for i in range(len(statistics)))
 
 
 def _default_chunk(n: int, num_resamples: int, dtype) -> int:
@@ -271,7 +327,10 @@ def grouped_bootstrap(
     kw = dict(
         statistics=statistics, num_resamples=num_resamples, level=level, paired=paired, chunk=chunk
     )
-    path = _choose_path(key, s_in, s_out, statistics)
+    path = _choose_path(key, s_in, s_out, statistics, num_resamples)
+    if path == "host":
+        out = _host_bootstrap(key, s_in, s_out, statistics, num_resamples, level, paired)
+        return out if isinstance(statistic, tuple) else out[0]
     out, ok = _bootstrap_kernel(key, s_in, s_out, path=path, **kw)
     if path == "pairs" and not bool(ok):  # a TPR window was too short: the reference path
         out, _ = _bootstrap_kernel(key, s_in, s_out, path="sorted", **kw)
