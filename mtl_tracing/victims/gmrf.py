@@ -50,7 +50,9 @@ update clips Omega's eigenvalues to [lambda_max / ``max_condition``, lambda_max]
 SPD with cond(Omega) <= ``max_condition`` whatever the heads are.
 
 Baselines in the same trainer (``relations``): ``"learned"`` (the above), ``"independent"``
-(Omega restricted to be diagonal, Omega = diag(S)^{-1}: no task relationships) and
+(Omega restricted to be diagonal, Omega = diag(S)^{-1}: no task relationships; with
+``centre=True`` it still shrinks every head towards the shared mean head w0, i.e.
+mean-regularised MTL, so only ``centre=False`` makes the heads independent) and
 ``"consensus"`` (all heads equal: after every step the heads are replaced by their mean, the
 full-consensus solution of federated averaging).
 
