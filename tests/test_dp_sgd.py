@@ -105,6 +105,20 @@ def test_fit_runs_and_accountant_counts_noisy_steps():
     eps = tr.epsilon(1e-5)
     np.testing.assert_allclose(eps, accounting.dpsgd_epsilon(0.5, 1.0, 4, 1e-5))
     assert hash(tr) == hash(DPSGDTrainer(train, 4, DPConfig(0.5, 1.0, 1.0)))
+    # z is traced: another z (another epsilon) reuses the compiled program ...
+    from mtl_tracing.victims import trainer as driver
+
+    before = driver._fit_one._cache_size()
+    tr3 = DPSGDTrainer(train, 4, DPConfig(sampling_rate=0.5, noise_multiplier=3.0, clip=1.0))
+    out3 = fit(tr3, jax.random.key(1), data, runs=1, layout="loop")
+    assert driver._fit_one._cache_size() == before
+    assert not np.allclose(
+        out3.state.params["hidden"]["kernel"], out.state.params["hidden"]["kernel"]
+    )
+    # ... and gives what the program with z as a compile-time constant gives.
+    const = driver._fit_one(tr3, driver.run_keys(jax.random.key(1), 1)[0], data, progress=False)
+    for a, b in zip(jax.tree.leaves(const[0]), jax.tree.leaves(out3.state), strict=True):
+        np.testing.assert_allclose(a, b[0], rtol=1e-6, atol=1e-7)
 
 
 def test_accounting_calibration_and_limits():

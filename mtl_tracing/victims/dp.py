@@ -28,6 +28,10 @@ rate 0), so those steps release nothing about the data through theta; the accoun
 only the ``(epochs - warm_start_epochs) * steps_per_epoch`` steps that update it
 (:meth:`DPSGDTrainer.noisy_steps`).
 
+One compile for every z. The noise multiplier is a *traced* field: :meth:`DPSGDTrainer.
+split_traced` gives :func:`~mtl_tracing.victims.trainer.fit` a canonical trainer (z = 0) and z
+as an array, so trainers that differ only in z (hence epsilon) share one compiled program.
+
 Libraries. Clipping and noise are written here, not taken from optax or jax_privacy:
 ``optax.contrib.differentially_private_aggregate`` (and ``optax.dpsgd``) take per-*example*
 gradients with a leading batch axis and add noise to their sum, but they divide by the actual
@@ -40,10 +44,12 @@ each, tested against a per-task loop.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 from jax import Array
@@ -173,6 +179,22 @@ class DPSGDTrainer(MTLTrainerBase):
         if not isinstance(self.dp, DPConfig):
             raise ValueError(f"dp must be a DPConfig, got {type(self.dp).__name__}")
 
+    def split_traced(self) -> tuple[DPSGDTrainer, dict]:
+        """(this trainer with z = 0, {"noise_multiplier": z as a float64 NumPy scalar}): the
+        static key and traced values :func:`~mtl_tracing.victims.trainer.fit` compiles with."""
+        static = dataclasses.replace(self, dp=dataclasses.replace(self.dp, noise_multiplier=0.0))
+        return static, {"noise_multiplier": np.float64(self.dp.noise_multiplier)}
+
+    def merge_traced(self, values: dict) -> DPSGDTrainer:
+        """A copy whose ``step`` uses the traced z in ``values`` (inside ``fit``'s program)."""
+        merged = copy.copy(self)
+        object.__setattr__(merged, "_traced_noise", values["noise_multiplier"])
+        return merged
+
+    def _noise_multiplier(self, dtype) -> Array:
+        z = getattr(self, "_traced_noise", None)
+        return jnp.asarray(self.dp.noise_multiplier if z is None else z, dtype)
+
     def noisy_steps(self) -> int:
         """Steps that update the encoder (the accountant's count)."""
         return (self.config.epochs - self.config.warm_start_epochs) * self.dp.steps_per_epoch
@@ -213,7 +235,7 @@ class DPSGDTrainer(MTLTrainerBase):
             g_sh,
             m,
             clip=jnp.asarray(self.dp.clip, dtype),
-            noise_multiplier=jnp.asarray(self.dp.noise_multiplier, dtype),
+            noise_multiplier=self._noise_multiplier(dtype),
             expected=expected,
         )
         heads = {
