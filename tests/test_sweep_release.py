@@ -1,8 +1,8 @@
 """The sweep with the DP release as traced columns (clip C, noise multiplier z, sigma).
 
-Compile budget: the faithful release runner compiles 1 simulation + 1 statistics program
-(T = 4, chunk 4) and reuses them for every other release value; the statistical test adds the
-sufficient release runner's 2 programs (T = 8).
+Compile budget: 2 programs in all. The faithful release runner compiles 1 simulation + 1
+statistics program (T = 4, G = 400, chunk 4), reused by every other test here and release
+value.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from mtl_tracing import gaussian, results, sweep
 from mtl_tracing.gaussian.config import GaussianGameConfig
 
 SHAPE = {"tasks": (4,), "samples": (4,), "dim": (16,), "challenge": (2,)}
+# Every release sweep here: one simulation and one statistics program.
+RELEASE = {**SHAPE, "games": 400, "num_resamples": 50, "sampler": "faithful"}
 
 
 def test_defaults_are_the_plain_sweep():
@@ -65,14 +67,7 @@ def test_release_validation(kw, match):
 def test_release_values_are_traced_columns():
     """One simulation and one statistics program for every (C, z, sigma): new release values
     reuse them. Clipped cells have NaN theory (no closed form), unclipped ones the noisy one."""
-    spec = sweep.SweepSpec(
-        **SHAPE,
-        games=40,
-        num_resamples=10,
-        sampler="faithful",
-        clip=(None, 1.0),
-        release_noise_std=(0.0, 0.5),
-    )
+    spec = sweep.SweepSpec(**RELEASE, clip=(None, 1.0), release_noise_std=(0.0, 0.5))
     before = sweep.trace_counts()
     t = sweep.run_sweep(spec, chunk_cells=4, progress=False)
     after = sweep.trace_counts()
@@ -99,19 +94,10 @@ def test_release_values_are_traced_columns():
 
 
 def test_noisy_release_matches_theory_with_power():
-    """Sufficient sampler, sigma in {1, 2}: moments and AUC within 4.5 se of the noisy theory
+    """Unclipped release, sigma in {1, 2}: moments and AUC within 4.5 se of the noisy theory
     (A + sigma^2), and the noiseless theory is rejected by the same data."""
-    spec = sweep.SweepSpec(
-        tasks=(8,),
-        samples=(4,),
-        dim=(16,),
-        challenge=(2,),
-        task_std=(1.0, 2.0),
-        release_noise_std=(1.0, 2.0),
-        games=400,
-        num_resamples=50,
-    )
-    t = sweep.run_sweep(spec, progress=False)
+    spec = sweep.SweepSpec(**RELEASE, task_std=(1.0, 2.0), release_noise_std=(1.0, 2.0))
+    t = sweep.run_sweep(spec, chunk_cells=4, progress=False)
     for est, se, th in (
         ("mean_in", "mean_in_se", "theory_mean_in"),
         ("var_in", "var_in_se", "theory_var_in"),
