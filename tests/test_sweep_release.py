@@ -64,13 +64,19 @@ def test_release_validation(kw, match):
         sweep.SweepSpec(**kw)
 
 
-def test_release_values_are_traced_columns():
+def test_release_values_are_traced_columns(tmp_path):
     """One simulation and one statistics program for every (C, z, sigma): new release values
     reuse them. Clipped cells have NaN theory (no closed form), unclipped ones the noisy one."""
     spec = sweep.SweepSpec(**RELEASE, clip=(None, 1.0), release_noise_std=(0.0, 0.5))
     before = sweep.trace_counts()
-    t = sweep.run_sweep(spec, chunk_cells=4, progress=False)
+    t = sweep.run_sweep(spec, None, tmp_path / "s", chunk_cells=4, progress=False)
     after = sweep.trace_counts()
+    # The output folder round-trips the release spec (clip None) and resumes from disk.
+    meta = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert sweep.SweepSpec.from_dict(meta["spec"]) == spec
+    again = sweep.run_sweep(spec, None, tmp_path / "s", chunk_cells=4, progress=False)
+    for k in t:
+        np.testing.assert_array_equal(again[k], t[k], err_msg=k)
     assert {k: after[k] - before[k] for k in after} == {"simulation": 1, "statistics": 1}
     spec2 = dataclasses.replace(
         spec, clip=(0.5, 3.0), noise_multiplier=(0.0, 2.0), release_noise_std=(0.25,)
