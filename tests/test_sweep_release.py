@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 
+import jax
 import numpy as np
 import pytest
 from _stats import assert_rejects, assert_within_se
@@ -25,11 +26,16 @@ RELEASE = {**SHAPE, "games": 400, "num_resamples": 50, "sampler": "faithful"}
 
 def test_defaults_are_the_plain_sweep():
     """Release defaults: the same spec dict, fingerprint (so old output folders resume), cells,
-    runner (hence programs and numbers; checked bitwise against the pre-release code when
-    written) and columns as before the release fields existed."""
-    spec = sweep.SweepSpec(**SHAPE, games=20)
+    runner, columns and numbers as before the release fields existed (the whole table was also
+    checked bitwise against the pre-release code when written)."""
+    spec = sweep.SweepSpec(**SHAPE, task_std=(0.5, 1.0), games=20)
     explicit = sweep.SweepSpec(
-        **SHAPE, games=20, clip=None, noise_multiplier=0.0, release_noise_std=(0,)
+        **SHAPE,
+        task_std=(0.5, 1.0),
+        games=20,
+        clip=None,
+        noise_multiplier=0.0,
+        release_noise_std=(0,),
     )
     assert spec == explicit and not spec.has_release
     old_fields = [f.name for f in dataclasses.fields(spec)][:-3]  # without the release fields
@@ -42,6 +48,17 @@ def test_defaults_are_the_plain_sweep():
     runner = sweep.gaussian_runner(spec)
     assert runner.traced_fields == sweep.TRACED_FIELDS and runner.columns is sweep.COLUMNS
     assert list(sweep.cell_table(spec)) == ["cell_id", "seed", *sweep.CONFIG_FIELDS]
+
+    # The numbers: a default sweep's scores are gaussian.simulate's (untouched), bit for bit.
+    def raw_table(spec_, cells, res):
+        return {k: np.stack([r[k] for r in res]) for k in ("in", "out")}
+
+    raw = runner._replace(statistics=lambda key, sim: {"in": sim["in"], "out": sim["out"]})
+    got = sweep.run_sweep(spec, raw._replace(table=raw_table), chunk_cells=1, progress=False)
+    for cid, config, _ in spec.cells():
+        want = gaussian.simulate(jax.random.fold_in(jax.random.key(0), cid), config, games=20)
+        np.testing.assert_array_equal(got["in"][cid], np.stack([want.strong_in, want.weak_in]))
+        np.testing.assert_array_equal(got["out"][cid], want.out)
     # Adding release values adds axes after mean (last-but-seed fastest) and columns.
     rel = sweep.SweepSpec(**SHAPE, games=20, release_noise_std=(0.0, 1.0), seeds=(0, 1))
     assert rel.has_release and rel.num_cells == 4

@@ -104,7 +104,11 @@ def _columns(release: bool) -> dict[str, str]:
     names = list(COLUMNS)
     at = names.index("mean") + 1
     cols = {k: COLUMNS[k] for k in names[:at]} | RELEASE_COLUMNS
-    return cols | {k: COLUMNS[k] for k in names[at:]}
+    note = " (release: A + sigma_tot^2; NaN for a clipped cell, which has no closed form)"
+    for k in names[at:]:
+        theory = k.startswith(("theory_", "normal_", "exact_"))
+        cols[k] = COLUMNS[k] + (note if theory else "")
+    return cols
 
 
 def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
