@@ -6,8 +6,11 @@ Each step of :class:`DPSGDTrainer`:
 1. **Poisson task sampling.** Task i joins the step with probability q, independently (a mask
    over the T tasks: static shapes, one compiled step for every draw).
 2. **Per-task gradients** of the shared encoder theta, g_i = grad_theta ell_i(theta, beta_i),
-   with ell_i task i's BCE averaged over its N samples: ``jax.vmap`` over the T tasks, not a
-   Python loop (``benchmarks/bench_dp.py``).
+   with ell_i task i's BCE averaged over its N samples, never a Python loop
+   (``benchmarks/bench_dp.py``). Default ``per_task="ghost"``: only their norms, from N x N
+   Grams, and the clipped sum as one weighted backward pass, skipping chunks of tasks with
+   none sampled (:func:`ghost_clipped_grads`); ``per_task="vmap"``: ``jax.vmap`` over the T
+   tasks (:func:`per_task_grads`), the reference. Same result to float tolerance.
 3. **Clip** each g_i to global norm C over all shared leaves: g_i min(1, C / ||g_i||).
 4. **Sum and noise**: G = (sum_i mask_i clip(g_i) + N(0, z^2 C^2 I)) / (q T): the sum divided
    by the *expected* batch q T (a data-independent normaliser, so the sum's sensitivity C
@@ -262,7 +265,9 @@ def ghost_clipped_grads(
     sampled task is skipped. Every sampled task is computed (no truncation: the Poisson
     sampling and its analysis are unchanged); the result is the unchunked one up to the
     summation order. Static shapes, one program for every mask. With q T sampled tasks out of
-    T the work falls to about ceil(q T / chunk) chunks.
+    T the work falls to about ceil(q T / chunk) chunks. Under a vmap over runs (``fit``'s
+    ``"vmap"`` layout, its default on accelerators) ``lax.cond`` becomes a select and every
+    chunk runs: correct, but no skipping.
 
     Args:
       params: one run's params (pure dict of ``MultitaskModel``). x: (T, N, d). y: (T, N).
