@@ -4,6 +4,7 @@ the noiseless unclipped limit equal to the full-batch gradient, a short fit, cal
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 
@@ -105,6 +106,20 @@ def test_fit_runs_and_accountant_counts_noisy_steps():
     eps = tr.epsilon(1e-5)
     np.testing.assert_allclose(eps, accounting.dpsgd_epsilon(0.5, 1.0, 4, 1e-5))
     assert hash(tr) == hash(DPSGDTrainer(train, 4, DPConfig(0.5, 1.0, 1.0)))
+    # z is traced: another z (another epsilon) reuses the compiled program ...
+    from mtl_tracing.victims import trainer as driver
+
+    before = driver._fit_one._cache_size()
+    tr3 = DPSGDTrainer(train, 4, DPConfig(sampling_rate=0.5, noise_multiplier=3.0, clip=1.0))
+    out3 = fit(tr3, jax.random.key(1), data, runs=1, layout="loop")
+    assert driver._fit_one._cache_size() == before
+    assert not np.allclose(
+        out3.state.params["hidden"]["kernel"], out.state.params["hidden"]["kernel"]
+    )
+    # ... and gives what the program with z as a compile-time constant gives.
+    const = driver._fit_one(tr3, driver.run_keys(jax.random.key(1), 1)[0], data, progress=False)
+    for a, b in zip(jax.tree.leaves(const[0]), jax.tree.leaves(out3.state), strict=True):
+        np.testing.assert_allclose(a, b[0], rtol=1e-6, atol=1e-7)
 
 
 def test_accounting_calibration_and_limits():
@@ -137,3 +152,40 @@ def test_accounting_calibration_and_limits():
 def test_dp_config_validation(kw, match):
     with pytest.raises(ValueError, match=match):
         DPConfig(**kw)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_ghost_clipping_equals_the_vmap_reference(dtype, request):
+    """Ghost clipping (Gram norms, one weighted backward pass; whole or in chunks that skip
+    unsampled tasks) gives the vmap path's privatised gradient, norms and head gradients."""
+    from mtl_tracing.victims import dp
+
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    graphdef, params, x, y = _setup(4)
+    params = jax.tree.map(lambda a: a.astype(dtype), params)
+    x, y = x.astype(dtype), y.astype(dtype)
+    mask = jnp.asarray([1, 0, 1, 1, 0, 0], dtype)
+    tol = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}[dtype]
+    g_sh, g_heads, loss = jax.jit(per_task_grads, static_argnums=0)(graphdef, params, x, y)
+    noise = {"clip": 0.05, "noise_multiplier": 0.5, "expected": 1.5}
+    ref, ref_norms = jax.jit(lambda g: clip_and_noise(jax.random.key(5), g, mask, **noise))(g_sh)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def ghost(chunk):
+        total, *rest = dp.ghost_clipped_grads(params, x, y, mask, 0.05, chunk=chunk)
+        return dp._add_noise(jax.random.key(5), total, **noise), *rest
+
+    for chunk in (None, 4):  # chunk 4: the 3 sampled tasks in chunk 1, chunk 2 skipped
+        got, heads, loss_g, norms = ghost(chunk)
+        for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got), strict=True):
+            assert a.dtype == b.dtype == dtype
+            np.testing.assert_allclose(b, a, **tol)
+        keep = mask > 0 if chunk else jnp.ones(T, bool)  # skipped tasks: zeros
+        np.testing.assert_allclose(norms[keep], ref_norms[keep], **tol)
+        np.testing.assert_allclose(loss_g[keep], loss[keep], **tol)
+        for name in ("head_kernel", "head_bias"):
+            np.testing.assert_allclose(heads[name][keep], g_heads[name][keep], **tol)
+    assert float(jnp.min(ref_norms[mask > 0])) > 0.05  # the clip binds
+    with pytest.raises(ValueError, match="per_task"):
+        DPConfig(per_task="loop")

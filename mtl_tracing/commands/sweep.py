@@ -11,8 +11,21 @@ HELP = "Sweep the Gaussian tracing game over lists of T, N, d, k, sbar, s, mu_ba
 DESCRIPTION = (
     HELP + " Each list flag takes comma-separated values; the sweep is their product. Writes "
     "sweep.npz, sweep.json and sweep.csv (one row per cell and adversary) into --out; "
-    "re-running the same command resumes an interrupted sweep or loads a finished one."
+    "re-running the same command resumes an interrupted sweep or loads a finished one. "
+    "--clip/--noise-multiplier/--release-noise-std sweep the DP release (as in `game`) as "
+    "traced columns: one compiled program per shape for all their values."
 )
+
+
+def clip_list(text: str) -> list[float | None]:
+    """Comma-separated clips C; ``none`` is no clipping (e.g. ``none,0.5,1``)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return [None if t.lower() == "none" else float(t) for t in items]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers or 'none', got {text!r}"
+        ) from err
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +43,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int_list, default=[0], help="seeds (default 0)")
     parser.add_argument("--games", type=int, default=500, help="G games per cell (default 500)")
     parser.add_argument("--sampler", default="sufficient", help="sufficient|faithful")
+    parser.add_argument(
+        "--clip",
+        type=clip_list,
+        default=[None],
+        help="C values of the DP release ('none': no clipping; default none); a clip needs "
+        "--sampler faithful",
+    )
+    parser.add_argument(
+        "--noise-multiplier",
+        type=float_list,
+        default=[0.0],
+        help="z values: noise z C on the clipped sum (needs --clip; default 0)",
+    )
+    parser.add_argument(
+        "--release-noise-std",
+        type=float_list,
+        default=[0.0],
+        help="sigma values: Gaussian noise on mu_hat, no clipping needed (default 0)",
+    )
     parser.add_argument("--fpr", type=float, default=0.01, help="FPR of the TPR column")
     parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples")
     parser.add_argument(
@@ -93,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         fpr=args.fpr,
         num_resamples=args.resamples,
+        clip=tuple(args.clip),
+        noise_multiplier=tuple(args.noise_multiplier),
+        release_noise_std=tuple(args.release_noise_std),
     )
     if args.memory_budget_mb <= 0:
         raise ValueError(f"memory-budget-mb must be > 0, got {args.memory_budget_mb!r}")
@@ -106,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"{len(table['cell_id'])} rows ({spec.num_cells} cells) in {args.out}/sweep.npz")
     head = f"{'adv':<6} {'T':>5} {'N':>4} {'d':>6} {'k':>3} {'AUC [CI]':<24} {'exact':>6}"
-    print(head + f" {'TPR@' + format(spec.fpr, 'g'):>9} {'exact':>6}")
+    head += f" {'TPR@' + format(spec.fpr, 'g'):>9} {'exact':>6}"
+    print(head + (f" {'noise':>7} {'mu':>6}" if spec.has_release else ""))
     for i in range(min(len(table["cell_id"]), 40)):
         print(
             f"{table['adversary'][i]:<6} {table['tasks'][i]:>5} {table['samples'][i]:>4} "
@@ -114,5 +150,6 @@ def run(args: argparse.Namespace) -> int:
             f"{table['auc'][i]:.3f} [{table['auc_lo'][i]:.3f}, {table['auc_hi'][i]:.3f}]"
             f"{'':<5} {table['exact_auc'][i]:>6.3f} {table['tpr'][i]:>9.3f} "
             f"{table['exact_tpr'][i]:>6.3f}"
+            + (f" {table['noise_std'][i]:>7.3g} {table['mu'][i]:>6.3g}" if spec.has_release else "")
         )
     return 0

@@ -14,12 +14,14 @@ default).
 """
 
 from mtl_tracing.sweep.engine import CellRunner, run_sweep, trace_count, trace_counts
-from mtl_tracing.sweep.gaussian import COLUMNS, bytes_per_cell, gaussian_runner
+from mtl_tracing.sweep.gaussian import COLUMNS, RELEASE_COLUMNS, bytes_per_cell, gaussian_runner
 from mtl_tracing.sweep.spec import (
     ADVERSARIES,
     CONFIG_FIELDS,
+    RELEASE_FIELDS,
     SHAPE_FIELDS,
     TRACED_FIELDS,
+    ReleaseCellConfig,
     SweepSpec,
     cell_table,
 )
@@ -30,9 +32,12 @@ __all__ = [
     "CONFIG_FIELDS",
     "SHAPE_FIELDS",
     "TRACED_FIELDS",
+    "RELEASE_FIELDS",
     "COLUMNS",
+    "RELEASE_COLUMNS",
     "FORMAT",
     "SweepSpec",
+    "ReleaseCellConfig",
     "CellRunner",
     "gaussian_runner",
     "bytes_per_cell",

@@ -14,6 +14,14 @@ simulated once (``game.game_kernel``; game g uses ``fold_in(cell_key, g)``, as
 ``game.simulate(cell_key, config, games=G)``) and reported as one row per adversary.
 Simulation has the shape (T, N, d, k); statistics only (G, T): they compile once across d, N
 and k.
+
+A release sweep (``spec.has_release``: a clip C, noise multiplier z or release noise sigma;
+see :mod:`mtl_tracing.sweep.spec`) runs ``gaussian.release_kernel`` with the release as three
+more traced columns (C, inf for no clip; z C; sigma), so one simulation program per shape
+serves every release value, and adds the columns in :data:`RELEASE_COLUMNS`. Its theory
+columns are the exact theory with A + sigma_tot^2 (``roc_theory``'s ``release_noise_std``
+column, sigma_tot^2 = (z C / T)^2 + sigma^2); a clipped cell has no closed form, so its
+theory columns are NaN (``paper_var`` stays: it is the paper's noiseless formula).
 """
 
 from __future__ import annotations
@@ -27,9 +35,9 @@ import numpy as np
 from mtl_tracing import metrics
 from mtl_tracing.gaussian.config import GameShape
 from mtl_tracing.sweep.engine import CellRunner
-from mtl_tracing.sweep.spec import CONFIG_FIELDS, SHAPE_FIELDS, TRACED_FIELDS, SweepSpec
+from mtl_tracing.sweep.spec import SHAPE_FIELDS, TRACED_FIELDS, SweepSpec
 
-__all__ = ["COLUMNS", "gaussian_runner", "bytes_per_cell"]
+__all__ = ["COLUMNS", "RELEASE_COLUMNS", "gaussian_runner", "bytes_per_cell"]
 
 # Per-cell metrics, per IN adversary or OUT: the moments (host) and the ROC statistics.
 _IN_MOMENTS = ("mean_in", "mean_in_se", "var_in", "var_in_se")
@@ -79,6 +87,30 @@ COLUMNS: dict[str, str] = {
 }
 
 
+# Added after ``mean`` in a release sweep's table (the plain table is unchanged).
+RELEASE_COLUMNS: dict[str, str] = {
+    "clip": "C, clipping norm of each task's contribution xbar_i - mu_bar (NaN: no clipping)",
+    "noise_multiplier": "z, the noise on the clipped sum has std z C",
+    "release_noise_std": "sigma, extra Gaussian noise on mu_hat (no guarantee)",
+    "noise_std": "sigma_tot = sqrt((z C / T)^2 + sigma^2), noise std per coordinate of mu_hat",
+    "mu": "GDP mu = 2/z of the clipped release (replace-one adjacency; inf: no guarantee)",
+}
+_RELEASE_TRACED = ("clip_value", "sum_noise_std", "release_noise_std")
+
+
+def _columns(release: bool) -> dict[str, str]:
+    if not release:
+        return COLUMNS
+    names = list(COLUMNS)
+    at = names.index("mean") + 1
+    cols = {k: COLUMNS[k] for k in names[:at]} | RELEASE_COLUMNS
+    note = " (release: A + sigma_tot^2; NaN for a clipped cell, which has no closed form)"
+    for k in names[at:]:
+        theory = k.startswith(("theory_", "normal_", "exact_"))
+        cols[k] = COLUMNS[k] + (note if theory else "")
+    return cols
+
+
 def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
     """Memory estimate for one cell of ``shape``: its G games and their statistics.
 
@@ -124,31 +156,35 @@ def gaussian_runner(spec: SweepSpec) -> CellRunner:
     """The Gaussian-game runner for ``spec`` (its sampler, adversaries and statistics).
 
     Cached on the fields that change the programs, so sweeps that differ only in values of
-    traced fields, seeds or lists reuse the compiled programs.
+    traced fields (the release's included), seeds or lists reuse the compiled programs.
     """
     if not isinstance(spec, SweepSpec):
         raise ValueError(f"spec must be a SweepSpec, got {spec!r}")
     return _gaussian_runner(
-        spec.sampler, spec.adversaries, spec.fpr, spec.level, spec.num_resamples
+        spec.sampler, spec.adversaries, spec.fpr, spec.level, spec.num_resamples, spec.has_release
     )
 
 
 @functools.lru_cache(maxsize=64)
-def _gaussian_runner(sampler, advs, fpr, level, num_resamples) -> CellRunner:
+def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) -> CellRunner:
     stat_spec = SweepSpec(
         sampler=sampler, adversaries=advs, fpr=fpr, level=level, num_resamples=num_resamples
     )
 
     def simulate(static, games, dtype):
         from mtl_tracing.gaussian.game import game_kernel
+        from mtl_tracing.gaussian.release import release_kernel
 
-        kernel = game_kernel(sampler, GameShape(*static), dtype)
+        shape = GameShape(*static)
+        kernel = (
+            release_kernel(sampler, shape, dtype) if release else game_kernel(sampler, shape, dtype)
+        )
 
-        def sim(cell_key, task_std, sample_std, mean):
+        def sim(cell_key, *params):  # (task_std, sample_std, mean[, C, z C, sigma])
             g = jnp.arange(games, dtype=jnp.uint32)
             keys = jax.vmap(lambda i: jax.random.fold_in(cell_key, i))(g)
-            strong, weak, out = jax.vmap(kernel, in_axes=(0, None, None, None))(
-                keys, task_std, sample_std, mean
+            strong, weak, out = jax.vmap(kernel, in_axes=(0,) + (None,) * len(params))(
+                keys, *params
             )
             z_in = jnp.stack([{"strong": strong, "weak": weak}[a] for a in advs])  # (A, G, T)
             # The per-game moments are reduced here, fused with the simulation as they always
@@ -187,12 +223,12 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples) -> CellRunner:
 
     return CellRunner(
         static_fields=SHAPE_FIELDS,
-        traced_fields=TRACED_FIELDS,
+        traced_fields=TRACED_FIELDS + (_RELEASE_TRACED if release else ()),
         simulate=simulate,
         statistics=statistics,
         bytes_per_cell=bytes_,
         table=_table,
-        columns=COLUMNS,
+        columns=_columns(release),
     )
 
 
@@ -203,9 +239,21 @@ def _theory_columns(spec: SweepSpec, cells) -> dict[str, dict[str, np.ndarray]]:
 
     fields = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std")
     args = {f: np.array([getattr(config, f) for _, config, _ in cells]) for f in fields}
-    return {
-        adv: gaussian.roc_theory(**args, adversary=adv, fpr=spec.fpr) for adv in spec.adversaries
-    }
+    if not spec.has_release:
+        return {
+            adv: gaussian.roc_theory(**args, adversary=adv, fpr=spec.fpr)
+            for adv in spec.adversaries
+        }
+    sig = np.array([config.noise_std for _, config, _ in cells])
+    clipped = np.array([config.clip is not None for _, config, _ in cells])
+    out = {}
+    for adv in spec.adversaries:
+        cols = gaussian.roc_theory(**args, adversary=adv, fpr=spec.fpr, release_noise_std=sig)
+        # No closed form with clipping: NaN (the paper's noiseless formula stays).
+        out[adv] = {
+            k: v if k == "paper_var" else np.where(clipped, np.nan, v) for k, v in cols.items()
+        }
+    return out
 
 
 def _table(spec: SweepSpec, cells, res) -> dict[str, np.ndarray]:
@@ -231,9 +279,13 @@ def _table(spec: SweepSpec, cells, res) -> dict[str, np.ndarray]:
         "seed": per_row(np.array([seed for _, _, seed in cells], np.int64)),
         "adversary": np.array(list(advs) * len(cells), dtype="<U6"),
     }
-    for f in CONFIG_FIELDS:
+    for f in spec.cell_fields:
         dt = np.int64 if f in SHAPE_FIELDS else np.float64
-        table[f] = per_row(np.array([getattr(c, f) for _, c, _ in cells], dt))
+        vals = [getattr(c, f) for _, c, _ in cells]
+        table[f] = per_row(np.array([np.nan if v is None else v for v in vals], dt))
+    if spec.has_release:
+        table["noise_std"] = per_row(np.array([c.noise_std for _, c, _ in cells], np.float64))
+        table["mu"] = per_row(np.array([c.release.mu for _, c, _ in cells], np.float64))
     table["games"] = np.full(len(cells) * n_adv, spec.games, np.int64)
     moments = metrics.group_moments_from_sums
     mom_in = {a: moments(stacked(f"{a}/m_g"), stacked(f"{a}/q_g"), tasks) for a in advs}
@@ -249,4 +301,4 @@ def _table(spec: SweepSpec, cells, res) -> dict[str, np.ndarray]:
     theory_cols = _theory_columns(spec, cells)
     for k in theory_cols[advs[0]]:
         table[k] = interleave({a: np.asarray(theory_cols[a][k], np.float64) for a in advs})
-    return {name: table[name] for name in COLUMNS}
+    return {name: table[name] for name in _columns(spec.has_release)}

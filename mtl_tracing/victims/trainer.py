@@ -18,6 +18,13 @@ splits ``k_init, k_sched = split(run_key)``: ``init`` gets ``k_init``; epoch e's
 ``fold_in(k_sched, e)``; the steps of epoch e get ``split(fold_in(k_sched, 2**31 + e), steps)``
 (epochs < 2**31, so the two streams never meet).
 
+Traced fields (optional). A trainer may define ``split_traced() -> (static, values)``: a
+canonical copy of itself with some fields replaced by placeholders, and those fields' values
+as a pytree of arrays; and ``merge_traced(values) -> trainer`` on the copy, called inside the
+compiled program with the traced values. :func:`fit` then compiles for ``static`` and passes
+``values`` as arguments, so trainers differing only in those fields share one program (the
+DP-SGD trainer's noise multiplier z: every epsilon, one compile).
+
 Layouts over the R runs: ``"vmap"`` vmaps the runs inside each epoch (one program, one progress
 tick per epoch); ``"loop"`` runs the single-run program R times (one compilation). ``"auto"``
 takes ``"loop"`` on CPU backends, where ``benchmarks/bench_train.py`` measured it 1.4x faster
@@ -114,9 +121,14 @@ def epoch_fn(trainer, data):
     return run_epoch
 
 
+def _merged(trainer, traced):
+    return trainer if traced is None else trainer.merge_traced(traced)
+
+
 @functools.partial(jax.jit, static_argnames=("trainer", "runs", "progress"))
-def _fit_vmap(trainer, keys, data, *, runs: int, progress: bool):
+def _fit_vmap(trainer, keys, data, traced=None, *, runs: int, progress: bool):
     del runs
+    trainer = _merged(trainer, traced)
     k_init, k_sched = jax.vmap(jax.random.split, out_axes=1)(keys)
     state = jax.vmap(trainer.init, in_axes=(0, None))(k_init, data)
     run_epoch = jax.vmap(epoch_fn(trainer, data), in_axes=(0, 0, None))
@@ -133,7 +145,8 @@ def _fit_vmap(trainer, keys, data, *, runs: int, progress: bool):
 
 
 @functools.partial(jax.jit, static_argnames=("trainer", "progress"))
-def _fit_one(trainer, key, data, *, progress: bool):
+def _fit_one(trainer, key, data, traced=None, *, progress: bool):
+    trainer = _merged(trainer, traced)
     k_init, k_sched = jax.random.split(key)
     state = trainer.init(k_init, data)
     run_epoch = epoch_fn(trainer, data)
@@ -178,11 +191,13 @@ def fit(
     runs = check_int("runs", runs, low=1)
     layout = resolve_layout(layout)
     keys = run_keys(key, runs)
+    split = getattr(trainer, "split_traced", None)
+    static, traced = split() if split is not None else (trainer, None)
 
     def go(show: bool):
         if layout == "vmap":
-            return _fit_vmap(trainer, keys, data, runs=runs, progress=show)
-        outs = [_fit_one(trainer, keys[r], data, progress=show) for r in range(runs)]
+            return _fit_vmap(static, keys, data, traced, runs=runs, progress=show)
+        outs = [_fit_one(static, keys[r], data, traced, progress=show) for r in range(runs)]
         return jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
     if not progress:
