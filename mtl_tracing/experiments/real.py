@@ -18,8 +18,11 @@ coordinate-wise variance statistics (Fig. 4) and the head similarities (Fig. 5).
 Paper set-ups (App. A.5, A.6) are the defaults in :data:`PAPER`; every field can be overridden
 (``--tasks``, ``--samples``, ``--epochs``, ...). What differs from the paper: the encoders are
 trained here from scratch (small ResNet, hashed-n-gram MLP) unless features from a pretrained
-model are given (``--features``); the heads are binary (see each loader for the label); no
-image augmentation.
+model are given (``--features``); no image augmentation. The heads are the paper's
+(:mod:`mtl_tracing.victims.heads`, chosen by the loader): FEMNIST 62-way softmax per writer,
+Stack Overflow personalisation 256 multi-label topic detectors per user, binary otherwise
+(CelebA: one attribute per person or one head per attribute; Stack Overflow problems: one
+head per tag).
 
 Files in ``out_dir``: ``real.json`` (summary, table rows, checkpoints, data description,
 metadata), ``real.npz`` (scores, ROC curves, per-checkpoint AUCs and gaps, histories, variance
@@ -236,20 +239,22 @@ def _gaps(trainer, states, data, ridge):
     import jax
     import jax.numpy as jnp
 
-    from mtl_tracing.victims.mtl import probe_loss
+    from mtl_tracing.victims import heads
 
     T = data.x.shape[0]
     x_all = jnp.concatenate([data.x, data.x_out])
     y_all = jnp.concatenate([data.y, data.y_out])
     xh_all = jnp.concatenate([data.x_heldout, data.x_out_heldout])
     yh_all = jnp.concatenate([data.y_heldout, data.y_out_heldout])
-    bce = _bce
+    loss = trainer.loss
 
     def one(s):
-        tr = bce(trainer.logits(s, data.x), data.y)
-        ho = bce(trainer.logits(s, data.x_heldout), data.y_heldout)
+        tr = loss(trainer.logits(s, data.x), data.y)
+        ho = loss(trainer.logits(s, data.x_heldout), data.y_heldout)
         e_fit, e_eval = trainer.embed(s, x_all), trainer.embed(s, xh_all)
-        probe = functools.partial(probe_loss, ridge=ridge, newton_steps=25)
+        probe = functools.partial(
+            heads.probe_loss, trainer.head_loss, classes=trainer.head_outputs, ridge=ridge
+        )
         per = jax.vmap(probe)(e_fit, y_all, e_eval, yh_all)
         p_in, p_out = per[:T].mean(), per[T:].mean()
         return {
@@ -262,13 +267,6 @@ def _gaps(trainer, states, data, ridge):
         }
 
     return jax.vmap(one)(states)
-
-
-def _bce(logits, y):
-    import jax.numpy as jnp
-    import optax
-
-    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
 
 
 # ------------------------------------------------------------------------------------ running
@@ -322,13 +320,18 @@ def _rows(summary: dict) -> list[dict]:
 
 def _describe(data) -> dict:
     y = np.concatenate([np.ravel(data.y), np.ravel(data.y_out)])
+    kind = str(data.info.get("head_loss", "binary"))
     return {
+        "head_loss": kind,
+        "head_outputs": int(data.info.get("head_outputs", 1)),
         "tasks_in": data.tasks,
         "tasks_out": data.out_tasks,
         "samples": data.samples,
         "heldout": data.heldout,
         "feature_shape": list(data.feature_shape),
-        "label_rate": float(y.mean()),
+        # binary: positive rate; multilabel: mean topic density; softmax: classes present
+        "label_rate": float(y.mean()) if kind != "softmax" else None,
+        "classes_present": int(np.unique(y).size) if kind == "softmax" else None,
         "task_names_in": [str(s) for s in np.asarray(data.info["task_names"])[: data.tasks]],
         "label_tag": str(data.info.get("label_tag", "")),
     }
@@ -397,9 +400,10 @@ def run(
         sample_batch = None
     trainer = EncoderMTLTrainer(
         train_cfg, _spec(dataset, cfg, features), cfg["embed_dim"], sample_batch=sample_batch,
-        devices=n_dev,
+        devices=n_dev, head_loss=str(data.info.get("head_loss", "binary")),
+        head_outputs=int(data.info.get("head_outputs", 1)),
     )  # fmt: skip
-    data = data._replace(**{f: np.asarray(getattr(data, f), np_dtype) for f in data._fields[:-1]})
+    data = data._replace(**{f: _cast(getattr(data, f), np_dtype) for f in data._fields[:-1]})
     info = data.info
     sharded = shard_tasks(data, mesh)
     in_part = sharded._replace(x_out=None, y_out=None, x_out_heldout=None, y_out_heldout=None)
@@ -448,7 +452,8 @@ def run(
             arrays[f"roc_{n}_{adv}_tpr"] = np.asarray(roc.tpr, np.float64)
         arrays[f"raw_variance_{adv}_in"] = np.asarray(raw[adv].variance.scores_in, np.float64)
         arrays[f"raw_variance_{adv}_out"] = np.asarray(raw[adv].variance.scores_out, np.float64)
-    ip, cos = head_similarities(states.params["head_kernel"])
+    w = states.params["head_kernel"]  # (R, T, m) or (R, T, C, m): one flat vector per head
+    ip, cos = head_similarities(w.reshape(w.shape[:2] + (-1,)))
     arrays["heads_inner"] = np.asarray(ip, np.float64)
     arrays["heads_cosine"] = np.asarray(cos, np.float64)
     held = np.asarray(hist["heldout_accuracy"][:, -1], np.float64)
@@ -477,6 +482,12 @@ def run(
     return out
 
 
+def _cast(a, dtype):
+    """Floats to the run's dtype; integer (class) labels stay integers."""
+    a = np.asarray(a)
+    return a if np.issubdtype(a.dtype, np.integer) else a.astype(dtype)
+
+
 # ------------------------------------------------------------------------------------ outputs
 
 
@@ -494,6 +505,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _heads(d: dict) -> str:
+    kind, c = d.get("head_loss", "binary"), d.get("head_outputs", 1)
+    return {"binary": "binary", "softmax": f"{c}-way softmax (top-1 accuracy)"}.get(
+        kind, f"{c}-label multi-label (per-label accuracy)"
+    )
+
+
 def render_markdown(payload: dict) -> str:
     """Tables 1-2 layout: per attack, rows Dataset x Access, (TPR, FPR) and Acc. per percentile."""
     fig = "Fig 1" if payload["setting"] == "personalization" else "Fig 2"
@@ -504,8 +522,8 @@ def render_markdown(payload: dict) -> str:
         f"({payload['setting']}; {_NAMES[payload['dataset']]}: T = {d['tasks_in']} IN + "
         f"{d['tasks_out']} OUT tasks, N = {d['samples']}, H = {d['heldout']}; k = "
         f"{payload['k']['strong']} strong / {payload['k']['weak']} weak, {cfg['trials']} "
-        f"trials, {cfg['runs']} run(s), {payload['encoder']}; held-out IN accuracy "
-        f"{payload['heldout_accuracy']['mean']:.3f})",
+        f"trials, {cfg['runs']} run(s), {payload['encoder']}, {_heads(d)} heads; held-out IN "
+        f"accuracy {payload['heldout_accuracy']['mean']:.3f})",
         "",
     ]
     rows = payload["rows"]
