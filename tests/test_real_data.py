@@ -1,8 +1,8 @@
 """Real-data loaders, encoders, sharding and the ``real`` command on fixtures written in the
 datasets' exact on-disk formats (nothing is downloaded).
 
-Fixtures are tiny (8 tasks of 10 samples, 8x8 images) so that the whole file runs in about a
-minute on 2 CPU cores; the end-to-end runs train 2 epochs with a 4-channel ResNet.
+Fixtures (written by :mod:`mtl_tracing.data.fixtures`) are tiny (8 tasks of 10 samples, 8x8
+images); the end-to-end runs train 2 epochs with a 4-channel ResNet.
 """
 
 from __future__ import annotations
@@ -21,105 +21,13 @@ import pytest
 from mtl_tracing.data import celeba, femnist, stackoverflow
 from mtl_tracing.data._example_proto import decode_example, encode_example
 from mtl_tracing.data._tasks import TaskSpec
-
-ATTRS = ["Smiling", "Eyeglasses", "Male", "Young", "Bald", "Bangs", "Blond_Hair", "Wavy_Hair"]
-TAGS = ["python", "java", "c++", "sql", "git", "linux", "css", "regex"]
-
-
-# ------------------------------------------------------------------------------ fixture writers
-
-
-def write_celeba(root: Path, *, people=8, per_person=10, size=(10, 12), seed=0) -> Path:
-    """img_align_celeba/*.jpg, identity_CelebA.txt, list_attr_celeba.txt, list_eval_partition."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    (root / celeba.IMAGES).mkdir(parents=True)
-    n = people * per_person
-    names = [f"{i + 1:06d}.jpg" for i in range(n)]
-    ident = np.repeat(np.arange(people) + 100, per_person)
-    attrs = np.where(rng.random((n, len(ATTRS))) < 0.5, 1, -1)
-    for name, pid in zip(names, ident, strict=True):
-        base = (
-            rng.integers(0, 256, 3) if False else (np.array([pid * 37, pid * 91, pid * 53]) % 256)
-        )
-        img = np.clip(base + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(root / celeba.IMAGES / name, quality=90)
-    (root / celeba.IDENTITY).write_text(
-        "".join(f"{a} {b}\n" for a, b in zip(names, ident, strict=True))
-    )
-    lines = [f"{n}", " ".join(ATTRS) + " "]
-    lines += [
-        f"{a} " + " ".join(f"{v:2d}" for v in row) for a, row in zip(names, attrs, strict=True)
-    ]
-    (root / celeba.ATTRIBUTES).write_text("\n".join(lines) + "\n")
-    (root / celeba.PARTITION).write_text("".join(f"{a} {i % 3}\n" for i, a in enumerate(names)))
-    return root
-
-
-def write_femnist(root: Path, *, users=8, per_user=10, shards=2, seed=0) -> Path:
-    """LEAF JSON shards; the first writer's samples are split over the first two shards."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    blobs = [{"users": [], "num_samples": [], "user_data": {}} for _ in range(shards)]
-    for u in range(users):
-        name = f"f{u:04d}_{u % 7:02d}"
-        x = rng.random((per_user, 784)).round(3)
-        y = rng.integers(0, 62, per_user)
-        parts = [(0, per_user // 2), (1, per_user)] if u == 0 else [(0, per_user)]
-        start = 0
-        for j, (_, stop) in enumerate(parts):
-            s = j if u == 0 else u % shards
-            b = blobs[s]
-            b["users"].append(name)
-            b["num_samples"].append(stop - start)
-            b["user_data"][name] = {"x": x[start:stop].tolist(), "y": y[start:stop].tolist()}
-            start = stop
-    for s, b in enumerate(blobs):
-        (root / f"all_data_{s}.json").write_text(json.dumps(b))
-    return root
-
-
-def write_stackoverflow(root: Path, *, users=8, per_user=10, seed=0) -> Path:
-    """TFF's SQLite layout: examples(split_name, client_id, serialized_example_proto) with
-    tf.train.Example protos (tokens, title, tags, type, score, creation_date)."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    con = sqlite3.connect(root / stackoverflow.FILE)
-    con.execute(
-        "CREATE TABLE examples (split_name TEXT NOT NULL, client_id TEXT NOT NULL, "
-        "serialized_example_proto BLOB NOT NULL)"
-    )
-    con.execute("CREATE INDEX idx_examples_client_id_split ON examples (split_name, client_id)")
-    con.execute(
-        "CREATE TABLE client_metadata (client_id TEXT NOT NULL, split_name TEXT NOT NULL, "
-        "num_examples INTEGER NOT NULL)"
-    )
-    words = [f"w{i}" for i in range(40)]
-    for u in range(users):
-        cid = f"{1000 + u}"
-        for _ in range(per_user):
-            tags = list(rng.choice(TAGS, size=rng.integers(2, 5), replace=False))
-            body = " ".join(rng.choice(words, 12)) + " " + " ".join(tags)
-            proto = encode_example(
-                {
-                    "tokens": body,
-                    "title": f"question about {tags[0]}",
-                    "tags": "|".join(tags),
-                    "type": "question",
-                    "score": [int(rng.integers(-2, 10))],
-                    "creation_date": "2010-01-01 00:00:00.000 UTC",
-                }
-            )
-            con.execute("INSERT INTO examples VALUES (?, ?, ?)", ("train", cid, proto))
-        con.execute("INSERT INTO client_metadata VALUES (?, ?, ?)", (cid, "train", per_user))
-    con.execute(
-        "INSERT INTO examples VALUES (?, ?, ?)", ("test", "1000", encode_example({"tags": "x"}))
-    )
-    con.commit()
-    con.close()
-    return root
-
+from mtl_tracing.data.fixtures import (
+    ATTRS,
+    TAGS,
+    write_celeba,
+    write_femnist,
+    write_stackoverflow,
+)
 
 SPEC = TaskSpec(tasks=3, out_tasks=3, samples=6, heldout=4, seed=1)
 

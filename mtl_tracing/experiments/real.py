@@ -297,25 +297,9 @@ def _attack(key, trainer, states, data, cfg, whiten):
 
 
 def _rows(summary: dict) -> list[dict]:
-    rows = []
-    for name in ATTACKS:
-        for adv in ADVERSARIES:
-            s = summary[name][adv]
-            t = s["percentile_table"]
-            rows.append(
-                {
-                    "attack": name,
-                    "access": adv,
-                    "auc": s["auc"],
-                    "auc_ci": s["auc_ci"],
-                    "tpr_at_fpr": [(r["target_fpr"], r["tpr"]) for r in s["tpr_at_fpr"]],
-                    "percentiles": [
-                        {k: t[k][i] for k in ("percentile", "tpr", "fpr", "balanced_accuracy")}
-                        for i in range(len(t["percentile"]))
-                    ],
-                }
-            )
-    return rows
+    from mtl_tracing.experiments.table import attack_rows
+
+    return attack_rows(summary, tpr_at_fpr=True)
 
 
 def _describe(data) -> dict:
@@ -348,6 +332,7 @@ def run(
     seed: int = 0,
     progress: bool = True,
     dtype=None,
+    timings: dict | None = None,
     **overrides,
 ) -> Path:
     """Run one (dataset, setting) experiment into ``out_dir`` (module docstring).
@@ -357,9 +342,14 @@ def run(
       dataset, setting: the paper's cell; ``data_dir`` its folder; ``features`` optional.
       cache_dir: decoded-array cache (``"default"``: ``~/.cache/mtl-tracing/data``; None: off).
       seed: the split seed and the training/attack key.
+      timings: if a dict, filled with wall seconds per stage (``benchmarks/bench_real.py``):
+        ``load``, ``train`` (per segment, the first includes compilation), ``evaluate`` (per
+        checkpoint: attacks, metrics, gaps), ``final`` (Figs. 4-5 statistics, files).
       overrides: any key of :data:`PAPER` / ``_COMMON`` (``tasks``, ``epochs``, ...), plus
         ``num_resamples``.
     """
+    import time
+
     import jax
 
     from mtl_tracing._validate import check_int
@@ -382,10 +372,24 @@ def run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     np_dtype = np.float64 if dtype in ("float64", np.float64) else np.float32
+    clock = {"t": time.perf_counter()}
+    timings = {} if timings is None else timings
+    timings.update(train=[], evaluate=[])
+
+    def lap(stage, value=None):
+        jax.block_until_ready(value)
+        now = time.perf_counter()
+        t, clock["t"] = now - clock["t"], now
+        if isinstance(timings.get(stage), list):
+            timings[stage].append(t)
+        else:
+            timings[stage] = t
+
     data = load_data(
         dataset, setting, data_dir, cfg, features=features, cache_dir=cache_dir, seed=seed,
         progress=progress,
     )  # fmt: skip
+    lap("load")
     cp = sorted({max(1, round(cfg["epochs"] * (i + 1) / cfg["checkpoints"])) for i in range(
         cfg["checkpoints"])})  # fmt: skip
     train_cfg = TrainConfig(
@@ -402,6 +406,7 @@ def run(
         train_cfg, _spec(dataset, cfg, features), cfg["embed_dim"], sample_batch=sample_batch,
         devices=n_dev, head_loss=str(data.info.get("head_loss", "binary")),
         head_outputs=int(data.info.get("head_outputs", 1)),
+        eval_chunk=max(1, min(16, 2048 // max(data.samples, data.heldout))),  # bounds memory
     )  # fmt: skip
     data = data._replace(**{f: _cast(getattr(data, f), np_dtype) for f in data._fields[:-1]})
     info = data.info
@@ -419,6 +424,7 @@ def run(
     for e, states, hist in train_checkpoints(  # noqa: B007 (the last ones are used below)
         trainer, k_train, in_part, runs=cfg["runs"], checkpoints=tuple(cp), progress=progress
     ):
+        lap("train", states)
         scores = _attack(jax.random.fold_in(k_attack, e), trainer, states, sharded, cfg, True)
         summ = mc.summarize(jax.random.fold_in(k_eval, e), scores, attack_cfg)
         gaps = _jitted()[1](trainer, states, sharded, np_dtype(1.0))
@@ -434,6 +440,7 @@ def run(
                 "gaps": {f: float(np.mean(v)) for f, v in gaps.items()},
             }
         )
+        lap("evaluate")
     # final model: table and ROC (whitened, above), Fig. 4 (raw), Fig. 5 (heads)
     from mtl_tracing import metrics
 
@@ -479,6 +486,7 @@ def run(
     }
     np.savez_compressed(out / NPZ_NAME, **arrays)
     results.write_json(out / JSON_NAME, payload)
+    lap("final")
     return out
 
 
