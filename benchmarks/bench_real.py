@@ -5,21 +5,23 @@ Each cell writes a fabricated dataset in the real on-disk format
 at the paper's task counts and samples per task (App. A.5-A.6, the job's defaults in
 ``experiments.real.PAPER``; the default encoders and image size), then times, in one process:
 
-- ``decode``: the loader, cold (reads and decodes the selected samples, writes the ``.npz``
-  cache); ``cache hit``: the same call again (reads the cache);
-- ``real.run`` for ``--epochs`` epochs with a checkpoint after each (``timings``): the first
+- ``decode``: the loader at the paper's size, cold (reads and decodes the selected samples,
+  writes the ``.npz`` cache); ``cache hit``: the same call again (reads the cache);
+- ``real.run`` for ``--epochs`` epochs with a checkpoint after each (``timings``), at the
+  paper's size or, for the image cells, with fewer tasks (and samples / runs; the cell's
+  ``measured`` overrides) so that a cell fits in minutes on 2 CPU cores: the first
   training segment (compilation + one epoch), then one epoch; the first evaluation (both
   attacks, metrics with the task bootstrap, generalization gaps; compilation + one), then one;
   the final stage (Figs. 4-5 statistics, ``real.json``/``real.npz``); then ``real.plot``
   (``table.md`` and the five figures).
 
 The full default run (200 epochs, 5 checkpoints, the paper's R) does not fit in a benchmark on
-2 CPU cores; it is extrapolated as decode + train compile + epochs x epoch + eval compile +
-checkpoints x evaluation + final + plot, with epoch and evaluation times scaled linearly by
-R / R_measured, and the evaluation by (N + H) / (N + H)_measured where a cell measures fewer
-samples per task (``scale`` in the printed table; the training step subsamples
-``sample_batch`` samples per task, so its time does not depend on N). Writing the fixtures is
-timed too but is not part of the pipeline.
+2 CPU cores; it is extrapolated as decode + train compile + epochs x epoch x s_train + eval
+compile + checkpoints x evaluation x s_eval + final x s_eval + plot, where s_train = (R x
+steps per epoch) / (the same measured) (a step is task_batch tasks of min(N, sample_batch)
+samples, so it does not depend on T or N) and s_eval = (R x (T + T_out) x (N + H)) / (the same
+measured) (evaluation embeds every pooled sample a fixed number of times). Both scales are
+printed. Writing the fixtures is timed too but is not part of the pipeline.
 
 Run: ``python benchmarks/bench_real.py [--cells so-personalization,femnist,...] [--epochs 2]
 [--workdir DIR] [--json out.json]``.
@@ -53,19 +55,20 @@ CELLS = {
         {}, "40k posts scanned (the full train split has ~1.4e8), 150 tags",
     ),
     "femnist": (
-        "femnist", "personalization", dict(users=256, per_user=144, shards=4), {},
-        "256 writers x 144 images, 4 JSON shards",
+        "femnist", "personalization", dict(users=256, per_user=144, shards=4), dict(tasks=32),
+        "256 writers x 144 images, 4 JSON shards; run measured with T = 32 (paper 128)",
     ),
     "celeba-personalization": (
         "celeba", "personalization",
-        dict(people=512, per_person=30, size=(178, 218)), {},
-        "512 identities x 30 JPEGs of 178 x 218",
+        dict(people=512, per_person=30, size=(178, 218)), dict(tasks=32),
+        "512 identities x 30 JPEGs of 178 x 218; run measured with T = 32 (paper 256)",
     ),
     "celeba-problems": (
         "celeba", "problems",
         dict(people=400, per_person=25, size=(178, 218), attributes=fixtures.CELEBA_ATTRIBUTES),
-        dict(runs=1, samples=256, heldout=64),
-        "10k JPEGs, 40 attributes; measured R = 1, N = 256 (paper R = 8, N = 1024)",
+        dict(runs=1, tasks=8, samples=64, heldout=64),
+        "10k JPEGs, 40 attributes; run measured with R = 1, T = 8, N = H = 64 (paper 8, 20, "
+        "1024, 64)",
     ),
 }  # fmt: skip
 
@@ -92,10 +95,10 @@ def bench_cell(name: str, work: Path, epochs: int) -> dict:
     cfg = real.config_for(dataset, setting, **measured)
     load = dict(features=None, cache_dir=cache, seed=0, progress=False)
     t0 = time.perf_counter()
-    real.load_data(dataset, setting, root, cfg, **load)
+    real.load_data(dataset, setting, root, paper, **load)
     t_cold = time.perf_counter() - t0
     t0 = time.perf_counter()
-    real.load_data(dataset, setting, root, cfg, **load)
+    real.load_data(dataset, setting, root, paper, **load)
     t_hit = time.perf_counter() - t0
     timings: dict = {}
     out = work / name / "out"
@@ -107,10 +110,15 @@ def bench_cell(name: str, work: Path, epochs: int) -> dict:
     t_plot = time.perf_counter() - t0
     tr, ev = timings["train"], timings["evaluate"]
     epoch, evaluation = _median(tr[1:]), _median(ev[1:])
-    runs_scale = paper["runs"] / cfg["runs"]
-    eval_scale = (
-        runs_scale * (paper["samples"] + paper["heldout"]) / (cfg["samples"] + cfg["heldout"])
-    )
+
+    def steps(c):
+        return c["runs"] * -(-c["tasks"] // min(c["task_batch"], c["tasks"]))
+
+    def pooled(c):
+        return c["runs"] * c["tasks"] * (c["samples"] + c["heldout"])
+
+    runs_scale = steps(paper) / steps(cfg)
+    eval_scale = pooled(paper) / pooled(cfg)
     est = (
         t_cold
         + (tr[0] - epoch)
@@ -157,7 +165,7 @@ def main() -> None:
     cols = ("write_fixtures_s", "decode_cold_s", "cache_hit_s", "train_first_segment_s",
             "epoch_s", "evaluate_first_s", "evaluate_s", "final_s", "plot_s",
             "estimated_default_run_s")  # fmt: skip
-    print("| cell | " + " | ".join(cols) + " | scale (train, eval) |")
+    print("| cell | " + " | ".join(cols) + " | s_train, s_eval |")
     try:
         for name in args.cells.split(","):
             row = bench_cell(name, work, max(2, args.epochs))

@@ -77,6 +77,7 @@ _COMMON = {
     "task_batch": 16,
     "image_size": 64,
     "hash_dim": 1024,
+    "scan_posts": None,
     "hidden": 512,
     "widths": "16,32,64",
     "sample_batch": 0,
@@ -121,6 +122,7 @@ OPTIONS = (
     Option("--embed-dim", int, "m, the projection's dimension (16 or 32 in the paper)"),
     Option("--image-size", int, "side of the resized CelebA images (default 64)"),
     Option("--checkpoints", int, "evaluation points along training for Figure 3 (default 5)"),
+    Option("--scan-posts", int, "Stack Overflow problems: scan only the first posts (default all)"),
 )
 
 #: ``--quick``: a few tasks, tiny images, few epochs (minutes on a CPU on the real data).
@@ -164,7 +166,8 @@ def load_data(dataset, setting, data_dir, cfg, *, features, cache_dir, seed, pro
         return femnist.load(data_dir, **kw)
     from mtl_tracing.data import stackoverflow
 
-    return stackoverflow.load(data_dir, hash_dim=cfg["hash_dim"], **kw)
+    scan = cfg["scan_posts"] if setting == "problems" else None
+    return stackoverflow.load(data_dir, hash_dim=cfg["hash_dim"], scan_posts=scan, **kw)
 
 
 def _spec(dataset: str, cfg: dict, features):
