@@ -368,39 +368,32 @@ def test_end_to_end_celeba_command(tmp_path):
     assert cli.main(args[:5] + ["--data-dir", str(tmp_path / "nope"), "--out", str(out)]) == 2
 
 
-def test_end_to_end_femnist(tmp_path):
+def _run_tiny(tmp_path, dataset: str, setting: str, writer):
+    """The job at TINY on a fixture, plotted and checked: (payload, arrays, out)."""
     from mtl_tracing.experiments import real
 
-    root = write_femnist(tmp_path / "femnist")
+    root = writer(tmp_path / dataset)
     out = tmp_path / "out"
-    real.run(out, dataset="femnist", data_dir=root, cache_dir=None, progress=False, **TINY)
+    real.run(out, dataset=dataset, setting=setting, data_dir=root, cache_dir=None,
+             progress=False, **TINY)  # fmt: skip
     real.plot(out)
-    _check_outputs(out, "personalization")
-    payload, arr = real.load(out)
+    _check_outputs(out, setting)
+    return (*real.load(out), out)
+
+
+def test_end_to_end_femnist(tmp_path):
+    payload, arr, _ = _run_tiny(tmp_path, "femnist", "personalization", write_femnist)
     assert payload["data"]["head_loss"] == "softmax" and payload["data"]["head_outputs"] == 62
     assert arr["heads_cosine"].shape == (1, 3)  # T = 3 heads of 62 x m flattened
 
 
 def test_end_to_end_stackoverflow_problems(tmp_path):
-    from mtl_tracing.experiments import real
-
-    root = write_stackoverflow(tmp_path / "so")
-    out = tmp_path / "out"
-    real.run(out, dataset="stackoverflow", setting="problems", data_dir=root, cache_dir=None,
-             progress=False, **TINY)  # fmt: skip
-    real.plot(out)
-    _check_outputs(out, "problems")
+    payload, _, _ = _run_tiny(tmp_path, "stackoverflow", "problems", write_stackoverflow)
+    assert payload["data"]["head_loss"] == "binary"
 
 
 def test_end_to_end_stackoverflow_personalization_multilabel(tmp_path):
-    from mtl_tracing.experiments import real
-
-    root = write_stackoverflow(tmp_path / "so")
-    out = tmp_path / "out"
-    real.run(out, dataset="stackoverflow", data_dir=root, cache_dir=None, progress=False, **TINY)
-    real.plot(out)
-    _check_outputs(out, "personalization")
-    payload, arr = real.load(out)
+    payload, _, out = _run_tiny(tmp_path, "stackoverflow", "personalization", write_stackoverflow)
     assert payload["data"]["head_loss"] == "multilabel"
     assert payload["data"]["head_outputs"] == 256
     assert "256-label multi-label" in (out / "table.md").read_text()
