@@ -234,6 +234,26 @@ def test_challenge_sets_distinct_and_within_ragged_pools():
         attacks.challenge_sets(jax.random.key(0), pool, 4, trials, pool_sizes=sizes)
 
 
+def test_selection_masks_large_pools_match_pairwise_and_indices(monkeypatch):
+    """Pools above PAIRWISE_MAX_N take the top_k path: the same sets as the pairwise ranking
+    and as challenge_indices, k valid rows each (ragged pools)."""
+    from mtl_tracing.attacks import challenge
+
+    n, k, trials = challenge.PAIRWISE_MAX_N + 6, 5, 7
+    sizes = jnp.asarray([n, n - 3, 9], jnp.int32)
+    key = jax.random.key(3)
+    fast = np.asarray(challenge.selection_masks(key, sizes, n, k, trials))
+    idx = np.asarray(attacks.challenge_indices(key, sizes, n, k, trials))
+    monkeypatch.setattr(challenge, "PAIRWISE_MAX_N", n)
+    pairwise = np.asarray(challenge.selection_masks(key, sizes, n, k, trials))
+    np.testing.assert_array_equal(fast, pairwise)
+    assert fast.shape == (trials, 3, n) and np.all(fast.sum(-1) == k)
+    for r in range(trials):
+        for t in range(3):
+            assert set(np.flatnonzero(fast[r, t])) == set(idx[r, t])
+            assert fast[r, t, int(sizes[t]) :].sum() == 0
+
+
 def test_challenge_inclusion_probability():
     """Each valid row is in a set with probability k / size (uniform subsets)."""
     trials, n, k = 4000, 6, 2

@@ -1,8 +1,8 @@
 """Real-data loaders, encoders, sharding and the ``real`` command on fixtures written in the
 datasets' exact on-disk formats (nothing is downloaded).
 
-Fixtures are tiny (8 tasks of 10 samples, 8x8 images) so that the whole file runs in about a
-minute on 2 CPU cores; the end-to-end runs train 2 epochs with a 4-channel ResNet.
+Fixtures (written by :mod:`mtl_tracing.data.fixtures`) are tiny (8 tasks of 10 samples, 8x8
+images); the end-to-end runs train 2 epochs with a 4-channel ResNet.
 """
 
 from __future__ import annotations
@@ -21,105 +21,13 @@ import pytest
 from mtl_tracing.data import celeba, femnist, stackoverflow
 from mtl_tracing.data._example_proto import decode_example, encode_example
 from mtl_tracing.data._tasks import TaskSpec
-
-ATTRS = ["Smiling", "Eyeglasses", "Male", "Young", "Bald", "Bangs", "Blond_Hair", "Wavy_Hair"]
-TAGS = ["python", "java", "c++", "sql", "git", "linux", "css", "regex"]
-
-
-# ------------------------------------------------------------------------------ fixture writers
-
-
-def write_celeba(root: Path, *, people=8, per_person=10, size=(10, 12), seed=0) -> Path:
-    """img_align_celeba/*.jpg, identity_CelebA.txt, list_attr_celeba.txt, list_eval_partition."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    (root / celeba.IMAGES).mkdir(parents=True)
-    n = people * per_person
-    names = [f"{i + 1:06d}.jpg" for i in range(n)]
-    ident = np.repeat(np.arange(people) + 100, per_person)
-    attrs = np.where(rng.random((n, len(ATTRS))) < 0.5, 1, -1)
-    for name, pid in zip(names, ident, strict=True):
-        base = (
-            rng.integers(0, 256, 3) if False else (np.array([pid * 37, pid * 91, pid * 53]) % 256)
-        )
-        img = np.clip(base + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(root / celeba.IMAGES / name, quality=90)
-    (root / celeba.IDENTITY).write_text(
-        "".join(f"{a} {b}\n" for a, b in zip(names, ident, strict=True))
-    )
-    lines = [f"{n}", " ".join(ATTRS) + " "]
-    lines += [
-        f"{a} " + " ".join(f"{v:2d}" for v in row) for a, row in zip(names, attrs, strict=True)
-    ]
-    (root / celeba.ATTRIBUTES).write_text("\n".join(lines) + "\n")
-    (root / celeba.PARTITION).write_text("".join(f"{a} {i % 3}\n" for i, a in enumerate(names)))
-    return root
-
-
-def write_femnist(root: Path, *, users=8, per_user=10, shards=2, seed=0) -> Path:
-    """LEAF JSON shards; the first writer's samples are split over the first two shards."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    blobs = [{"users": [], "num_samples": [], "user_data": {}} for _ in range(shards)]
-    for u in range(users):
-        name = f"f{u:04d}_{u % 7:02d}"
-        x = rng.random((per_user, 784)).round(3)
-        y = rng.integers(0, 62, per_user)
-        parts = [(0, per_user // 2), (1, per_user)] if u == 0 else [(0, per_user)]
-        start = 0
-        for j, (_, stop) in enumerate(parts):
-            s = j if u == 0 else u % shards
-            b = blobs[s]
-            b["users"].append(name)
-            b["num_samples"].append(stop - start)
-            b["user_data"][name] = {"x": x[start:stop].tolist(), "y": y[start:stop].tolist()}
-            start = stop
-    for s, b in enumerate(blobs):
-        (root / f"all_data_{s}.json").write_text(json.dumps(b))
-    return root
-
-
-def write_stackoverflow(root: Path, *, users=8, per_user=10, seed=0) -> Path:
-    """TFF's SQLite layout: examples(split_name, client_id, serialized_example_proto) with
-    tf.train.Example protos (tokens, title, tags, type, score, creation_date)."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    con = sqlite3.connect(root / stackoverflow.FILE)
-    con.execute(
-        "CREATE TABLE examples (split_name TEXT NOT NULL, client_id TEXT NOT NULL, "
-        "serialized_example_proto BLOB NOT NULL)"
-    )
-    con.execute("CREATE INDEX idx_examples_client_id_split ON examples (split_name, client_id)")
-    con.execute(
-        "CREATE TABLE client_metadata (client_id TEXT NOT NULL, split_name TEXT NOT NULL, "
-        "num_examples INTEGER NOT NULL)"
-    )
-    words = [f"w{i}" for i in range(40)]
-    for u in range(users):
-        cid = f"{1000 + u}"
-        for _ in range(per_user):
-            tags = list(rng.choice(TAGS, size=rng.integers(2, 5), replace=False))
-            body = " ".join(rng.choice(words, 12)) + " " + " ".join(tags)
-            proto = encode_example(
-                {
-                    "tokens": body,
-                    "title": f"question about {tags[0]}",
-                    "tags": "|".join(tags),
-                    "type": "question",
-                    "score": [int(rng.integers(-2, 10))],
-                    "creation_date": "2010-01-01 00:00:00.000 UTC",
-                }
-            )
-            con.execute("INSERT INTO examples VALUES (?, ?, ?)", ("train", cid, proto))
-        con.execute("INSERT INTO client_metadata VALUES (?, ?, ?)", (cid, "train", per_user))
-    con.execute(
-        "INSERT INTO examples VALUES (?, ?, ?)", ("test", "1000", encode_example({"tags": "x"}))
-    )
-    con.commit()
-    con.close()
-    return root
-
+from mtl_tracing.data.fixtures import (
+    ATTRS,
+    TAGS,
+    write_celeba,
+    write_femnist,
+    write_stackoverflow,
+)
 
 SPEC = TaskSpec(tasks=3, out_tasks=3, samples=6, heldout=4, seed=1)
 
@@ -224,7 +132,9 @@ def test_femnist_loader_and_errors(tmp_path):
     root = write_femnist(tmp_path / "femnist")
     d = femnist.load(root, spec=TaskSpec(4, 4, 6, 4, seed=0))
     assert d.x.shape == (4, 6, 28, 28, 1) and d.x_out_heldout.shape == (4, 4, 28, 28, 1)
-    # labels: digit or not, matching the JSON
+    # labels: LEAF's classes, matching the JSON; 62-way softmax heads
+    assert d.y.dtype == np.int32 and d.y.shape == (4, 6) and d.y_out_heldout.shape == (4, 4)
+    assert str(d.info["head_loss"]) == "softmax" and int(d.info["head_outputs"]) == 62
     blobs = [json.loads(p.read_text()) for p in sorted(root.glob("*.json"))]
     for t, name in enumerate(d.info["task_names"][:4]):
         x = np.concatenate([np.asarray(b["user_data"][name]["x"]) for b in blobs if name in
@@ -232,7 +142,7 @@ def test_femnist_loader_and_errors(tmp_path):
         y = np.concatenate([b["user_data"][name]["y"] for b in blobs if name in b["user_data"]])
         for j in range(6):
             row = np.flatnonzero(np.all(np.isclose(x, d.x[t, j].ravel()), axis=1))[0]
-            assert d.y[t, j] == float(y[row] < 10)
+            assert d.y[t, j] == y[row]
     assert "f0000_00" in set(d.info["task_names"])  # the writer split across two shards
     cache = tmp_path / "cache"
     with pytest.raises(ValueError, match="only 8 writers qualify"):
@@ -255,11 +165,14 @@ def test_example_proto_roundtrip():
 
 def test_stackoverflow_loader_and_errors(tmp_path):
     root = write_stackoverflow(tmp_path / "so")
-    d = stackoverflow.load(root, spec=SPEC, hash_dim=64)
-    assert d.x.shape == (3, 6, 64)
+    d = stackoverflow.load(root, spec=SPEC, hash_dim=64, topics=10)
+    assert d.x.shape == (3, 6, 64) and d.y.shape == (3, 6, 10) and d.y_out.shape == (3, 6, 10)
     np.testing.assert_allclose(np.linalg.norm(d.x, axis=-1), 1.0, rtol=1e-5)
-    tag = str(d.info["label_tag"])
-    assert tag in TAGS
+    assert str(d.info["head_loss"]) == "multilabel" and int(d.info["head_outputs"]) == 10
+    vocab = [str(v) for v in d.info["topics"]]
+    assert sorted(vocab[:8]) == sorted(TAGS) and vocab[8:] == ["", ""]  # padded vocabulary
+    binary = stackoverflow.load(root, spec=SPEC, hash_dim=64, label_tag="sql")
+    assert binary.y.shape == (3, 6) and str(binary.info["head_loss"]) == "binary"
     con = sqlite3.connect(root / stackoverflow.FILE)
     for t in range(3):
         for j, rid in enumerate(d.info["sample_ids"][t, :6]):
@@ -269,7 +182,8 @@ def test_stackoverflow_loader_and_errors(tmp_path):
             ).fetchone()
             assert cid == d.info["task_names"][t]
             tags = decode_example(blob)["tags"][0].decode().split("|")
-            assert d.y[t, j] == float(tag in tags)
+            np.testing.assert_array_equal(d.y[t, j], [float(v in tags) for v in vocab])
+            assert binary.y[t, j] == float("sql" in tags)
     p = stackoverflow.load(root, spec=SPEC, setting="problems", hash_dim=64)
     assert set(p.info["task_names"]) <= set(TAGS)
     for t, name in enumerate(p.info["task_names"][:3]):
@@ -302,6 +216,77 @@ def test_stackoverflow_loader_and_errors(tmp_path):
     with pytest.raises(ValueError, match="Stack Overflow SQLite file not found"):
         stackoverflow.load(tmp_path, spec=SPEC, cache_dir=cache)
     assert _no_cache_files(cache)
+
+
+# ------------------------------------------------------------------------------------- heads
+
+
+def test_head_losses_accuracies_and_validation():
+    from mtl_tracing.data.base import MultitaskData, check_multitask_data
+    from mtl_tracing.victims import heads
+
+    logits = np.asarray([[[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]]], np.float32)  # (1, 2, 3)
+    y_cls = np.asarray([[0, 1]], np.int32)
+    ce = -np.log(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True))
+    want = (ce[0, 0, 0] + ce[0, 1, 1]) / 2
+    np.testing.assert_allclose(heads.loss("softmax", logits, y_cls), want, rtol=1e-6)
+    assert float(heads.accuracy("softmax", logits, y_cls)) == 0.5  # top-1: hit, miss
+    y_ml = np.asarray([[[1, 0, 0], [0, 1, 0]]], np.float32)
+    assert float(heads.accuracy("multilabel", logits, y_ml)) == pytest.approx(5 / 6)  # per label
+    assert heads.check_head("softmax", 62) == ("softmax", 62)
+    for kind, c, match in (("binary", 2, "must be 1"), ("softmax", 1, ">= 2"), ("x", 1, "one of")):
+        with pytest.raises(ValueError, match=f"head_.*{match}"):
+            heads.check_head(kind, c)
+    x = np.zeros((2, 3, 4), np.float32)
+    ok = MultitaskData(x, np.zeros((2, 3, 5)), x, np.zeros((2, 3, 5)))
+    check_multitask_data(ok)
+    with pytest.raises(ValueError, match=r"y_out must have shape \(2, 3, 5\)"):
+        check_multitask_data(ok._replace(y_out=np.zeros((2, 3, 6))))
+
+
+def test_bound_optimisation_probes_reach_the_minimiser():
+    """Multi-label probe = per-label Newton probes; softmax probe: zero gradient at the fit,
+    and the one-vs-rest fit (the neighbouring wrong estimator) is rejected."""
+    import jax
+    import jax.numpy as jnp
+
+    from mtl_tracing.victims import heads, mtl
+
+    r = np.random.default_rng(0)
+    e, e2 = r.normal(size=(2, 16, 3)).astype(np.float32)
+    y = (r.random((16, 4)) < 0.4).astype(np.float32)
+    y2 = (r.random((16, 4)) < 0.4).astype(np.float32)
+    got = heads.probe_loss("multilabel", e, y, e2, y2, classes=4, ridge=1.0)
+    per = jax.vmap(
+        lambda a, b: mtl.probe_loss(e, a, e2, b, ridge=1.0, newton_steps=25), in_axes=(1, 1)
+    )(y, y2)
+    np.testing.assert_allclose(got, per.mean(), rtol=1e-4)
+    cls = r.integers(0, 5, 16)
+    X = jnp.concatenate([e, jnp.ones((16, 1))], -1)
+    Y = jax.nn.one_hot(cls, 5)
+    W = heads._bound_fit(X, Y, softmax=True, ridge=1.0, steps=200)
+
+    def objective(w):
+        return -jnp.sum(Y * jax.nn.log_softmax(X @ w)) + 0.5 * jnp.sum(w**2)
+
+    g0 = float(jnp.linalg.norm(jax.grad(objective)(0 * W)))
+    assert float(jnp.linalg.norm(jax.grad(objective)(W))) < 1e-3 * g0
+    ovr = jax.vmap(lambda c: mtl.probe_fit(e, c, ridge=1.0, newton_steps=25), out_axes=1)(Y.T)
+    assert float(objective(ovr)) > float(objective(W)) + 1e-2
+
+
+def test_encoder_model_head_shapes():
+    """C > 1 heads: (T, C, m) kernel, (T, n, C) logits, by row or by task id alike."""
+    from flax import nnx
+
+    from mtl_tracing.victims.encoders import EncoderModel, MLPSpec
+
+    x = np.random.default_rng(0).normal(size=(4, 6, 5)).astype(np.float32)
+    model = EncoderModel(MLPSpec((8,)), (5,), 2, 4, rngs=nnx.Rngs(0), head_outputs=3)
+    assert model.head_kernel[...].shape == (4, 3, 2) and model.head_bias[...].shape == (4, 3)
+    by_row = model(x)
+    assert by_row.shape == (4, 6, 3)
+    np.testing.assert_allclose(model(x, np.arange(4)[:, None]), by_row, rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------------- sharding
@@ -383,25 +368,35 @@ def test_end_to_end_celeba_command(tmp_path):
     assert cli.main(args[:5] + ["--data-dir", str(tmp_path / "nope"), "--out", str(out)]) == 2
 
 
-def test_end_to_end_femnist(tmp_path):
+def _run_tiny(tmp_path, dataset: str, setting: str, writer):
+    """The job at TINY on a fixture, plotted and checked: (payload, arrays, out)."""
     from mtl_tracing.experiments import real
 
-    root = write_femnist(tmp_path / "femnist")
+    root = writer(tmp_path / dataset)
     out = tmp_path / "out"
-    real.run(out, dataset="femnist", data_dir=root, cache_dir=None, progress=False, **TINY)
+    real.run(out, dataset=dataset, setting=setting, data_dir=root, cache_dir=None,
+             progress=False, **TINY)  # fmt: skip
     real.plot(out)
-    _check_outputs(out, "personalization")
+    _check_outputs(out, setting)
+    return (*real.load(out), out)
+
+
+def test_end_to_end_femnist(tmp_path):
+    payload, arr, _ = _run_tiny(tmp_path, "femnist", "personalization", write_femnist)
+    assert payload["data"]["head_loss"] == "softmax" and payload["data"]["head_outputs"] == 62
+    assert arr["heads_cosine"].shape == (1, 3)  # T = 3 heads of 62 x m flattened
 
 
 def test_end_to_end_stackoverflow_problems(tmp_path):
-    from mtl_tracing.experiments import real
+    payload, _, _ = _run_tiny(tmp_path, "stackoverflow", "problems", write_stackoverflow)
+    assert payload["data"]["head_loss"] == "binary"
 
-    root = write_stackoverflow(tmp_path / "so")
-    out = tmp_path / "out"
-    real.run(out, dataset="stackoverflow", setting="problems", data_dir=root, cache_dir=None,
-             progress=False, **TINY)  # fmt: skip
-    real.plot(out)
-    _check_outputs(out, "problems")
+
+def test_end_to_end_stackoverflow_personalization_multilabel(tmp_path):
+    payload, _, out = _run_tiny(tmp_path, "stackoverflow", "personalization", write_stackoverflow)
+    assert payload["data"]["head_loss"] == "multilabel"
+    assert payload["data"]["head_outputs"] == 256
+    assert "256-label multi-label" in (out / "table.md").read_text()
 
 
 def test_reproduce_helper_skips_without_data_dir(tmp_path):

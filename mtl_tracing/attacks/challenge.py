@@ -29,12 +29,24 @@ def _indices_kernel(key: Array, sizes: Array, n: int, k: int, trials: int) -> Ar
     return jax.vmap(one_trial)(jax.random.split(key, trials))
 
 
+#: Above this pool size the masks come from ``top_k`` + scatter: the pairwise ranking holds
+#: (trials, tasks, n, n) comparisons (72 GiB for the paper's Stack Overflow problems cell,
+#: n = 1024), while ``top_k`` holds (trials, tasks, k) indices. Both give the same sets.
+PAIRWISE_MAX_N = 64
+
+
 def selection_masks(key: Array, sizes: Array, n: int, k: int, trials: int) -> Array:
     """Unchecked kernel: the sets of ``challenge_indices`` as 0/1 masks (trials, tasks, n).
 
     Row i is chosen when fewer than k rows rank ahead of it (larger uniform, or equal and a
-    lower index: ``top_k``'s order), so the sets are the same as the indices' for a key.
+    lower index: ``top_k``'s order), so the sets are the same as the indices' for a key. For
+    n > :data:`PAIRWISE_MAX_N` the indices themselves are scattered into the masks.
     """
+    if n > PAIRWISE_MAX_N:
+        idx = _indices_kernel(key, sizes, n, k, trials)  # (trials, tasks, k)
+        r = jnp.arange(trials)[:, None, None]
+        t = jnp.arange(sizes.shape[0])[None, :, None]
+        return jnp.zeros((trials, sizes.shape[0], n), bool).at[r, t, idx].set(True)
     order = jnp.arange(n)
 
     def one_trial(trial_key):

@@ -181,18 +181,21 @@ def assemble(
       selection: from :func:`select_tasks` (labels from ``label``) or :func:`select_balanced`.
       spec: the filters.
       fetch: ``unique ids (n,) -> features (n, *F)`` (reads only these samples).
-      label: ``(task name, ids) -> (len(ids),) labels``, for :func:`select_tasks` selections.
+      label: ``(task name, ids) -> (len(ids),) labels``, for :func:`select_tasks` selections
+        (float {0, 1}; or int classes, or (len(ids), C) multi-hot: the dtype is kept).
 
     Returns:
-      ``{"x": (T + T_out, N + H, *F), "y": (T + T_out, N + H) float32, "task_names": (T +
-      T_out,) str, "sample_ids": (T + T_out, N + H) int64, "tasks": T}``.
+      ``{"x": (T + T_out, N + H, *F), "y": (T + T_out, N + H) float32 (or as ``label``),
+      "task_names": (T + T_out,) str, "sample_ids": (T + T_out, N + H) int64, "tasks": T}``.
     """
     names = [s[0] for s in selection]
     ids = np.stack([np.asarray(s[1], np.int64) for s in selection])
     if len(selection[0]) == 3:
         y = np.stack([np.asarray(s[2], np.float32) for s in selection])
     else:
-        y = np.stack([np.asarray(label(n, i), np.float32) for n, i in zip(names, ids, strict=True)])
+        y = np.stack([np.asarray(label(n, i)) for n, i in zip(names, ids, strict=True)])
+        if not np.issubdtype(y.dtype, np.integer):
+            y = y.astype(np.float32)
     uniq, inv = np.unique(ids, return_inverse=True)
     feats = np.asarray(fetch(uniq))
     x = feats[inv.reshape(-1)].reshape(ids.shape + feats.shape[1:])
@@ -209,14 +212,22 @@ def assemble(
 def to_multitask(arrays: dict, *, dtype=np.float32, scale: float | None = None) -> MultitaskData:
     """``MultitaskData`` from :func:`assemble`'s arrays (uint8 images scaled by ``scale``).
 
-    ``info`` keeps ``task_names`` (T + T_out,) and ``sample_ids`` (T + T_out, N + H), IN first.
+    ``info`` keeps ``task_names`` (T + T_out,) and ``sample_ids`` (T + T_out, N + H), IN first,
+    and the heads the labels call for (:mod:`mtl_tracing.victims.heads`): ``head_loss`` and
+    ``head_outputs`` from the arrays (default ``"binary"``, 1). Integer labels stay int32.
     """
     T, N = int(arrays["tasks"]), int(arrays["samples"])
     x = np.asarray(arrays["x"]).astype(dtype)
     if scale is not None:
         x *= np.asarray(scale, dtype=x.dtype)
-    y = np.asarray(arrays["y"]).astype(dtype)
-    info = {"task_names": arrays["task_names"], "sample_ids": arrays["sample_ids"]}
+    y = np.asarray(arrays["y"])
+    y = y.astype(np.int32 if np.issubdtype(y.dtype, np.integer) else dtype)
+    info = {
+        "task_names": arrays["task_names"],
+        "sample_ids": arrays["sample_ids"],
+        "head_loss": np.asarray(arrays.get("head_loss", "binary")),
+        "head_outputs": np.asarray(arrays.get("head_outputs", 1)),
+    }
     return MultitaskData(
         x[:T, :N], y[:T, :N], x[T:, :N], y[T:, :N], x[:T, N:], y[:T, N:], x[T:, N:], y[T:, N:], info
     )

@@ -23,11 +23,14 @@ class MultitaskData(NamedTuple):
     """T IN tasks with N training samples each, optional held-out samples, and OUT tasks.
 
     A pytree (NamedTuple of arrays, ``None`` for absent parts), so it passes through ``jax.jit``
-    and ``jax.vmap`` unchanged. Labels are in x's float dtype; binary tasks use {0, 1}.
+    and ``jax.vmap`` unchanged. Labels are in x's float dtype; binary tasks use {0, 1}. Real data
+    may instead carry class indices (int, (T, N): softmax heads) or C labels per sample ((T, N,
+    C) in {0, 1}: multi-label heads); every y field then has that form
+    (:mod:`mtl_tracing.victims.heads`).
 
     Fields:
       x: (T, N, *F) training inputs of the IN tasks.
-      y: (T, N) their labels.
+      y: (T, N) their labels (or (T, N, C), see above).
       x_out: (T_out, N, *F) samples of the OUT tasks (the OUT challenge pool).
       y_out: (T_out, N) their labels.
       x_heldout: (T, H, *F) fresh samples of the IN tasks (weak adversary, utility), or None.
@@ -90,8 +93,9 @@ class MultitaskData(NamedTuple):
 def check_multitask_data(data: object, *, name: str = "data", heldout: bool = False) -> None:
     """Raise ``ValueError`` naming the field if ``data`` is not a consistent MultitaskData.
 
-    Checks the type, the shapes (T, N, *F) / (T, N) of every present pair, that IN and OUT
-    share F, that inputs are finite, and (``heldout=True``) that the held-out IN part exists.
+    Checks the type, the shapes (T, N, *F) / (T, N) (or (T, N, C), the same C in every y) of
+    every present pair, that IN and OUT share F, that inputs are finite, and (``heldout=True``)
+    that the held-out IN part exists.
     Works on NumPy and JAX arrays; not traceable (call it before ``jit``).
     """
     if not isinstance(data, MultitaskData):
@@ -99,6 +103,7 @@ def check_multitask_data(data: object, *, name: str = "data", heldout: bool = Fa
     if np.ndim(data.x) < 3:
         raise ValueError(f"{name}.x must have shape (T, N, *F), got {tuple(np.shape(data.x))}")
     feat = tuple(np.shape(data.x)[2:])
+    label_tail = tuple(np.shape(data.y)[2:])[:1] if data.y is not None else ()
     pairs = (
         ("x", "y", True),
         ("x_out", "y_out", True),
@@ -114,8 +119,8 @@ def check_multitask_data(data: object, *, name: str = "data", heldout: bool = Fa
         xs, ys = tuple(np.shape(xv)), tuple(np.shape(yv))
         if len(xs) < 3 or xs[2:] != feat:
             raise ValueError(f"{name}.{xn} must have shape (tasks, n, *{feat}), got {xs}")
-        if ys != xs[:2]:
-            raise ValueError(f"{name}.{yn} must have shape {xs[:2]}, got {ys}")
+        if ys != xs[:2] + label_tail:
+            raise ValueError(f"{name}.{yn} must have shape {xs[:2] + label_tail}, got {ys}")
         if not bool(np.all(np.isfinite(np.asarray(xv)))):
             raise ValueError(f"{name}.{xn} must be finite, got non-finite values")
     if data.x_heldout is not None and np.shape(data.x_heldout)[0] != np.shape(data.x)[0]:

@@ -9,10 +9,10 @@ LEAF's layout (``data/femnist/data/all_data/all_data_*.json`` after LEAF's prepr
 
 A writer may appear in several shards; the samples are concatenated in shard order.
 
-Setting (App. A.6): ``personalization`` only, task = writer. The paper trains 62-way character
-recognition; our heads are binary (Algorithm 3 with linear heads and BCE), so the label is
-"the character is a digit" (class < 10; about half of FEMNIST's characters). Paper: 128 + 128
-writers, N = 128, H = 16.
+Setting (App. A.6): ``personalization`` only, task = writer, label = LEAF's ``y``, the class of
+the character in 0..61 (10 digits, 26 upper-case, 26 lower-case letters): 62-way character
+recognition with one softmax head per writer, as the paper (``info["head_loss"] = "softmax"``,
+``info["head_outputs"] = 62``). Paper: 128 + 128 writers, N = 128, H = 16.
 
 Reading is streamed shard by shard: a first pass keeps only each writer's sample count, a second
 decodes the selected writers' samples. With ``features_dir``, ``features_dir/<writer>/<j>.npy``
@@ -31,9 +31,10 @@ from mtl_tracing.data import _tasks, cache
 from mtl_tracing.data._tasks import TaskSpec
 from mtl_tracing.data.base import MultitaskData
 
-__all__ = ["shards", "load"]
+__all__ = ["CLASSES", "shards", "load"]
 
 _PIXELS = 784
+CLASSES = 62  #: FEMNIST's character classes (LEAF's y in 0..61)
 
 
 def shards(data_dir: str | os.PathLike) -> list[Path]:
@@ -87,8 +88,9 @@ def load(
 ) -> MultitaskData:
     """FEMNIST as ``MultitaskData`` (see the module docstring).
 
-    Returns x (T, N, 28, 28, 1) in [0, 1] (or (T, N, D) features), y = 1[class < 10];
-    ``info`` holds ``task_names`` (writers) and ``sample_ids`` (global sample index).
+    Returns x (T, N, 28, 28, 1) in [0, 1] (or (T, N, D) features), y (T, N) int32 classes in
+    0..61; ``info`` holds ``task_names`` (writers), ``sample_ids`` (global sample index) and the
+    heads (``head_loss`` "softmax", ``head_outputs`` 62).
     """
     setting = _tasks.check_setting(setting)
     if setting != "personalization":
@@ -100,6 +102,7 @@ def load(
         _tasks.require_dir(features_dir, "features folder")
     options = {
         "setting": setting,
+        "labels": "class62",
         "spec": spec.to_dict(),
         "features": os.path.abspath(features_dir) if features_dir else None,
     }
@@ -155,7 +158,9 @@ def load(
                             y = _user_arrays(files[s], u, data[u])[1]
                             labels_all.update({b + j: int(c) for j, c in enumerate(y)})
         cls = np.vectorize(lambda i: labels_all[int(i)])(arrays["sample_ids"])
-        arrays["y"] = (cls < 10).astype(np.float32)
+        arrays["y"] = cls.astype(np.int32)
+        arrays["head_loss"] = np.asarray("softmax")
+        arrays["head_outputs"] = np.asarray(CLASSES)
         return arrays
 
     def inputs():

@@ -16,9 +16,14 @@ the ``examples`` table is required; a user's posts are ordered by ``rowid``.
 
 Settings (App. A.5):
 
-- ``personalization``: task = user (``client_id``); label = the post carries ``label_tag``
-  (default: the most frequent tag among the selected posts; the paper's heads detect topics).
-  Paper: 128 + 128 users, N = 32, H = 16.
+- ``personalization``: task = user (``client_id``); as the paper, each user's head detects the
+  presence of ``topics`` (default 256) topics, several per post: labels y (T, N, topics) in
+  {0, 1}, multi-label heads (``info["head_loss"] = "multilabel"``, ``info["head_outputs"] =
+  topics``). The vocabulary (``info["topics"]``) is the ``topics`` most frequent tags among the
+  selected posts of all T + T_out users (ties by name; empty names pad it when fewer tags
+  occur): fixed by the data and the seed, without scanning the whole split. With
+  ``label_tag``, binary labels instead: the post carries that tag. Paper: 128 + 128 users,
+  N = 32, H = 16.
 - ``problems``: task = tag; each task's N + H posts are half with the tag (label 1), half
   without (label 0); a post may belong to several tasks, as in the paper. Paper: 70 + 70 tags,
   N + H = 1024 here split as N and H. This setting scans every post of the split once (pure
@@ -48,10 +53,11 @@ from mtl_tracing.data._example_proto import decode_example
 from mtl_tracing.data._tasks import TaskSpec
 from mtl_tracing.data.base import MultitaskData
 
-__all__ = ["FILE", "connect", "featurize", "load"]
+__all__ = ["FILE", "TOPICS", "connect", "featurize", "load"]
 
 FILE = "stackoverflow.sqlite"
 _CHUNK = 500  # SQLite host parameters per query
+TOPICS = 256  #: App. A.5.1: the personalisation heads detect 256 topics
 
 
 def connect(path: str | os.PathLike) -> sqlite3.Connection:
@@ -128,6 +134,7 @@ def load(
     spec: TaskSpec,
     split: str = "train",
     label_tag: str | None = None,
+    topics: int = TOPICS,
     hash_dim: int = 1024,
     scan_posts: int | None = None,
     features_dir: str | os.PathLike | None = None,
@@ -137,14 +144,17 @@ def load(
 ) -> MultitaskData:
     """Stack Overflow as ``MultitaskData`` (see the module docstring).
 
-    Returns x (T, N, hash_dim) hashed n-grams (or (T, N, D) features), labels in {0, 1};
-    ``info`` holds ``task_names`` (users or tags), ``sample_ids`` (``rowid``) and
-    ``label_tag`` (personalization).
+    Returns x (T, N, hash_dim) hashed n-grams (or (T, N, D) features), labels in {0, 1}: (T, N,
+    topics) multi-hot for personalization (unless ``label_tag``), (T, N) otherwise; ``info``
+    holds ``task_names`` (users or tags), ``sample_ids`` (``rowid``), ``label_tag`` and
+    ``topics`` (the vocabulary, personalization) and the heads (``head_loss``,
+    ``head_outputs``).
     """
     setting = _tasks.check_setting(setting)
     if not isinstance(spec, TaskSpec):
         raise ValueError(f"spec must be a TaskSpec, got {spec!r}")
     hash_dim = check_int("hash_dim", hash_dim, low=2)
+    topics = check_int("topics", topics, low=2)
     if scan_posts is not None:
         scan_posts = check_int("scan_posts", scan_posts, low=1)
     root = _tasks.require_dir(data_dir, "Stack Overflow folder")
@@ -157,6 +167,7 @@ def load(
         "spec": spec.to_dict(),
         "split": split,
         "label_tag": label_tag,
+        "topics": topics if setting == "personalization" and label_tag is None else None,
         "hash_dim": None if features_dir else hash_dim,
         "scan_posts": scan_posts,
         "features": os.path.abspath(features_dir) if features_dir else None,
@@ -195,11 +206,21 @@ def load(
                     freq = collections.Counter(t for _, tags in posts.values() for t in tags)
                     if not freq:
                         raise ValueError(f"{os.fspath(path)!r}: the selected posts have no tags")
-                    tag = sorted(freq.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-                sel = [
-                    (c, ids, np.asarray([tag in posts[int(i)][1] for i in ids], np.float32))
-                    for c, ids in sel
-                ]
+                    top = [t for t, _ in sorted(freq.items(), key=lambda kv: (-kv[1], kv[0]))]
+                    vocab = (top + [""] * topics)[:topics]
+                    index = {t: c for c, t in enumerate(vocab) if t}
+                    y = np.zeros((len(wanted), topics), np.float32)
+                    row = {int(r): j for j, r in enumerate(wanted)}
+                    for r in wanted:
+                        for t in posts[int(r)][1]:
+                            if t in index:
+                                y[row[int(r)], index[t]] = 1.0
+                    sel = [(c, ids, y[[row[int(i)] for i in ids]]) for c, ids in sel]
+                else:
+                    sel = [
+                        (c, ids, np.asarray([tag in posts[int(i)][1] for i in ids], np.float32))
+                        for c, ids in sel
+                    ]
             else:
                 tag = None
                 by_tag: dict[str, list[int]] = collections.defaultdict(list)
@@ -247,6 +268,10 @@ def load(
         finally:
             con.close()
         arrays["label_tag"] = np.asarray("" if tag is None else tag)
+        if setting == "personalization" and label_tag is None:
+            arrays["topics"] = np.asarray(vocab, dtype=str)
+            arrays["head_loss"] = np.asarray("multilabel")
+            arrays["head_outputs"] = np.asarray(topics)
         return arrays
 
     def inputs():
@@ -255,4 +280,6 @@ def load(
     arrays = cache.cached_arrays(cache_dir, "stackoverflow", options, inputs, build)
     data = _tasks.to_multitask(arrays, dtype=dtype)
     data.info["label_tag"] = arrays["label_tag"]
+    if "topics" in arrays:
+        data.info["topics"] = arrays["topics"]
     return data

@@ -18,8 +18,11 @@ coordinate-wise variance statistics (Fig. 4) and the head similarities (Fig. 5).
 Paper set-ups (App. A.5, A.6) are the defaults in :data:`PAPER`; every field can be overridden
 (``--tasks``, ``--samples``, ``--epochs``, ...). What differs from the paper: the encoders are
 trained here from scratch (small ResNet, hashed-n-gram MLP) unless features from a pretrained
-model are given (``--features``); the heads are binary (see each loader for the label); no
-image augmentation.
+model are given (``--features``); no image augmentation. The heads are the paper's
+(:mod:`mtl_tracing.victims.heads`, chosen by the loader): FEMNIST 62-way softmax per writer,
+Stack Overflow personalisation 256 multi-label topic detectors per user, binary otherwise
+(CelebA: one attribute per person or one head per attribute; Stack Overflow problems: one
+head per tag).
 
 Files in ``out_dir``: ``real.json`` (summary, table rows, checkpoints, data description,
 metadata), ``real.npz`` (scores, ROC curves, per-checkpoint AUCs and gaps, histories, variance
@@ -74,6 +77,7 @@ _COMMON = {
     "task_batch": 16,
     "image_size": 64,
     "hash_dim": 1024,
+    "scan_posts": None,
     "hidden": 512,
     "widths": "16,32,64",
     "sample_batch": 0,
@@ -118,6 +122,7 @@ OPTIONS = (
     Option("--embed-dim", int, "m, the projection's dimension (16 or 32 in the paper)"),
     Option("--image-size", int, "side of the resized CelebA images (default 64)"),
     Option("--checkpoints", int, "evaluation points along training for Figure 3 (default 5)"),
+    Option("--scan-posts", int, "Stack Overflow problems: scan only the first posts (default all)"),
 )
 
 #: ``--quick``: a few tasks, tiny images, few epochs (minutes on a CPU on the real data).
@@ -161,7 +166,8 @@ def load_data(dataset, setting, data_dir, cfg, *, features, cache_dir, seed, pro
         return femnist.load(data_dir, **kw)
     from mtl_tracing.data import stackoverflow
 
-    return stackoverflow.load(data_dir, hash_dim=cfg["hash_dim"], **kw)
+    scan = cfg["scan_posts"] if setting == "problems" else None
+    return stackoverflow.load(data_dir, hash_dim=cfg["hash_dim"], scan_posts=scan, **kw)
 
 
 def _spec(dataset: str, cfg: dict, features):
@@ -236,20 +242,22 @@ def _gaps(trainer, states, data, ridge):
     import jax
     import jax.numpy as jnp
 
-    from mtl_tracing.victims.mtl import probe_loss
+    from mtl_tracing.victims import heads
 
     T = data.x.shape[0]
     x_all = jnp.concatenate([data.x, data.x_out])
     y_all = jnp.concatenate([data.y, data.y_out])
     xh_all = jnp.concatenate([data.x_heldout, data.x_out_heldout])
     yh_all = jnp.concatenate([data.y_heldout, data.y_out_heldout])
-    bce = _bce
+    loss = trainer.loss
 
     def one(s):
-        tr = bce(trainer.logits(s, data.x), data.y)
-        ho = bce(trainer.logits(s, data.x_heldout), data.y_heldout)
+        tr = loss(trainer.logits(s, data.x), data.y)
+        ho = loss(trainer.logits(s, data.x_heldout), data.y_heldout)
         e_fit, e_eval = trainer.embed(s, x_all), trainer.embed(s, xh_all)
-        probe = functools.partial(probe_loss, ridge=ridge, newton_steps=25)
+        probe = functools.partial(
+            heads.probe_loss, trainer.head_loss, classes=trainer.head_outputs, ridge=ridge
+        )
         per = jax.vmap(probe)(e_fit, y_all, e_eval, yh_all)
         p_in, p_out = per[:T].mean(), per[T:].mean()
         return {
@@ -262,13 +270,6 @@ def _gaps(trainer, states, data, ridge):
         }
 
     return jax.vmap(one)(states)
-
-
-def _bce(logits, y):
-    import jax.numpy as jnp
-    import optax
-
-    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
 
 
 # ------------------------------------------------------------------------------------ running
@@ -299,36 +300,25 @@ def _attack(key, trainer, states, data, cfg, whiten):
 
 
 def _rows(summary: dict) -> list[dict]:
-    rows = []
-    for name in ATTACKS:
-        for adv in ADVERSARIES:
-            s = summary[name][adv]
-            t = s["percentile_table"]
-            rows.append(
-                {
-                    "attack": name,
-                    "access": adv,
-                    "auc": s["auc"],
-                    "auc_ci": s["auc_ci"],
-                    "tpr_at_fpr": [(r["target_fpr"], r["tpr"]) for r in s["tpr_at_fpr"]],
-                    "percentiles": [
-                        {k: t[k][i] for k in ("percentile", "tpr", "fpr", "balanced_accuracy")}
-                        for i in range(len(t["percentile"]))
-                    ],
-                }
-            )
-    return rows
+    from mtl_tracing.experiments.table import attack_rows
+
+    return attack_rows(summary, tpr_at_fpr=True)
 
 
 def _describe(data) -> dict:
     y = np.concatenate([np.ravel(data.y), np.ravel(data.y_out)])
+    kind = str(data.info.get("head_loss", "binary"))
     return {
+        "head_loss": kind,
+        "head_outputs": int(data.info.get("head_outputs", 1)),
         "tasks_in": data.tasks,
         "tasks_out": data.out_tasks,
         "samples": data.samples,
         "heldout": data.heldout,
         "feature_shape": list(data.feature_shape),
-        "label_rate": float(y.mean()),
+        # binary: positive rate; multilabel: mean topic density; softmax: classes present
+        "label_rate": float(y.mean()) if kind != "softmax" else None,
+        "classes_present": int(np.unique(y).size) if kind == "softmax" else None,
         "task_names_in": [str(s) for s in np.asarray(data.info["task_names"])[: data.tasks]],
         "label_tag": str(data.info.get("label_tag", "")),
     }
@@ -345,6 +335,7 @@ def run(
     seed: int = 0,
     progress: bool = True,
     dtype=None,
+    timings: dict | None = None,
     **overrides,
 ) -> Path:
     """Run one (dataset, setting) experiment into ``out_dir`` (module docstring).
@@ -354,9 +345,14 @@ def run(
       dataset, setting: the paper's cell; ``data_dir`` its folder; ``features`` optional.
       cache_dir: decoded-array cache (``"default"``: ``~/.cache/mtl-tracing/data``; None: off).
       seed: the split seed and the training/attack key.
+      timings: if a dict, filled with wall seconds per stage (``benchmarks/bench_real.py``):
+        ``load``, ``train`` (per segment, the first includes compilation), ``evaluate`` (per
+        checkpoint: attacks, metrics, gaps), ``final`` (Figs. 4-5 statistics, files).
       overrides: any key of :data:`PAPER` / ``_COMMON`` (``tasks``, ``epochs``, ...), plus
         ``num_resamples``.
     """
+    import time
+
     import jax
 
     from mtl_tracing._validate import check_int
@@ -379,10 +375,24 @@ def run(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     np_dtype = np.float64 if dtype in ("float64", np.float64) else np.float32
+    clock = {"t": time.perf_counter()}
+    timings = {} if timings is None else timings
+    timings.update(train=[], evaluate=[])
+
+    def lap(stage, value=None):
+        jax.block_until_ready(value)
+        now = time.perf_counter()
+        t, clock["t"] = now - clock["t"], now
+        if isinstance(timings.get(stage), list):
+            timings[stage].append(t)
+        else:
+            timings[stage] = t
+
     data = load_data(
         dataset, setting, data_dir, cfg, features=features, cache_dir=cache_dir, seed=seed,
         progress=progress,
     )  # fmt: skip
+    lap("load")
     cp = sorted({max(1, round(cfg["epochs"] * (i + 1) / cfg["checkpoints"])) for i in range(
         cfg["checkpoints"])})  # fmt: skip
     train_cfg = TrainConfig(
@@ -397,9 +407,11 @@ def run(
         sample_batch = None
     trainer = EncoderMTLTrainer(
         train_cfg, _spec(dataset, cfg, features), cfg["embed_dim"], sample_batch=sample_batch,
-        devices=n_dev,
+        devices=n_dev, head_loss=str(data.info.get("head_loss", "binary")),
+        head_outputs=int(data.info.get("head_outputs", 1)),
+        eval_chunk=max(1, min(16, 2048 // max(data.samples, data.heldout))),  # bounds memory
     )  # fmt: skip
-    data = data._replace(**{f: np.asarray(getattr(data, f), np_dtype) for f in data._fields[:-1]})
+    data = data._replace(**{f: _cast(getattr(data, f), np_dtype) for f in data._fields[:-1]})
     info = data.info
     sharded = shard_tasks(data, mesh)
     in_part = sharded._replace(x_out=None, y_out=None, x_out_heldout=None, y_out_heldout=None)
@@ -415,6 +427,7 @@ def run(
     for e, states, hist in train_checkpoints(  # noqa: B007 (the last ones are used below)
         trainer, k_train, in_part, runs=cfg["runs"], checkpoints=tuple(cp), progress=progress
     ):
+        lap("train", states)
         scores = _attack(jax.random.fold_in(k_attack, e), trainer, states, sharded, cfg, True)
         summ = mc.summarize(jax.random.fold_in(k_eval, e), scores, attack_cfg)
         gaps = _jitted()[1](trainer, states, sharded, np_dtype(1.0))
@@ -430,6 +443,7 @@ def run(
                 "gaps": {f: float(np.mean(v)) for f, v in gaps.items()},
             }
         )
+        lap("evaluate")
     # final model: table and ROC (whitened, above), Fig. 4 (raw), Fig. 5 (heads)
     from mtl_tracing import metrics
 
@@ -448,7 +462,8 @@ def run(
             arrays[f"roc_{n}_{adv}_tpr"] = np.asarray(roc.tpr, np.float64)
         arrays[f"raw_variance_{adv}_in"] = np.asarray(raw[adv].variance.scores_in, np.float64)
         arrays[f"raw_variance_{adv}_out"] = np.asarray(raw[adv].variance.scores_out, np.float64)
-    ip, cos = head_similarities(states.params["head_kernel"])
+    w = states.params["head_kernel"]  # (R, T, m) or (R, T, C, m): one flat vector per head
+    ip, cos = head_similarities(w.reshape(w.shape[:2] + (-1,)))
     arrays["heads_inner"] = np.asarray(ip, np.float64)
     arrays["heads_cosine"] = np.asarray(cos, np.float64)
     held = np.asarray(hist["heldout_accuracy"][:, -1], np.float64)
@@ -474,7 +489,14 @@ def run(
     }
     np.savez_compressed(out / NPZ_NAME, **arrays)
     results.write_json(out / JSON_NAME, payload)
+    lap("final")
     return out
+
+
+def _cast(a, dtype):
+    """Floats to the run's dtype; integer (class) labels stay integers."""
+    a = np.asarray(a)
+    return a if np.issubdtype(a.dtype, np.integer) else a.astype(dtype)
 
 
 # ------------------------------------------------------------------------------------ outputs
@@ -494,6 +516,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _heads(d: dict) -> str:
+    kind, c = d.get("head_loss", "binary"), d.get("head_outputs", 1)
+    return {"binary": "binary", "softmax": f"{c}-way softmax (top-1 accuracy)"}.get(
+        kind, f"{c}-label multi-label (per-label accuracy)"
+    )
+
+
 def render_markdown(payload: dict) -> str:
     """Tables 1-2 layout: per attack, rows Dataset x Access, (TPR, FPR) and Acc. per percentile."""
     fig = "Fig 1" if payload["setting"] == "personalization" else "Fig 2"
@@ -504,8 +533,8 @@ def render_markdown(payload: dict) -> str:
         f"({payload['setting']}; {_NAMES[payload['dataset']]}: T = {d['tasks_in']} IN + "
         f"{d['tasks_out']} OUT tasks, N = {d['samples']}, H = {d['heldout']}; k = "
         f"{payload['k']['strong']} strong / {payload['k']['weak']} weak, {cfg['trials']} "
-        f"trials, {cfg['runs']} run(s), {payload['encoder']}; held-out IN accuracy "
-        f"{payload['heldout_accuracy']['mean']:.3f})",
+        f"trials, {cfg['runs']} run(s), {payload['encoder']}, {_heads(d)} heads; held-out IN "
+        f"accuracy {payload['heldout_accuracy']['mean']:.3f})",
         "",
     ]
     rows = payload["rows"]

@@ -29,6 +29,7 @@ __all__ = [
     "headline",
     "check",
     "render_markdown",
+    "attack_rows",
 ]
 
 JSON_NAME = "table.json"
@@ -51,33 +52,29 @@ def _constants() -> dict:
 __getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG", "QUICK_CONFIG", "QUICK"))
 
 
-def _rows(summary: dict) -> list[dict]:
+def attack_rows(attacks: dict, *, tpr_at_fpr: bool = False) -> list[dict]:
+    """Table rows, attack-major then adversary, from ``summary["attacks"]`` of
+    :func:`mtl_tracing.experiments.pipeline.summarize`: AUC with CI and the percentile table
+    (threshold, TPR, FPR, balanced accuracy); ``tpr_at_fpr`` adds the (target FPR, TPR) pairs.
+    Shared with :mod:`mtl_tracing.experiments.real`."""
     from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
 
+    keys = ("percentile", "threshold", "tpr", "fpr", "balanced_accuracy")
     rows = []
     for name in ATTACKS:
         for adv in ADVERSARIES:
-            s = summary["attacks"][name][adv]
+            s = attacks[name][adv]
             t = s["percentile_table"]
-            rows.append(
-                {
-                    "attack": name,
-                    "access": adv,
-                    "auc": s["auc"],
-                    "auc_ci": s["auc_ci"],
-                    "percentiles": [
-                        {
-                            "percentile": t["percentile"][i],
-                            "threshold": t["threshold"][i],
-                            "tpr": t["tpr"][i],
-                            "fpr": t["fpr"][i],
-                            "balanced_accuracy": t["balanced_accuracy"][i],
-                        }
-                        for i in range(len(t["percentile"]))
-                    ],
-                }
-            )
+            row = {"attack": name, "access": adv, "auc": s["auc"], "auc_ci": s["auc_ci"]}
+            if tpr_at_fpr:
+                row["tpr_at_fpr"] = [(r["target_fpr"], r["tpr"]) for r in s["tpr_at_fpr"]]
+            row["percentiles"] = [{k: t[k][i] for k in keys} for i in range(len(t["percentile"]))]
+            rows.append(row)
     return rows
+
+
+def _rows(summary: dict) -> list[dict]:
+    return attack_rows(summary["attacks"])
 
 
 def run(

@@ -8,7 +8,8 @@ weight decays) and :class:`~mtl_tracing.victims.mtl.TrainConfig` (``hidden`` is 
 encoder spec sets the widths). Differences from ``MTLTrainer``: inputs of any shape F (images
 (H, W, C) or vectors), and optional per-step subsampling of each task's samples
 (``sample_batch``, App. A.3: "when there is sufficient data per task, we randomly subsample
-data from each task").
+data from each task"), and heads of any kind of :mod:`mtl_tracing.victims.heads` (``head_loss``
+binary / softmax / multilabel with ``head_outputs`` C; binary is Algorithm 3's BCE).
 
 Sharding. :func:`shard_tasks` places the task axis of every ``MultitaskData`` array on a 1-D
 device mesh (axis ``"tasks"``, all local devices; with ``jax.distributed.initialize()`` called
@@ -34,7 +35,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from mtl_tracing._validate import check_int
 from mtl_tracing.data.base import MultitaskData
-from mtl_tracing.victims.encoders import EncoderModel, LinearSpec, MLPSpec, ResNetSpec
+from mtl_tracing.victims import heads
+from mtl_tracing.victims.encoders import EncoderModel, LinearSpec, MLPSpec, ResNetSpec, head_logits
 from mtl_tracing.victims.mtl import MTLState, TrainConfig, make_optimizer, steps_per_epoch
 
 __all__ = ["EncoderMTLTrainer", "task_mesh", "shard_tasks", "embed_states"]
@@ -65,21 +67,14 @@ def shard_tasks(data: MultitaskData, mesh: Mesh) -> MultitaskData:
 
 
 @functools.cache
-def _graphdef(spec, input_shape, embed_dim, tasks, dtype):
+def _graphdef(spec, input_shape, embed_dim, tasks, dtype, head_outputs=1):
     abstract = nnx.eval_shape(
         lambda: EncoderModel(
-            spec, input_shape, embed_dim, tasks, rngs=nnx.Rngs(0), dtype=jnp.dtype(dtype)
+            spec, input_shape, embed_dim, tasks, rngs=nnx.Rngs(0), dtype=jnp.dtype(dtype),
+            head_outputs=head_outputs,
         )
-    )
+    )  # fmt: skip
     return nnx.split(abstract)[0]
-
-
-def _bce(logits, y):
-    return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
-
-
-def _acc(logits, y):
-    return jnp.mean(((logits > 0).astype(y.dtype) == y).astype(logits.dtype))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +84,9 @@ class EncoderMTLTrainer:
     Fields: ``config`` (TrainConfig), ``spec`` (encoder), ``embed_dim`` (m), ``sample_batch``
     (samples per task per step, None = all N), ``devices`` (> 1: constrain each step's tasks
     to the ``"tasks"`` mesh axis of :func:`task_mesh`), ``eval_chunk`` (tasks per chunk when
-    evaluating, bounds memory for images).
+    evaluating, bounds memory for images), ``head_loss`` and ``head_outputs`` (C; the heads of
+    :mod:`mtl_tracing.victims.heads`: labels y (T, N) float for binary, (T, N) int for softmax,
+    (T, N, C) for multilabel).
     """
 
     config: TrainConfig
@@ -98,6 +95,8 @@ class EncoderMTLTrainer:
     sample_batch: int | None = None
     devices: int = 1
     eval_chunk: int = 16
+    head_loss: str = "binary"
+    head_outputs: int = 1
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, TrainConfig):
@@ -111,6 +110,9 @@ class EncoderMTLTrainer:
             )
         object.__setattr__(self, "devices", check_int("devices", self.devices, low=1))
         object.__setattr__(self, "eval_chunk", check_int("eval_chunk", self.eval_chunk, low=1))
+        kind, c = heads.check_head(self.head_loss, self.head_outputs)
+        object.__setattr__(self, "head_loss", kind)
+        object.__setattr__(self, "head_outputs", c)
 
     @property
     def epochs(self) -> int:
@@ -123,6 +125,7 @@ class EncoderMTLTrainer:
             self.embed_dim,
             tasks,
             jnp.dtype(dtype).name,
+            self.head_outputs,
         )
 
     def _tx(self, params, tasks):
@@ -139,6 +142,7 @@ class EncoderMTLTrainer:
             T,
             rngs=nnx.Rngs(params=key),
             dtype=data.x.dtype,
+            head_outputs=self.head_outputs,
         )
         params = nnx.to_pure_dict(nnx.split(model)[1])
         return MTLState(params, self._tx(params, T).init(params))
@@ -154,7 +158,7 @@ class EncoderMTLTrainer:
             keys = jax.random.split(k_samp, ids.size).reshape(ids.shape)
             pick = jax.vmap(jax.vmap(lambda k: jax.random.permutation(k, N)[:S]))(keys)
             x = jnp.take_along_axis(x, pick.reshape(pick.shape + (1,) * (x.ndim - 3)), axis=2)
-            y = jnp.take_along_axis(y, pick, axis=2)
+            y = jnp.take_along_axis(y, pick.reshape(pick.shape + (1,) * (y.ndim - 3)), axis=2)
         return {"ids": ids, "x": x, "y": y}
 
     def _constrain(self, a):
@@ -168,39 +172,40 @@ class EncoderMTLTrainer:
         del key
         ids = batch["ids"]
         x, y = self._constrain(batch["x"]), self._constrain(batch["y"])
-        T = state.params["head_bias"].shape[-1]
+        T = state.params["head_bias"].shape[0]
         graphdef = self.graphdef(x.shape[2:], T, x.dtype)
         tx = self._tx(state.params, T)
 
         def loss_fn(p):
-            return _bce(nnx.merge(graphdef, p)(x, ids[:, None]), y)
+            return heads.loss(self.head_loss, nnx.merge(graphdef, p)(x, ids[:, None]), y)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return MTLState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
 
     def logits(self, state: MTLState, x: Array) -> Array:
-        """Head j on task row j: x (T, n, *F) -> (T, n), evaluated in chunks of tasks."""
-        T = state.params["head_bias"].shape[-1]
-        graphdef = self.graphdef(x.shape[2:], T, x.dtype)
-        model_embed = functools.partial(_embed, graphdef, state.params)
-        e = _chunked(model_embed, x, self.eval_chunk)
-        w, b = state.params["head_kernel"], state.params["head_bias"]
-        return jnp.einsum("tnm,tm->tn", e, w) + b[:, None]
+        """Head j on task row j: x (T, n, *F) -> (T, n) (or (T, n, C)), in chunks of tasks."""
+        e = self.embed(state, x)
+        return head_logits(e, state.params["head_kernel"], state.params["head_bias"])
+
+    def loss(self, logits: Array, y: Array) -> Array:
+        """The heads' mean cross-entropy (:func:`mtl_tracing.victims.heads.loss`)."""
+        return heads.loss(self.head_loss, logits, y)
 
     def evaluate(self, state: MTLState, data: MultitaskData) -> dict:
         lt = self.logits(state, data.x)
         lh = self.logits(state, data.x_heldout)
+        acc = functools.partial(heads.accuracy, self.head_loss)
         return {
-            "train_loss": _bce(lt, data.y),
-            "train_accuracy": _acc(lt, data.y),
-            "heldout_loss": _bce(lh, data.y_heldout),
-            "heldout_accuracy": _acc(lh, data.y_heldout),
+            "train_loss": self.loss(lt, data.y),
+            "train_accuracy": acc(lt, data.y),
+            "heldout_loss": self.loss(lh, data.y_heldout),
+            "heldout_accuracy": acc(lh, data.y_heldout),
         }
 
     def embed(self, state: MTLState, x: Array) -> Array:
         """h_theta: (tasks, n, *F) -> (tasks, n, m), in chunks of ``eval_chunk`` tasks."""
-        T = state.params["head_bias"].shape[-1]
+        T = state.params["head_bias"].shape[0]
         graphdef = self.graphdef(x.shape[2:], T, x.dtype)
         return _chunked(functools.partial(_embed, graphdef, state.params), x, self.eval_chunk)
 

@@ -13,10 +13,12 @@ Three encoder specs (frozen dataclasses: hashable, static under ``jit``):
   run offline) go straight to the projection.
 
 :class:`EncoderModel` = encoder, ``project`` (linear to m: the embedding h_theta(x)), and T
-linear heads stored as one (T, m) ``head_kernel`` and a (T,) ``head_bias`` (the names
-:func:`mtl_tracing.victims.mtl.make_optimizer` treats as heads). Its interface is the one of
+linear heads stored as one ``head_kernel`` and ``head_bias`` (the names
+:func:`mtl_tracing.victims.mtl.make_optimizer` treats as heads): (T, m) and (T,) for one binary
+logit per task (C = ``head_outputs`` = 1), (T, C, m) and (T, C) for C logits per task (softmax
+or multi-label heads, :mod:`mtl_tracing.victims.heads`). Its interface is the one of
 :class:`mtl_tracing.victims.model.MultitaskModel`: ``embed(x)`` (..., *F) -> (..., m) and
-``__call__(x, task_ids)`` -> logits.
+``__call__(x, task_ids)`` -> logits (..., ) or (..., C).
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
-__all__ = ["ResNetSpec", "MLPSpec", "LinearSpec", "EncoderModel", "build_encoder"]
+__all__ = [
+    "ResNetSpec", "MLPSpec", "LinearSpec", "EncoderModel", "build_encoder", "head_logits",
+]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,15 +152,25 @@ class EncoderModel(nnx.Module):
       input_shape: F, the shape of one input ((H, W, C) or (d,)).
       embed_dim: m.
       tasks: T, the number of heads.
+      head_outputs: C, logits per head (1: binary, (T, m) kernel; else (T, C, m)).
     """
 
-    def __init__(self, spec, input_shape, embed_dim: int, tasks: int, *, rngs, dtype=jnp.float32):
+    def __init__(
+        self, spec, input_shape, embed_dim: int, tasks: int, *, rngs, dtype=jnp.float32,
+        head_outputs: int = 1,
+    ):  # fmt: skip
         self.input_rank = len(input_shape)
         self.encoder, width = build_encoder(spec, tuple(input_shape), rngs=rngs, dtype=dtype)
         self.project = nnx.Linear(width, embed_dim, rngs=rngs, param_dtype=dtype)
-        init = nnx.initializers.lecun_normal()
-        self.head_kernel = nnx.Param(init(rngs.params(), (tasks, embed_dim), dtype))
-        self.head_bias = nnx.Param(jnp.zeros((tasks,), dtype))
+        if head_outputs == 1:
+            init = nnx.initializers.lecun_normal()
+            self.head_kernel = nnx.Param(init(rngs.params(), (tasks, embed_dim), dtype))
+            self.head_bias = nnx.Param(jnp.zeros((tasks,), dtype))
+        else:  # fan-in m per output
+            init = nnx.initializers.lecun_normal(in_axis=-1, out_axis=-2)
+            shape = (tasks, head_outputs, embed_dim)
+            self.head_kernel = nnx.Param(init(rngs.params(), shape, dtype))
+            self.head_bias = nnx.Param(jnp.zeros((tasks, head_outputs), dtype))
 
     def embed(self, x: Array) -> Array:
         """h_theta(x): (..., *F) -> (..., m)."""
@@ -166,10 +180,20 @@ class EncoderModel(nnx.Module):
         return self.project(h).reshape(lead + (-1,))
 
     def __call__(self, x: Array, task_ids: Array | None = None) -> Array:
-        """Logits: (T, n, *F) -> (T, n) by head row, or with ``task_ids`` broadcast to x's lead."""
-        e = self.embed(x)
-        w, b = self.head_kernel[...], self.head_bias[...]
-        if task_ids is None:
+        """Logits: (T, n, *F) -> (T, n) (or (T, n, C)) by head row, or with ``task_ids``
+        broadcast to x's lead shape L: (*L,) (or (*L, C))."""
+        return head_logits(self.embed(x), self.head_kernel[...], self.head_bias[...], task_ids)
+
+
+def head_logits(e: Array, w: Array, b: Array, task_ids: Array | None = None) -> Array:
+    """Logits of heads w (T, m) / (T, C, m), b (T,) / (T, C) on embeddings e (T, n, m) (row j
+    by head j) or e (*L, m) with ``task_ids`` broadcastable to L."""
+    binary = w.ndim == 2
+    if task_ids is None:
+        if binary:
             return jnp.einsum("tnm,tm->tn", e, w) + b[:, None]
-        task_ids = jnp.asarray(task_ids)
+        return jnp.einsum("tnm,tcm->tnc", e, w) + b[:, None, :]
+    task_ids = jnp.asarray(task_ids)
+    if binary:
         return jnp.sum(e * w[task_ids], axis=-1) + b[task_ids]
+    return jnp.einsum("...m,...cm->...c", e, w[task_ids]) + b[task_ids]
