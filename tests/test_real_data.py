@@ -406,3 +406,55 @@ def test_reproduce_helper_skips_without_data_dir(tmp_path):
     assert len(lines) == 1 and "skipped" in lines[0] and "--data-dir" in lines[0]
     lines = real.reproduce_real(tmp_path, tmp_path / "empty")
     assert len(lines) == len(real.PAPER) and all("not found" in s for s in lines)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_loop_safe_conv_equals_xla_conv(dtype, request):
+    """``encoders.loop_safe_conv`` (the ResNet's convolution: XLA's forward and input gradient,
+    the kernel gradient as an im2col matmul, which XLA:CPU runs 20x faster inside the
+    training scan) gives XLA's forward bitwise and its gradients to float rounding, for the
+    ResNet's strides, paddings and kernel sizes; other convolutions fall back to XLA's."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    from mtl_tracing.victims.encoders import _NHWC, loop_safe_conv
+
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    kx, kw = jax.random.split(jax.random.key(0))
+    x = jax.random.normal(kx, (3, 9, 7, 4), dtype)
+    for shape, strides, padding in (
+        ((3, 3, 4, 8), (1, 1), "SAME"),
+        ((3, 3, 4, 8), (2, 2), "SAME"),
+        ((1, 1, 4, 8), (2, 2), "SAME"),
+        ((3, 3, 4, 8), (2, 1), ((1, 0), (2, 1))),
+    ):
+        w = jax.random.normal(kw, shape, dtype)
+
+        def ref(x, w, strides=strides, padding=padding):
+            return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_NHWC)
+
+        def ours(x, w, strides=strides, padding=padding):
+            return loop_safe_conv(x, w, strides, padding, dimension_numbers=_NHWC)
+
+        np.testing.assert_array_equal(np.asarray(ours(x, w)), np.asarray(ref(x, w)))
+        g = jax.random.normal(jax.random.key(1), ref(x, w).shape, dtype)
+        for got, want in zip(jax.vjp(ours, x, w)[1](g), jax.vjp(ref, x, w)[1](g), strict=True):
+            assert got.dtype == jnp.dtype(dtype)
+            scale = float(jnp.abs(want).max())
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=tol * scale)
+        # Inside a scan (where the kernel gradient matters), the same numbers.
+        scanned = jax.jit(
+            lambda x, w, g: lax.scan(lambda c, _: (c, jax.vjp(ours, x, w)[1](g)), 0, None, 1)[1]
+        )(x, w, g)
+        np.testing.assert_allclose(
+            np.asarray(scanned[1][0]), np.asarray(jax.vjp(ours, x, w)[1](g)[1]), rtol=0,
+            atol=tol * float(jnp.abs(scanned[1][0]).max()),
+        )  # fmt: skip
+    dil = dict(rhs_dilation=(2, 2), dimension_numbers=_NHWC)
+    np.testing.assert_array_equal(
+        np.asarray(loop_safe_conv(x, w, (1, 1), "SAME", **dil)),
+        np.asarray(lax.conv_general_dilated(x, w, (1, 1), "SAME", **dil)),
+    )

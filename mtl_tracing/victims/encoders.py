@@ -24,14 +24,17 @@ or multi-label heads, :mod:`mtl_tracing.victims.heads`). Its interface is the on
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax import Array
+from jax import Array, lax
 
 __all__ = [
     "ResNetSpec", "MLPSpec", "LinearSpec", "EncoderModel", "build_encoder", "head_logits",
+    "loop_safe_conv",
 ]  # fmt: skip
 
 
@@ -70,9 +73,70 @@ class LinearSpec:
     """No encoder: the projection to m acts on the input vector (user-provided features)."""
 
 
+_NHWC = lax.ConvDimensionNumbers((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))  # nnx.Conv's, 2-D
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_nhwc(x, w, strides, padding):
+    return lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_NHWC)
+
+
+def _conv_nhwc_fwd(x, w, strides, padding):
+    return _conv_nhwc(x, w, strides, padding), (x, w)
+
+
+def _conv_nhwc_bwd(strides, padding, res, g):
+    x, w = res
+    kh, kw, cin, cout = w.shape
+    _, vjp_x = jax.vjp(
+        lambda v: lax.conv_general_dilated(v, w, strides, padding, dimension_numbers=_NHWC), x
+    )
+    (dx,) = vjp_x(g)
+    patches = lax.conv_general_dilated_patches(
+        x, (kh, kw), strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )  # (n, H', W', cin kh kw), feature index c kh kw + kw i + j
+    dk = patches.reshape(-1, patches.shape[-1]).T @ g.reshape(-1, cout)
+    return dx, dk.reshape(cin, kh, kw, cout).transpose(1, 2, 0, 3)
+
+
+_conv_nhwc.defvjp(_conv_nhwc_fwd, _conv_nhwc_bwd)
+
+
+def loop_safe_conv(
+    lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
+    dimension_numbers=None, feature_group_count=1, precision=None, **kwargs,
+):  # fmt: skip
+    """``lax.conv_general_dilated`` whose kernel gradient is a matmul (for ``nnx.Conv``).
+
+    Inside ``lax.scan`` (the training epochs) XLA:CPU lowers the kernel gradient of a
+    convolution (a convolution over the batch) to a slow loop nest: measured 20x slower than
+    the same step outside a loop (jax-ml/jax#12868). Here the forward pass and the input
+    gradient are XLA's own (the forward bitwise), and the kernel gradient is
+    patches(x)^T @ dy (im2col), equal to XLA's to float rounding (tested). Plain 2-D NHWC
+    convolutions only (``nnx.Conv``'s layout, no dilation, one group); anything else goes to
+    ``lax.conv_general_dilated`` unchanged.
+    """
+    plain = (
+        lhs.ndim == 4
+        and dimension_numbers == _NHWC
+        and all(v == 1 for v in (lhs_dilation or (1,)) + (rhs_dilation or (1,)))
+        and feature_group_count == 1
+        and precision is None
+        and all(v is None for v in kwargs.values())
+    )
+    if not plain:
+        return lax.conv_general_dilated(
+            lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+            feature_group_count, precision=precision, **kwargs,
+        )  # fmt: skip
+    pad = padding if isinstance(padding, str) else tuple(tuple(p) for p in padding)
+    return _conv_nhwc(lhs, rhs, tuple(window_strides), pad)
+
+
 class _Block(nnx.Module):
     def __init__(self, cin, cout, stride, groups, *, rngs, dtype):
         kw = {"rngs": rngs, "param_dtype": dtype, "use_bias": False, "padding": "SAME"}
+        kw["conv_general_dilated"] = loop_safe_conv
         self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
         self.norm1 = nnx.GroupNorm(cout, num_groups=groups, rngs=rngs, param_dtype=dtype)
         self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
@@ -93,8 +157,9 @@ class _ResNet(nnx.Module):
     def __init__(self, spec: ResNetSpec, channels: int, *, rngs, dtype):
         w0 = spec.widths[0]
         self.stem = nnx.Conv(
-            channels, w0, (3, 3), padding="SAME", use_bias=False, rngs=rngs, param_dtype=dtype
-        )
+            channels, w0, (3, 3), padding="SAME", use_bias=False, rngs=rngs, param_dtype=dtype,
+            conv_general_dilated=loop_safe_conv,
+        )  # fmt: skip
         self.stem_norm = nnx.GroupNorm(w0, num_groups=spec.groups, rngs=rngs, param_dtype=dtype)
         blocks, cin = [], w0
         for s, w in enumerate(spec.widths):
