@@ -42,3 +42,17 @@ def assert_rejects(estimate, wrong_target, se, *, z: float = Z, what: str = "wro
     if not abs(agg) > z:
         raise AssertionError(f"{what} not rejected: aggregate z = {agg:.3g} <= {z}")
     return agg
+
+
+def assert_sweep_matches_theory(t, *, z: float = Z) -> None:
+    """A Gaussian sweep table: IN/OUT means and variances within ``z`` se of their theory
+    columns, and the AUC within ``z`` se of the exact AUC (se from the 95% bootstrap CI)."""
+    for est, se, th in (
+        ("mean_in", "mean_in_se", "theory_mean_in"),
+        ("var_in", "var_in_se", "theory_var_in"),
+        ("mean_out", "mean_out_se", "theory_mean_out"),
+        ("var_out", "var_out_se", "theory_var_out"),
+    ):
+        assert_within_se(t[est], t[th], t[se], z=z, what=est)
+    auc_se = (t["auc_hi"] - t["auc_lo"]) / (2 * 1.96)
+    assert_within_se(t["auc"], t["exact_auc"], auc_se, z=z, what="auc")

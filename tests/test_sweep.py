@@ -19,7 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _stats import assert_rejects, assert_within_se, z_scores
+from _stats import (
+    assert_rejects,
+    assert_sweep_matches_theory,
+    assert_within_se,
+    z_scores,
+)
 
 from mtl_tracing import metrics, sweep
 from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
@@ -215,16 +220,7 @@ def test_format_round_trip_numpy_only(swept):
 def test_empirical_matches_theory_with_power(swept):
     """|est - theory| <= 4.5 se per row (48 checks; P(false fail) < 48 * 6.8e-6 ~ 3e-4)."""
     _, t, _ = swept
-    for est, se, th in (
-        ("mean_in", "mean_in_se", "theory_mean_in"),
-        ("var_in", "var_in_se", "theory_var_in"),
-        ("mean_out", "mean_out_se", "theory_mean_out"),
-        ("var_out", "var_out_se", "theory_var_out"),
-    ):
-        assert_within_se(t[est], t[th], t[se], what=est)
-    # AUC: se from the 95% bootstrap CI width.
-    auc_se = (t["auc_hi"] - t["auc_lo"]) / (2 * 1.96)
-    assert_within_se(t["auc"], t["exact_auc"], auc_se, what="auc")
+    assert_sweep_matches_theory(t)
     # Power. Rows are not independent across adversaries, so aggregate one adversary only:
     # Z = sum_i r_i / sqrt(n) is N(0, 1) over independent cells under the true formula.
     strong = t["adversary"] == "strong"

@@ -14,7 +14,7 @@ import json
 import jax
 import numpy as np
 import pytest
-from _stats import assert_rejects, assert_within_se
+from _stats import assert_rejects, assert_sweep_matches_theory
 
 from mtl_tracing import gaussian, results, sweep
 from mtl_tracing.gaussian.config import GaussianGameConfig
@@ -121,15 +121,8 @@ def test_noisy_release_matches_theory_with_power():
     (A + sigma^2), and the noiseless theory is rejected by the same data."""
     spec = sweep.SweepSpec(**RELEASE, task_std=(1.0, 2.0), release_noise_std=(1.0, 2.0))
     t = sweep.run_sweep(spec, chunk_cells=4, progress=False)
-    for est, se, th in (
-        ("mean_in", "mean_in_se", "theory_mean_in"),
-        ("var_in", "var_in_se", "theory_var_in"),
-        ("mean_out", "mean_out_se", "theory_mean_out"),
-        ("var_out", "var_out_se", "theory_var_out"),
-    ):
-        assert_within_se(t[est], t[th], t[se], what=est)
+    assert_sweep_matches_theory(t)
     auc_se = (t["auc_hi"] - t["auc_lo"]) / (2 * 1.96)
-    assert_within_se(t["auc"], t["exact_auc"], auc_se, what="auc")
     # Power: the noiseless theory of the same cells (one adversary: independent rows). The
     # noise raises both variances and lowers the AUC.
     s = t["adversary"] == "strong"
