@@ -649,3 +649,26 @@ def test_host_bootstrap_float64_and_no_compile(x64):
     for h, d in zip(host, dev, strict=True):
         assert h.estimate.dtype == jnp.float64
         np.testing.assert_allclose(np.asarray(h), np.asarray(d), rtol=0, atol=1e-15)
+
+
+def test_host_keyword_forces_or_refuses_the_host_path():
+    """``host=True`` takes the host path whatever the size (the same numbers as the device
+    path), ``host=False`` compiles even for small inputs, and ``host=True`` refuses a
+    statistic without a host form."""
+    a, b = _data(2, 36, 36, False)
+    s_in, s_out = a.reshape(6, 6), b.reshape(6, 6)
+    key = jax.random.key(1)
+    stats = (metrics.auc, metrics.TprAtFprStatistic(0.1))
+    host = metrics.grouped_bootstrap(key, stats, s_in, s_out, paired=True, host=True)
+    dev = metrics.grouped_bootstrap(key, stats, s_in, s_out, paired=True, host=False)
+    for h, d in zip(host, dev, strict=True):
+        np.testing.assert_allclose(np.asarray(h), np.asarray(d), rtol=0, atol=2e-7)
+    _host.HOST_MAX_WORK = 1 << 23
+    try:
+        assert metrics.bootstrap._choose_path(key, s_in, s_out, stats, host=False) != "host"
+    finally:
+        _host.HOST_MAX_WORK = 0
+    with pytest.raises(ValueError, match="host=True"):
+        metrics.grouped_bootstrap(key, _Generic(metrics.auc), s_in, s_out, paired=True, host=True)
+    with pytest.raises(ValueError, match="host must be"):
+        metrics.grouped_bootstrap(key, metrics.auc, s_in, s_out, paired=True, host="yes")
