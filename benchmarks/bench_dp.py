@@ -3,15 +3,16 @@
 Measured in one run at the default synthetic config (T = 64 tasks, d = 64, m = 16, N = 16,
 hidden 512), float32, jitted and warmed up, best of ``--repeats``:
 
-1. one ``DPSGDTrainer.step`` with the default ghost clipping (``per_task="ghost"``: per-task
-   norms from Grams, one weighted backward pass) and with the reference ``per_task="vmap"``
-   (all T per-task gradients by vmap, then clip), each with the Poisson mask and noise,
+1. one ``DPSGDTrainer.step`` with the default ``per_task="chunked"`` (per-task gradients by
+   vmap in chunks, chunks without a sampled task skipped) and with the reference
+   ``per_task="all"`` (all T per-task gradients by vmap, then clip), each with the Poisson
+   mask and noise,
    against the non-private ``MTLTrainer.step`` on the same T tasks (task batch T: the same
    forward/backward work without per-task gradients; target <= 2x), and against the
    non-private step on its usual batch of q T tasks (for reference);
 2. the same DP step with the per-task gradients computed by a Python loop over the T tasks
    (one jitted per-task gradient call each, then clip, sum and noise; target >= 10x slower
-   than the DP step, i.e. the default ghost step);
+   than the DP step, i.e. the default chunked step);
 3. a cold audit of 10^6 worst-case canary trials (sampling in one compiled call + the
    Clopper-Pearson bounds), in a fresh subprocess so compilation is included, imports and
    backend start-up excluded (target < 2 s).
@@ -57,7 +58,7 @@ def main() -> None:
     T, q = cfg.tasks, 0.25
     train = TrainConfig(epochs=10, task_batch=int(q * T), warm_start_epochs=0)
     dp = DPSGDTrainer(train, cfg.embed_dim, DPConfig(q, 1.0, 1.0))
-    dp_vmap = DPSGDTrainer(train, cfg.embed_dim, DPConfig(q, 1.0, 1.0, per_task="vmap"))
+    dp_vmap = DPSGDTrainer(train, cfg.embed_dim, DPConfig(q, 1.0, 1.0, per_task="all"))
     plain_full = MTLTrainer(train.replace(task_batch=T), cfg.embed_dim)
     plain = MTLTrainer(train, cfg.embed_dim)
     key = jax.random.key(1)
@@ -125,8 +126,8 @@ def main() -> None:
 
     print(f"\n{'measurement':<58} {'ms':>9} {'ratio':>7}")
     print(f"tasks sampled in the timed step: {int(dp_batch['mask'].sum())} of {T}")
-    print(f"{'DP-SGD step (ghost clipping, mask, noise; the default)':<58} {1e3 * t_dp:>9.2f}")
-    name = "DP-SGD step, per_task=vmap (reference)"
+    print(f"{'DP-SGD step (chunked, mask, noise; the default)':<58} {1e3 * t_dp:>9.2f}")
+    name = "DP-SGD step, per_task=all (reference)"
     print(f"{name:<58} {1e3 * t_vmap:>9.2f} {t_vmap / t_dp:>6.2f}x")
     print(f"{'non-private step, same T tasks':<58} {1e3 * t_full:>9.2f} {t_dp / t_full:>6.2f}x")
     print(

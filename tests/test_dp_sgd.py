@@ -155,9 +155,10 @@ def test_dp_config_validation(kw, match):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_ghost_clipping_equals_the_vmap_reference(dtype, request):
-    """Ghost clipping (Gram norms, one weighted backward pass; whole or in chunks that skip
-    unsampled tasks) gives the vmap path's privatised gradient, norms and head gradients."""
+def test_chunked_task_sum_equals_the_all_tasks_reference(dtype, request):
+    """The clipped task sum, whole or in chunks that skip unsampled tasks, gives the
+    reference's privatised gradient (every task's gradient, then ``clip_and_noise``), norms
+    and head gradients."""
     from mtl_tracing.victims import dp
 
     if dtype == "float64":
@@ -172,12 +173,12 @@ def test_ghost_clipping_equals_the_vmap_reference(dtype, request):
     ref, ref_norms = jax.jit(lambda g: clip_and_noise(jax.random.key(5), g, mask, **noise))(g_sh)
 
     @functools.partial(jax.jit, static_argnums=0)
-    def ghost(chunk):
-        total, *rest = dp.ghost_clipped_grads(params, x, y, mask, 0.05, chunk=chunk)
+    def chunked(chunk):
+        total, *rest = dp.clipped_task_sum(params, x, y, mask, 0.05, hidden=8, chunk=chunk)
         return dp._add_noise(jax.random.key(5), total, **noise), *rest
 
     for chunk in (None, 4):  # chunk 4: the 3 sampled tasks in chunk 1, chunk 2 skipped
-        got, heads, loss_g, norms = ghost(chunk)
+        got, heads, loss_g, norms = chunked(chunk)
         for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(got), strict=True):
             assert a.dtype == b.dtype == dtype
             np.testing.assert_allclose(b, a, **tol)

@@ -7,10 +7,10 @@ Each step of :class:`DPSGDTrainer`:
    over the T tasks: static shapes, one compiled step for every draw).
 2. **Per-task gradients** of the shared encoder theta, g_i = grad_theta ell_i(theta, beta_i),
    with ell_i task i's BCE averaged over its N samples, never a Python loop
-   (``benchmarks/bench_dp.py``). Default ``per_task="ghost"``: only their norms, from N x N
-   Grams, and the clipped sum as one weighted backward pass, skipping chunks of tasks with
-   none sampled (:func:`ghost_clipped_grads`); ``per_task="vmap"``: ``jax.vmap`` over the T
-   tasks (:func:`per_task_grads`), the reference. Same result to float tolerance.
+   (``benchmarks/bench_dp.py``): ``jax.vmap`` over tasks (:func:`per_task_grads`). Default
+   ``per_task="chunked"``: tasks reordered sampled-first in chunks, a chunk with no sampled
+   task skipped (:func:`clipped_task_sum`); ``per_task="all"``: all T tasks at once, the
+   reference. Same result to float tolerance.
 3. **Clip** each g_i to global norm C over all shared leaves: g_i min(1, C / ||g_i||).
 4. **Sum and noise**: G = (sum_i mask_i clip(g_i) + N(0, z^2 C^2 I)) / (q T): the sum divided
    by the *expected* batch q T (a data-independent normaliser, so the sum's sensitivity C
@@ -80,11 +80,11 @@ __all__ = [
     "DPSGDTrainer",
     "PER_TASK_METHODS",
     "clip_and_noise",
-    "ghost_clipped_grads",
+    "clipped_task_sum",
     "per_task_grads",
 ]
 
-PER_TASK_METHODS = ("ghost", "vmap")
+PER_TASK_METHODS = ("chunked", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,19 +93,17 @@ class DPConfig:
 
     ``sampling_rate`` q in (0, 1]; ``noise_multiplier`` z >= 0 (0: clipping only, epsilon =
     inf); ``clip`` C > 0; ``steps_per_epoch``: default round(1 / q) (one expected pass).
-    ``per_task``: how the clipped sum of per-task gradients is computed, ``"ghost"``
-    (:func:`ghost_clipped_grads`: per-task norms from Grams, one weighted backward pass; the
-    default) or ``"vmap"`` (:func:`per_task_grads` then :func:`clip_and_noise`: the
-    reference). Both give the same privatised gradient to float tolerance (tested in float32
-    and float64). ``task_chunk``: the ghost path skips chunks of this many tasks that hold no
-    sampled task (:func:`ghost_clipped_grads`); default ceil(q T / 2).
+    ``per_task``: ``"chunked"`` (the default: :func:`clipped_task_sum` skips chunks of
+    ``task_chunk`` tasks that hold no sampled task; default ceil(q T / 2)) or ``"all"`` (every
+    task's gradient, then :func:`clip_and_noise`: the reference). Both give the same
+    privatised gradient to float tolerance (tested in float32 and float64).
     """
 
     sampling_rate: float = 0.25
     noise_multiplier: float = 1.0
     clip: float = 1.0
     steps_per_epoch: int | None = None
-    per_task: str = "ghost"
+    per_task: str = "chunked"
     task_chunk: int | None = None
 
     def __post_init__(self) -> None:
@@ -182,107 +180,66 @@ def _add_noise(key: Array, totals: dict, *, clip, noise_multiplier, expected) ->
     return jax.tree.unflatten(treedef, out)
 
 
-def clip_and_noise(key: Array, grads: dict, mask: Array, *, clip, noise_multiplier, expected):
-    """(sum_i mask_i clip_C(g_i) + N(0, z^2 C^2 I)) / expected, for leaves with leading (T,).
-
-    Returns (the privatised gradient, per-task pre-clip norms (T,)).
-    """
+def _clipped_sum(grads: dict, mask: Array, clip) -> tuple[dict, Array]:
+    """(sum_i s_i g_i, per-task pre-clip norms (T,)), s_i = mask_i min(1, C / ||g_i||)."""
     leaves, treedef = jax.tree.flatten(grads)
     sq = sum(jnp.sum(jnp.reshape(g, (g.shape[0], -1)) ** 2, axis=1) for g in leaves)
     norms = jnp.sqrt(sq)
     scale = _clip_scale(norms, mask, clip)
     totals = [jnp.tensordot(scale.astype(g.dtype), g, axes=1) for g in leaves]
-    out = _add_noise(
-        key,
-        jax.tree.unflatten(treedef, totals),
-        clip=clip,
-        noise_multiplier=noise_multiplier,
-        expected=expected,
+    return jax.tree.unflatten(treedef, totals), norms
+
+
+def clip_and_noise(key: Array, grads: dict, mask: Array, *, clip, noise_multiplier, expected):
+    """(sum_i mask_i clip_C(g_i) + N(0, z^2 C^2 I)) / expected, for leaves with leading (T,).
+
+    Returns (the privatised gradient, per-task pre-clip norms (T,)).
+    """
+    totals, norms = _clipped_sum(grads, mask, clip)
+    noised = _add_noise(
+        key, totals, clip=clip, noise_multiplier=noise_multiplier, expected=expected
     )
-    return out, norms
+    return noised, norms
 
 
-def _ghost_core(params: dict, wh: Array, bh: Array, x: Array, y: Array, mask: Array, clip):
-    """:func:`ghost_clipped_grads` on n tasks whose head rows are ``wh`` (n, m), ``bh`` (n,)."""
-    w1, b1 = params["hidden"]["kernel"], params["hidden"]["bias"]
-    w2, b2 = params["project"]["kernel"], params["project"]["bias"]
-    N = x.shape[1]
-    z1 = jnp.einsum("tnd,dh->tnh", x, w1) + b1
-    a1 = jnp.maximum(z1, 0.0)
-    e = jnp.einsum("tnh,hm->tnm", a1, w2) + b2
-    logits = jnp.einsum("tnm,tm->tn", e, wh) + bh[:, None]
-    loss = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y), axis=1)
-    g = (jax.nn.sigmoid(logits) - y) / N  # (n, N)
-    dz = jnp.einsum("tn,th->tnh", g, wh @ w2.T) * (z1 > 0)  # (n, N, H)
-    w_sq = jnp.sum(wh * wh, axis=1)
-    gram_x = jnp.einsum("tnd,tkd->tnk", x, x)
-    gram_dz = jnp.einsum("tnh,tkh->tnk", dz, dz)
-    sq = jnp.sum(gram_x * gram_dz, axis=(1, 2))
-    sq += jnp.sum(jnp.sum(dz, axis=1) ** 2, axis=1)
-    sq += jnp.sum(jnp.einsum("tnh,tn->th", a1, g) ** 2, axis=1) * w_sq
-    sq += jnp.sum(g, axis=1) ** 2 * w_sq
-    norms = jnp.sqrt(sq)
-    s = _clip_scale(norms, mask, clip).astype(x.dtype)
-    sg = s[:, None] * g  # (n, N)
-    sdz = s[:, None, None] * dz
-    shared = {
-        "hidden": {
-            "kernel": jnp.einsum("tnd,tnh->dh", x, sdz),
-            "bias": jnp.sum(sdz, axis=(0, 1)),
-        },
-        "project": {
-            "kernel": jnp.einsum("tnh,tnm->hm", a1, sg[:, :, None] * wh[:, None, :]),
-            "bias": jnp.einsum("tn,tm->m", sg, wh),
-        },
-    }
-    heads = {"head_kernel": jnp.einsum("tn,tnm->tm", g, e), "head_bias": jnp.sum(g, axis=1)}
-    return shared, heads, loss, norms
+def _task_sum_core(params: dict, x: Array, y: Array, mask: Array, clip, hidden: int):
+    """Per-task gradients (:func:`per_task_grads`) of these n tasks, clipped and summed."""
+    n, _, d = x.shape
+    graphdef = model_graphdef(d, params["head_kernel"].shape[-1], n, hidden, x.dtype)
+    g_sh, heads, loss = per_task_grads(graphdef, params, x, y)
+    total, norms = _clipped_sum(g_sh, mask, clip)
+    return total, heads, loss, norms
 
 
-def ghost_clipped_grads(
-    params: dict, x: Array, y: Array, mask: Array, clip, *, chunk: int | None = None
+def clipped_task_sum(
+    params: dict, x: Array, y: Array, mask: Array, clip, *, hidden: int, chunk: int | None = None
 ):
-    """Clipped sum of per-task encoder gradients without materialising them (ghost clipping).
+    """sum_t mask_t clip_C(g_t) over the T tasks, skipping chunks with no sampled task.
 
-    For Algorithm 3's MLP encoder (``MultitaskModel``: Linear(d, H) - relu - Linear(H, m),
-    heads <w_t, e> + b_t) and the per-task loss ell_t = mean_j BCE. One forward pass over all
-    T N samples and a hand-written backward pass give, per sample, g_tj = d ell_t / d logit_tj
-    = (sigmoid(logit_tj) - y_tj) / N, the output gradient of the projection De_tj = g_tj w_t
-    (rank one) and of the hidden layer Dz_tj = (De_tj W2^T) * 1[z_tj > 0]. Per-task squared
-    norms then come from N x N Grams, never from (T, d, H) tensors:
-
-      ||grad_W1 ell_t||^2 = <X_t X_t^T, Dz_t Dz_t^T>,  ||grad_b1 ell_t||^2 = ||sum_j Dz_tj||^2,
-      ||grad_W2 ell_t||^2 = ||A_t^T g_t||^2 ||w_t||^2,
-      ||grad_b2 ell_t||^2 = (sum_j g_tj)^2 ||w_t||^2,
-
-    with A_t the hidden activations. The clipped sum sum_t s_t grad ell_t, s_t = mask_t min(1,
-    C / ||grad ell_t||), is linear in the D's, so each weight gradient is ONE matmul over all
-    rows (X^T (s * Dz), ...), never a (T, d, H) per-task gradient tensor.
-
-    Skipping unsampled tasks (``chunk``): the tasks are reordered sampled-first (a stable
-    argsort of the mask), cut into chunks of ``chunk`` tasks (the last padded with masked
-    tasks) and a ``lax.scan`` over the chunks runs each under ``lax.cond``: a chunk with no
-    sampled task is skipped. Every sampled task is computed (no truncation: the Poisson
-    sampling and its analysis are unchanged); the result is the unchunked one up to the
-    summation order. Static shapes, one program for every mask. With q T sampled tasks out of
-    T the work falls to about ceil(q T / chunk) chunks. Under a vmap over runs (``fit``'s
+    The tasks are reordered sampled-first (a stable argsort of the mask), cut into chunks of
+    ``chunk`` tasks (the last padded with masked tasks), and a ``lax.scan`` over the chunks
+    runs each under ``lax.cond``: the per-task gradients (``jax.vmap``) of a chunk with no
+    sampled task are never computed. Every sampled task is computed (no truncation: the
+    Poisson sampling and its analysis are unchanged); the result is the unchunked one up to
+    the summation order. Static shapes, one program for every mask; with q T sampled tasks
+    the work falls to about ceil(q T / chunk) chunks. Under a vmap over runs (``fit``'s
     ``"vmap"`` layout, its default on accelerators) ``lax.cond`` becomes a select and every
     chunk runs: correct, but no skipping.
 
     Args:
       params: one run's params (pure dict of ``MultitaskModel``). x: (T, N, d). y: (T, N).
-      mask: (T,) Poisson mask (float). clip: C. chunk: tasks per chunk (None: one pass over
-        all T tasks).
+      mask: (T,) Poisson mask (float). clip: C. hidden: the encoder's width H.
+      chunk: tasks per chunk (None: all T tasks in one pass).
 
     Returns:
       (clipped sum of the shared gradients (the shared params' structure, no noise), head
       gradients {"head_kernel": (T, m), "head_bias": (T,)} (row t from task t only, unclipped;
       0 for skipped tasks), per-task losses (T,) and pre-clip norms (T,) (0 for skipped tasks)).
     """
+    if chunk is None:
+        return _task_sum_core(params, x, y, mask, clip, hidden)
     shared_p = {k: v for k, v in params.items() if k not in HEAD_KEYS}
     wh, bh = params["head_kernel"], params["head_bias"]
-    if chunk is None:
-        return _ghost_core(shared_p, wh, bh, x, y, mask, clip)
     T = x.shape[0]
     chunk = check_int("chunk", chunk, low=1)
     n_chunks = -(-T // chunk)
@@ -301,7 +258,8 @@ def ghost_clipped_grads(
         wh_c, bh_c, x_c, y_c, m_c = xs_c
 
         def run(_):
-            return _ghost_core(shared_p, wh_c, bh_c, x_c, y_c, m_c, clip)
+            p = dict(shared_p, head_kernel=wh_c, head_bias=bh_c)
+            return _task_sum_core(p, x_c, y_c, m_c, clip, hidden)
 
         def skip(_):
             zeros = jnp.zeros((chunk,), x.dtype)
@@ -328,8 +286,8 @@ class DPSGDTrainer(MTLTrainerBase):
     - ``init``: as :class:`~mtl_tracing.victims.mtl.MTLTrainer` (same model and optimiser;
       warm-start schedule on ``dp.steps_per_epoch``).
     - ``batches``: (steps_per_epoch, T) Poisson masks, plus the data (static shapes).
-    - ``step``: the clipped sum of per-task gradients (``dp.per_task``: ghost clipping or
-      vmap), noise, divide by q T; noise-free heads.
+    - ``step``: the clipped sum of per-task gradients (``dp.per_task``: by chunks that skip
+      unsampled tasks, or all at once), noise, divide by q T; noise-free heads.
       Metrics: ``loss`` (mean over sampled tasks), ``sampled`` (number of sampled tasks),
       ``clipped`` (fraction of sampled tasks whose gradient norm exceeded C).
     - ``evaluate``, ``embed``: as MTLTrainer.
@@ -396,16 +354,14 @@ class DPSGDTrainer(MTLTrainerBase):
             "noise_multiplier": self._noise_multiplier(dtype),
             "expected": expected,
         }
-        if self.dp.per_task == "ghost":
+        chunk = None
+        if self.dp.per_task == "chunked":
             chunk = self.dp.task_chunk or max(1, math.ceil(self.dp.sampling_rate * T / 2))
-            total, g_heads, loss, norms = ghost_clipped_grads(
-                state.params, x, y, m, noise["clip"], chunk=min(chunk, T)
-            )
-            shared = _add_noise(key, total, **noise)
-        else:
-            graphdef = model_graphdef(x.shape[-1], self.embed_dim, T, self.config.hidden, dtype)
-            g_sh, g_heads, loss = per_task_grads(graphdef, state.params, x, y)
-            shared, norms = clip_and_noise(key, g_sh, m, **noise)
+            chunk = min(chunk, T)
+        total, g_heads, loss, norms = clipped_task_sum(
+            state.params, x, y, m, noise["clip"], hidden=self.config.hidden, chunk=chunk
+        )
+        shared = _add_noise(key, total, **noise)
         heads = {
             "head_kernel": g_heads["head_kernel"] * m[:, None] / expected,
             "head_bias": g_heads["head_bias"] * m / expected,
