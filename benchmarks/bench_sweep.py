@@ -3,14 +3,16 @@
 Measures, for a 48-cell sweep (4 shapes x 6 std values x 2 seeds): cells/s and games/s of
 ``sweep.run_sweep`` (cold, i.e. including compiles, and warm), the compile count, peak memory
 (``ru_maxrss``), scaling over 1, 2 and 4 forced host devices (subprocesses), and the same sweep
-as two loops over cells: the public single-point API (``game.simulate``, ``metrics``,
-``theory``), and ``game.simulate`` plus the sweep's own cell metrics jitted per cell; prints the
-ratios. Then the sweep as ``mtl-tracing sweep`` runs it (one host device per core) against the
+as loops over cells: the public single-point API (``game.simulate``, ``metrics``, ``theory``)
+with the bootstrap's default and with ``host=False``, and ``game.simulate`` plus the sweep's
+own cell metrics jitted per cell; prints the ratios. Each of these rows runs in its own fresh
+process with the persistent compilation cache off: cold = its first call, warm = its second.
+Then the sweep as ``mtl-tracing sweep`` runs it (one host device per core) against the
 public-API loop in one subprocess, and a small CLI sweep with an empty and with a filled
 persistent compilation cache. Every sweep run recomputes its theory (nothing is cached
 between runs).
-It also times one compile against one cell's run time, the numbers behind grouping by shape
-rather than padding T to the group maximum.
+It also times one compile against one cell's run time, the numbers behind padding T (the
+simulation: one program for every T of this sweep) but not the statistics (one per (G, T)).
 
 Usage: python benchmarks/bench_sweep.py [--games 200] [--devices 1,2,4]
 """
@@ -91,6 +93,7 @@ def time_loop(games: int) -> dict:
 
     from mtl_tracing import metrics, sweep
     from mtl_tracing.gaussian import game
+    from mtl_tracing.metrics.bootstrap import paired_group_counts
 
     spec = _spec(games)
     runner = sweep.gaussian_runner(spec)
@@ -101,7 +104,10 @@ def time_loop(games: int) -> dict:
         moments = {"out/m_g": out.mean(1), "out/q_g": (out * out).mean(1)}
         for name, z in (("strong", strong), ("weak", weak)):
             moments[f"{name}/m_g"], moments[f"{name}/q_g"] = z.mean(1), (z * z).mean(1)
+        boot_key = jax.random.fold_in(key, 2**31)  # the counts the sweep's simulation draws
+        counts = paired_group_counts(boot_key, games, spec.num_resamples, out.dtype)
         scores = {"in": jnp.stack([strong, weak]), "out": out, "moments": moments}
+        scores["counts"] = counts
         return runner.statistics(key, scores)
 
     def loop():
@@ -159,28 +165,39 @@ def time_public_loop(games: int, host: bool | None = None) -> dict:
     return _cold_warm(loop, spec.num_cells)
 
 
+def time_public_loop_compiled(games: int) -> dict:
+    """:func:`time_public_loop` with ``host=False`` (the faster loop: compiled bootstrap)."""
+    return time_public_loop(games, host=False)
+
+
 def compile_vs_cell(games: int) -> dict:
     """One compile of the simulation and of the statistics program (a loop over 12 cells, as
     the engine runs them) vs one cell's run time (T = 16, d = 256)."""
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
     from mtl_tracing import sweep
 
     spec = _spec(games)
     runner = sweep.gaussian_runner(spec)
-    sim = runner.simulate((16, 8, 256, 4), games, jnp.dtype(jnp.float32))
+    dt = jnp.dtype(jnp.float32)
+    sim = runner.simulate((16,), games, dt)  # the sufficient sampler's bucket: width 16
+    shape_args = [
+        jnp.full(12, a, jnp.int32 if isinstance(a, np.integer) else dt)
+        for a in runner.static_args((16, 8, 256, 4), dt)
+    ]
     sim_prog = jax.jit(lambda *args: jax.lax.map(lambda a: sim(*a), args))
     stats_prog = jax.jit(lambda *args: jax.lax.map(lambda a: runner.statistics(*a), args))
     keys = jax.random.split(jax.random.key(1), 12)
     ones = jnp.ones(12)
     out = {}
     for name, prog, args in (
-        ("simulation", sim_prog, (keys, ones, ones, ones)),
+        ("simulation", sim_prog, (keys, ones, ones, ones, *shape_args)),
         ("statistics", stats_prog, None),
     ):
         if args is None:
-            args = (keys, sim_prog(keys, ones, ones, ones))
+            args = (keys, sim_prog(keys, ones, ones, ones, *shape_args))
         t0 = time.perf_counter()
         compiled = prog.lower(*args).compile()
         out[f"{name}_compile_s"] = time.perf_counter() - t0
@@ -194,10 +211,13 @@ def compile_vs_cell(games: int) -> dict:
 
 
 def _child(devices: int, games: int, what: str = "time_sweep") -> dict:
+    """``what(games)`` in a fresh process with ``devices`` host devices and no persistent
+    compilation cache (so its first call is cold)."""
     env = {
         **os.environ,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
         "JAX_PLATFORMS": "cpu",
+        "MTL_TRACING_NO_CACHE": "1",
     }
     code = (
         "import json, sys; sys.path.insert(0, 'benchmarks'); import bench_sweep as b; "
@@ -254,16 +274,18 @@ def main() -> None:
     import jax
 
     print(f"machine: {os.cpu_count()} CPUs, jax {jax.__version__}, {jax.devices()[0].platform}")
-    vec = time_sweep(args.games)
+    # Every row in its own fresh process (one host device, no compilation cache): cold is
+    # the first call there, warm the second.
+    vec = _child(1, args.games, "time_sweep")
     print(json.dumps({"sweep": vec}))
-    loop = time_loop(args.games)
-    public = time_public_loop(args.games)
-    compiled = time_public_loop(args.games, host=False)
+    public = _child(1, args.games, "time_public_loop")
+    compiled = _child(1, args.games, "time_public_loop_compiled")
+    loop = _child(1, args.games, "time_loop")
     cvc = compile_vs_cell(args.games)
-    print(f"\n48-cell sweep, G = {args.games} games/cell")
+    print(f"\n48-cell sweep, G = {args.games} games/cell, each row in a fresh process")
     print(f"{'method':<28} {'cold s':>8} {'warm s':>8} {'cells/s':>9} {'games/s':>10}")
     print(
-        f"{'sweep (vmap, 1 process)':<28} {vec['cold_s']:>8.2f} {vec['warm_s']:>8.2f} "
+        f"{'sweep (vmap, 1 device)':<28} {vec['cold_s']:>8.2f} {vec['warm_s']:>8.2f} "
         f"{vec['cells_per_s']:>9.1f} {vec['games_per_s']:>10.0f}"
     )
     for name, r in (

@@ -47,6 +47,37 @@ def test_float64(x64, sampler):
     assert all(a.dtype == jnp.float64 and a.shape == (3, 4) for a in res)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_padded_sufficient_game_is_the_game_of_every_shape(request, dtype):
+    """The sweep's shape-generic sampler: ONE program (T, N, d, k traced, width 8) gives every
+    shape's scores, equal to game_kernel's to float rounding (the same draws; alpha_1 and the
+    fusion may sum in another order), with zeros past T."""
+    if dtype == "float64":
+        request.getfixturevalue("x64")
+    dt = jnp.dtype(dtype)
+    keys = jax.vmap(lambda g: jax.random.fold_in(jax.random.key(3), g))(jnp.arange(40))
+    kernel = jax.jit(
+        jax.vmap(
+            lambda key, *a: game.padded_sufficient_game(key, *a, width=8, dtype=dt),
+            in_axes=(0,) + (None,) * 11,
+        )
+    )
+    sbar, s = np.asarray(0.7, dt), np.asarray(1.3, dt)
+    tol = {"float32": 2e-6, "float64": 1e-13}[dtype]
+    for shape in [(8, 4, 16, 2), (3, 5, 1, 1), (5, 3, 7, 3), (8, 6, 2, 6)]:
+        shape = GameShape(*shape)
+        args = game.padded_game_args(shape, dt)
+        got = kernel(keys, sbar, s, *args)
+        ref = jax.vmap(game.game_kernel("sufficient", shape, dt), in_axes=(0, None, None, None))(
+            keys, sbar, s, np.zeros((), dt)
+        )
+        for g, r in zip(got, ref, strict=True):
+            assert g.dtype == dt and g.shape == (40, 8)
+            np.testing.assert_allclose(g[:, : shape.tasks], r, rtol=tol, atol=tol)
+            assert not np.any(np.asarray(g[:, shape.tasks :]))
+    assert kernel._cache_size() == 1
+
+
 def test_validation_errors():
     key = jax.random.key(0)
     with pytest.raises(ValueError, match="games"):

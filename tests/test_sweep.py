@@ -1,9 +1,9 @@
 """Tests of the sweep engine: compile count, invariance, resume, format, validation, theory.
 
-Compile budget (each compile costs seconds on CI): the module fixture compiles 2 simulation
-programs (2 shapes, chunk 6) and 2 statistics programs (T = 4, 8); the compile test adds 2
-simulation programs and no statistics program (new d, N, k); the resume/chunk test adds 1
-simulation program (chunk 3); the 4-device subprocess 2; x64 2.
+Compile budget (each compile costs seconds on CI): the module fixture compiles 1 simulation
+program (T = 4, 8 padded to 8, chunk 6) and 2 statistics programs (T = 4, 8); the compile test
+adds none (new d, N, k); the resume/chunk test adds 1 simulation program (chunk 3); the
+4-device subprocess 2; x64 2.
 """
 
 from __future__ import annotations
@@ -58,8 +58,10 @@ def swept(tmp_path_factory):
 
 def test_one_compile_per_simulation_shape_and_statistics_shape(swept, monkeypatch):
     _, table, traces = swept
-    # 2 shapes x 6 (sbar, mu_bar) values -> 2 simulation programs; 2 statistics shapes (G, T).
-    assert traces == {"simulation": 2, "statistics": 2}
+    # 2 shapes x 6 (sbar, mu_bar) values -> 1 simulation program (T padded to 8: the sampler
+    # takes T, N, d, k traced); 2 statistics shapes (G, T), the group-pair path only (no cell
+    # needed the fallback program).
+    assert traces == {"simulation": 1, "statistics": 2}
     before = sweep.trace_counts()
     # New traced values and seeds, same shapes: no recompile.
     spec2 = sweep.SweepSpec(**{**SPEC.to_dict(), "task_std": (0.7, 1.1, 3.0), "seeds": (5,)})
@@ -73,14 +75,12 @@ def test_one_compile_per_simulation_shape_and_statistics_shape(swept, monkeypatc
     assert sweep.trace_counts() == before
     for k in table:
         np.testing.assert_array_equal(t3[k], table[k], err_msg=k)
-    # New d, N and k with the same (G, T): new simulation programs, the statistics reused.
+    # New d, N and k, the same T bucket and (G, T): no new program at all.
     spec3 = sweep.SweepSpec(
         **{**SPEC.to_dict(), "dim": (32,), "samples": (8,), "challenge": (3,), "mean": (0.0,)}
     )
-    sweep.run_sweep(spec3, chunk_cells=3, progress=False)
-    after = sweep.trace_counts()
-    assert after["simulation"] - before["simulation"] == 2
-    assert after["statistics"] == before["statistics"]
+    sweep.run_sweep(spec3, chunk_cells=6, progress=False)
+    assert sweep.trace_counts() == before
 
 
 def test_identical_rerun_served_from_disk(swept):
@@ -140,6 +140,47 @@ def test_resume_after_failure_equals_uninterrupted_and_chunking_invariant(tmp_pa
     assert len(list((tmp_path / "chunks").glob("chunk-*.npz"))) == 2
     for k in ref:  # chunk 6 uninterrupted == chunk 3 interrupted + resumed, bitwise
         np.testing.assert_array_equal(resumed[k], ref[k], err_msg=k)
+
+
+def test_cells_the_group_pair_path_refuses_are_rescored_by_the_fallback():
+    """A cell whose statistics report ``_ok`` False (the group-pair bootstrap's numbers do not
+    hold: a large tie group or a short TPR window) is rescored by the runner's fallback program
+    (group pairs with the sorted path under ``lax.cond``, compiled only then); ``_ok`` is not
+    kept. Here every cell is refused: the table equals the plain one (group pairs hold)."""
+    base = sweep.gaussian_runner(SMALL)
+    ref = sweep.run_sweep(SMALL, base, chunk_cells=6, progress=False)
+    calls = {"n": 0}
+
+    def refuse(key, sim):
+        calls["n"] += 1
+        return {**base.statistics(key, sim), "_ok": jnp.asarray(False)}
+
+    before = sweep.trace_counts()
+    got = sweep.run_sweep(SMALL, base._replace(statistics=refuse), chunk_cells=6, progress=False)
+    after = sweep.trace_counts()
+    assert calls["n"] == 1 and after["statistics"] - before["statistics"] == 2
+    assert set(got) == set(ref)
+    for k in ref:
+        np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    # The fallback alone (no group-pair program) gives the same numbers too.
+    direct = sweep.run_sweep(
+        SMALL, base._replace(statistics=base.fallback_statistics), chunk_cells=6, progress=False
+    )
+    for k in ref:
+        np.testing.assert_array_equal(direct[k], ref[k], err_msg=k)
+
+
+def test_sweep_buckets_pad_t_when_cheap():
+    bucket = sweep.gaussian_runner(SPEC).bucket
+    statics = [((4, 4, 16, 2), 6), ((8, 4, 16, 2), 6), ((8, 8, 32, 3), 6)]
+    assert set(bucket(statics, 200).values()) == {(8,)}
+    # Padding 3 tasks to 4096 in a million games would cost more than a compile: powers of two.
+    big = [((3, 4, 16, 2), 8), ((4096, 4, 16, 2), 1)]
+    assert bucket(big, 10**6) == {(3, 4, 16, 2): (4,), (4096, 4, 16, 2): (4096,)}
+    assert (
+        sweep.gaussian_runner(sweep.SweepSpec(**{**SPEC.to_dict(), "sampler": "faithful"})).bucket
+        is None
+    )
 
 
 def test_memory_budget_sets_chunk_size(tmp_path):

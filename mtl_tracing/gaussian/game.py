@@ -43,6 +43,8 @@ __all__ = [
     "device_memory_bytes",
     "lanes",
     "sufficient_draws",
+    "padded_sufficient_game",
+    "padded_game_args",
 ]
 
 SAMPLERS = ("sufficient", "faithful")
@@ -145,19 +147,73 @@ def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype
     s = jnp.asarray(sample_std, dtype)
     del mean  # cancels exactly (see docstring)
     b, m, w, v = sufficient_draws((k_mu, k_b, k_r, k_w, k_v), sbar, s, shape=shape, dtype=dtype)
-    alpha1 = jnp.mean(m)
     A = (sbar**2 + s**2 / N) / T
-    c_weak = sbar**2 / T
+    gamma = jax.random.gamma(k_chi, d / 2.0, (), dtype)
+    return _scores(b, jnp.mean(m), w, v, A, sbar**2 / T, gamma)
+
+
+def _scores(b, alpha1, w, v, A, c_weak, gamma):
+    """(strong, weak, out) from the draws, alpha_1 = mean_i m_i, A, c_weak and the
+    Gamma(d/2) variate (``_sufficient_game``'s last step)."""
     # c_strong / A = 1 exactly; c_out = 0.
     eps_strong = b - alpha1
     eps_weak = w - (c_weak / A) * alpha1
     eps_out = v
-    r2 = A * 2.0 * jax.random.gamma(k_chi, d / 2.0, (), dtype)  # ||alpha||^2 ~ A chi2_d
+    r2 = A * 2.0 * gamma  # ||alpha||^2 ~ A chi2_d
     root = jnp.sqrt(r2)
     strong = r2 + root * eps_strong
     weak = (c_weak / A) * r2 + root * eps_weak
     out = root * eps_out
     return strong, weak, out
+
+
+def padded_sufficient_game(key, task_std, sample_std, *shape_args, width: int, dtype):
+    """``_sufficient_game`` with the shape traced and the task axis padded to ``width`` >= T:
+    one compiled program for every (T, N, d, k) with T <= width (the sweep's).
+
+    ``shape_args`` = :func:`padded_game_args` (T, N, d, k), traced. Returns (strong, weak,
+    out), each (width,): entries < T are the scores ``_sufficient_game(key, ..., shape=(T, N,
+    d, k))`` returns (the same normals: a draw of ``width`` normals starts with the draw of
+    T), entries >= T are 0. Bitwise equal to it when T = width (tested): XLA turns a division
+    by a constant into a product with its reciprocal, so the reciprocals come from the host,
+    rounded in ``dtype`` as XLA rounds them. For T < width alpha_1 sums T values among zeros,
+    which can change the last bits (the reduction order): agreement to float rounding (tested).
+    """
+    T, N, k, inv_t, inv_n, inv_k, inv_root_k, inv_root_rest, half_d = shape_args
+    k_mu, k_b, k_r, k_w, k_v, k_chi = jax.random.split(key, 6)
+    sbar = jnp.asarray(task_std, dtype)
+    s = jnp.asarray(sample_std, dtype)
+    mu = sbar * jax.random.normal(k_mu, (width,), dtype)
+    b = mu + s * jax.random.normal(k_b, (width,), dtype) * inv_root_k
+    # r is drawn and discarded when k = N (its key is used by nothing else)
+    r = mu + s * jax.random.normal(k_r, (width,), dtype) * inv_root_rest
+    kf, nf = jnp.asarray(k, dtype), jnp.asarray(N, dtype)
+    m = jnp.where(k < N, (kf * b + (nf - kf) * r) * inv_n, b)
+    w = mu + s * jax.random.normal(k_w, (width,), dtype) * inv_root_k
+    v = jnp.sqrt(sbar**2 + s**2 * inv_k) * jax.random.normal(k_v, (width,), dtype)
+    mask = jnp.arange(width) < T
+    alpha1 = jnp.sum(jnp.where(mask, m, 0)) * inv_t
+    A = (sbar**2 + s**2 * inv_n) * inv_t
+    gamma = jax.random.gamma(k_chi, half_d, (), dtype)
+    scores = _scores(b, alpha1, w, v, A, sbar**2 * inv_t, gamma)
+    return tuple(jnp.where(mask, z, 0) for z in scores)
+
+
+def padded_game_args(shape: GameShape, dtype=None) -> tuple:
+    """The traced shape arguments of :func:`padded_sufficient_game` for ``shape``, NumPy
+    scalars: T, N, k (int32), then 1/T, 1/N, 1/k, 1/sqrt(k), 1/sqrt(max(N - k, 1)) and d/2 in
+    ``dtype`` (each constant rounded to ``dtype`` and its reciprocal computed in ``dtype``,
+    as XLA folds the constants of :func:`_sufficient_game`)."""
+    T, N, d, k = shape
+    dt = np.dtype(check_dtype(dtype))
+    one = dt.type(1)
+
+    def inv(x):
+        return one / dt.type(x)
+
+    ints = (np.int32(T), np.int32(N), np.int32(k))
+    roots = (inv(math.sqrt(k)), inv(math.sqrt(max(N - k, 1))))
+    return ints + (inv(T), inv(N), inv(k)) + roots + (dt.type(d / 2.0),)
 
 
 _KERNELS = {"faithful": _faithful_game, "sufficient": _sufficient_game}

@@ -51,6 +51,8 @@ __all__ = [
     "TprAtFprStatistic",
     "grouped_bootstrap",
     "bootstrap_memory_bytes",
+    "paired_group_counts",
+    "bootstrap_intervals",
 ]
 
 Array = jax.Array
@@ -144,8 +146,13 @@ def _host_counts(idx, groups: int, dt) -> np.ndarray:
     return np.concatenate([np.ones((1, groups), dt), counts.astype(dt)])
 
 
-def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paired, chunk, path):
+def _bootstrap_impl(
+    key, s_in, s_out, statistics, *, num_resamples, level, paired, chunk, path, counts=None
+):
     """Traceable core of :func:`grouped_bootstrap` for a tuple of statistics.
+
+    ``counts``: optional (c_in, c_out) from :func:`_draw_counts` with this ``key`` (drawn
+    elsewhere, e.g. in a program shared by many score shapes); ``None`` draws them here.
 
     Row 0 of the evaluated counts is all ones (the estimate), rows 1..R the replicates' group
     counts (multinomial, drawn per replicate key). ``path``: "sorted" (sorted or generic),
@@ -184,7 +191,9 @@ def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paire
 
         return evaluate
 
-    c_in, c_out = _draw_counts(key, g_in, g_out, num_resamples, paired, dt)
+    if counts is None:
+        counts = _draw_counts(key, g_in, g_out, num_resamples, paired, dt)
+    c_in, c_out = counts
 
     def sorted_path(c_in, c_out):
         evaluate = make_evaluate()
@@ -206,6 +215,23 @@ def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paire
     std = jnp.std(reps, axis=0, ddof=1)
     out = tuple(Interval(estimate[i], low[i], high[i], std[i]) for i in range(len(statistics)))
     return out, ok
+
+
+def paired_group_counts(key, groups: int, num_resamples: int, dtype) -> Array:
+    """Unchecked kernel: the (R + 1, G) group counts a paired :func:`grouped_bootstrap` with
+    ``key`` uses (row 0 all ones). Traceable; lets a caller draw them in another program."""
+    return _draw_counts(key, groups, groups, num_resamples, True, dtype)[0]
+
+
+def bootstrap_intervals(key, s_in, s_out, statistics, *, counts=None, **kw):
+    """Unchecked kernel: the traceable core of :func:`grouped_bootstrap` (no validation).
+
+    ``kw``: ``num_resamples, level, paired, chunk`` and ``path`` ("sorted", "pairs": group
+    pairs only, or "auto": group pairs with a ``lax.cond`` fallback); ``counts``: optional
+    (c_in, c_out), e.g. from :func:`paired_group_counts`. Returns (tuple of
+    :class:`Interval`, ok): ``ok`` False when the "pairs" numbers do not hold.
+    """
+    return _bootstrap_impl(key, s_in, s_out, statistics, counts=counts, **kw)
 
 
 _bootstrap_kernel = jax.jit(

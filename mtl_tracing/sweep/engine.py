@@ -6,13 +6,16 @@ cell. The engine groups, chunks, shards, compiles, resumes and assembles; it kno
 the game.
 
 Engine
-  * Cells sharing the runner's ``static_fields`` (the Gaussian game: T, N, d, k) form a group.
-    Each group runs as ONE jitted *simulation* program over chunks of cells (traced fields and
-    keys are arguments; the cells are a ``lax.map`` loop per device), in fixed-size chunks
-    (the last one padded), so a sweep compiles one simulation program per shape.
+  * Cells sharing the runner's ``static_fields`` (the Gaussian game: T, N, d, k) form a group;
+    a runner with a ``bucket`` merges groups that share a simulation program (the sufficient
+    sampler: every (T, N, d, k) of the sweep, T padded). Each group runs as ONE jitted
+    *simulation* program over chunks of cells (traced fields and keys are arguments; the cells
+    are a ``lax.map`` loop per device), in fixed-size chunks (the last one padded), so a sweep
+    compiles one simulation program per bucket.
   * The simulation's output goes through ONE jitted *statistics* program per output shape
     (the Gaussian game: (G, T)), one cell per device per call, so the statistics compile once
-    across the fields that only change the simulation (d, N, k), whatever the chunk sizes.
+    across the fields that only change the simulation (d, N, k), whatever the chunk sizes. A
+    cell whose statistics say ``_ok`` False is rescored by the runner's fallback program.
   * Keys: cell ``cell_id`` uses ``cell_key = fold_in(key(root_seed), cell_id)``; both programs
     get it. Results are bitwise identical whatever the chunk size, order or device count: a
     cell's computation is the same compiled loop body in every case.
@@ -79,6 +82,19 @@ class CellRunner(NamedTuple):
       table: ``table(spec, cells, results) -> {column: (rows,)}``, the result table on the
         host from ``cells`` (``spec.cells()``) and each cell's results, in the same order.
       columns: ``{column: description}`` of the table, written to ``sweep.json``.
+      bucket: optional ``bucket([(static, cells)], games) -> {static: sim_static}``: cells
+        whose statics map to the same ``sim_static`` share ONE simulation program,
+        ``simulate(sim_static, games, dtype)``, whose ``sim`` then takes each cell's
+        ``static_args(static)`` as traced scalars after the traced fields (the Gaussian
+        game: one program for every (T, N, d, k), T padded to the bucket's width).
+      static_args: with ``bucket``, ``static_args(static, dtype) -> tuple`` of NumPy
+        scalars, one cell's extra ``sim`` arguments (integers go as int32, floats as ``dtype``).
+      trim: optional ``trim(static, cell_out) -> cell_out``: a cell's simulation output (NumPy,
+        one cell) cut to the cell's own shape before its statistics (with ``bucket``).
+      fallback_statistics: optional; when ``statistics`` returns ``"_ok"`` False for a cell
+        (the Gaussian game: its bootstrap needs the sorted path), the cell's results are
+        recomputed by this function (same signature), compiled only when a cell needs it.
+        ``"_ok"`` is not kept.
     """
 
     static_fields: tuple[str, ...]
@@ -88,6 +104,10 @@ class CellRunner(NamedTuple):
     bytes_per_cell: Callable[[tuple, int, Any], int]
     table: Callable[..., dict]
     columns: Mapping[str, str]
+    bucket: Callable[[list, int], Mapping[tuple, tuple]] | None = None
+    static_args: Callable[[tuple, Any], tuple] | None = None
+    trim: Callable[[tuple, Any], Any] | None = None
+    fallback_statistics: Callable[..., dict] | None = None
 
 
 _TRACES = {"simulation": 0, "statistics": 0}
@@ -150,16 +170,29 @@ def _group_cells(cells, static_fields) -> list[tuple[tuple, list]]:
     return list(groups.items())
 
 
+def _merge_groups(group_items, runner, games) -> list[tuple[tuple, list]]:
+    """Groups of cells sharing a simulation program: ``runner.bucket``'s ``sim_static`` (or the
+    static values themselves), in order of first appearance."""
+    if runner.bucket is None:
+        return group_items
+    sim_of = runner.bucket([(static, len(members)) for static, members in group_items], games)
+    merged: dict[tuple, list] = {}
+    for static, members in group_items:
+        merged.setdefault(tuple(sim_of[static]), []).extend(members)
+    return list(merged.items())
+
+
 def _plan(group_items, runner, games, dt, budget, chunk_cells, n_dev):
-    """``[(group index, static, cells, chunk size)]``: deterministic for this spec, budget and
-    device count."""
+    """``[(group index, sim static, cells, chunk size)]``: deterministic for this spec, budget
+    and device count."""
     plan = []
-    for gi, (static, members) in enumerate(group_items):
+    for gi, (sim_static, members) in enumerate(group_items):
         if chunk_cells is None:
-            per = runner.bytes_per_cell(static, games, dt)
+            statics = {_static(runner, m) for m in members}
+            per = max(runner.bytes_per_cell(st, games, dt) for st in statics)
             if per * n_dev > budget:
                 warnings.warn(
-                    f"one cell of shape {static} needs ~{per} bytes per device, over "
+                    f"one cell of shape {max(statics)} needs ~{per} bytes per device, over "
                     f"memory_budget_bytes={budget}; running one cell per device at a time",
                     stacklevel=3,
                 )
@@ -169,35 +202,73 @@ def _plan(group_items, runner, games, dt, budget, chunk_cells, n_dev):
         c = min(c, len(members))
         c = max(n_dev, (c // n_dev) * n_dev) if c >= n_dev else n_dev
         for start in range(0, len(members), c):
-            plan.append((gi, static, members[start : start + c], c))
+            plan.append((gi, sim_static, members[start : start + c], c))
     return plan
 
 
-def _run_chunk(runner, root, static, todo, c, games, dt, devices) -> dict[str, np.ndarray]:
-    """Simulate ``todo`` (padded to ``c`` cells), then score it one cell per device per call;
-    returns ``{name: (len(todo), ...)}`` on the host."""
+def _static(runner, member) -> tuple:
+    return tuple(getattr(member[1], f) for f in runner.static_fields)
+
+
+def _score(stats_fn, root, ids, outs, devices) -> list[dict]:
+    """``stats_fn`` on each cell's output (a list of pytrees of one shape), one cell per device
+    per call; per-cell result dicts (NumPy), in order."""
     n_dev = len(devices)
+    stats, shard = _statistics_program(stats_fn, devices)
+    stacked = jax.tree.map(lambda *x: np.stack(x), *outs)
+    res = []
+    for start in range(0, len(outs), n_dev):
+        sel = np.minimum(np.arange(start, start + n_dev), len(outs) - 1)  # pad: the last cell
+        keys = jax.device_put(_cell_keys(root, jnp.asarray(ids[sel])), shard)
+        batch = jax.tree.map(lambda x, sel=sel: jax.device_put(x[sel], shard), stacked)
+        part = jax.tree.map(np.asarray, stats(keys, batch))
+        res += [{k: v[i] for k, v in part.items()} for i in range(min(n_dev, len(outs) - start))]
+    return res
+
+
+def _run_chunk(runner, root, sim_static, todo, c, games, dt, devices) -> dict[str, np.ndarray]:
+    """Simulate ``todo`` (padded to ``c`` cells), then score it one cell per device per call
+    (cells grouped by the shape of their trimmed output); returns ``{name: (len(todo), ...)}``
+    on the host."""
+    extra = []
+    if runner.bucket is not None:
+        rows = [runner.static_args(_static(runner, m), dt) for m in todo]
+        pad_rows = [rows[0]] * (c - len(todo))
+        extra = [np.array([r[j] for r in rows + pad_rows]) for j in range(len(rows[0]))]
+    n_extra = len(extra)
     sim, shard = _simulation_program(
-        runner.simulate, static, games, dt, devices, len(runner.traced_fields)
+        runner.simulate, sim_static, games, dt, devices, len(runner.traced_fields) + n_extra
     )
     pad = c - len(todo)
-    ids = np.array([m[0] for m in todo] + [todo[0][0]] * pad, np.uint32)
-    traced = [
-        np.array([getattr(m[1], f) for m in todo] + [getattr(todo[0][1], f)] * pad)
-        for f in runner.traced_fields
-    ]
+    padded = list(todo) + [todo[0]] * pad
+    ids = np.array([m[0] for m in padded], np.uint32)
+    traced = [np.array([getattr(m[1], f) for m in padded]) for f in runner.traced_fields]
     args = [jax.device_put(_cell_keys(root, jnp.asarray(ids)), shard)]
     args += [jax.device_put(jnp.asarray(a, dt), shard) for a in traced]
+    for a in extra:
+        a = jnp.asarray(a, jnp.int32 if a.dtype.kind in "iu" else dt)
+        args.append(jax.device_put(a, shard))
     sim_out = jax.tree.map(lambda x: np.asarray(x)[: len(todo)], sim(*args))
 
-    stats, _ = _statistics_program(runner.statistics, devices)
-    parts = []
-    for start in range(0, len(todo), n_dev):
-        sel = np.minimum(np.arange(start, start + n_dev), len(todo) - 1)  # pad: the last cell
-        keys = jax.device_put(_cell_keys(root, jnp.asarray(ids[sel])), shard)
-        batch = jax.tree.map(lambda x, sel=sel: jax.device_put(x[sel], shard), sim_out)
-        parts.append(jax.tree.map(np.asarray, stats(keys, batch)))
-    return {k: np.concatenate([p[k] for p in parts])[: len(todo)] for k in parts[0]}
+    outs = [jax.tree.map(lambda x, i=i: x[i], sim_out) for i in range(len(todo))]
+    if runner.trim is not None:
+        outs = [runner.trim(_static(runner, m), o) for m, o in zip(todo, outs, strict=True)]
+    by_shape: dict[tuple, list[int]] = {}
+    for i, o in enumerate(outs):
+        by_shape.setdefault(tuple(np.shape(x) for x in jax.tree.leaves(o)), []).append(i)
+    res: list[dict] = [{}] * len(todo)
+    for idx in by_shape.values():
+        first = _score(runner.statistics, root, ids[idx], [outs[i] for i in idx], devices)
+        for i, r in zip(idx, first, strict=True):
+            res[i] = r
+        redo = [i for i in idx if not np.all(res[i].get("_ok", True))]
+        if redo:
+            fallback = runner.fallback_statistics
+            again = _score(fallback, root, ids[redo], [outs[i] for i in redo], devices)
+            for i, r in zip(redo, again, strict=True):
+                res[i] = r
+    res = [{k: v for k, v in r.items() if k != "_ok"} for r in res]
+    return {k: np.stack([r[k] for r in res]) for k in res[0]}
 
 
 def run_sweep(
@@ -261,7 +332,7 @@ def run_sweep(
     done = store.load_chunks(chunk_dir)
 
     cells = spec.cells()
-    group_items = _group_cells(cells, runner.static_fields)
+    group_items = _merge_groups(_group_cells(cells, runner.static_fields), runner, spec.games)
     plan = _plan(group_items, runner, spec.games, dt, budget, chunk_cells, n_dev)
     mine = [p for j, p in enumerate(plan) if j % process_count == process_index]
     todo_cells = sum(1 for p in mine for m in p[2] if m[0] not in done)
@@ -273,11 +344,11 @@ def run_sweep(
         bar = tqdm(total=todo_cells, desc="sweep cells", unit="cell")
     root = jax.random.key(spec.root_seed)
     t0 = time.perf_counter()
-    for gi, static, members, c in mine:
+    for gi, sim_static, members, c in mine:
         todo = [m for m in members if m[0] not in done]
         if not todo:
             continue
-        res = _run_chunk(runner, root, static, todo, c, spec.games, dt, devices)
+        res = _run_chunk(runner, root, sim_static, todo, c, spec.games, dt, devices)
         for i, m in enumerate(todo):
             done[m[0]] = {k: v[i] for k, v in res.items()}
         if chunk_dir is not None:

@@ -12,8 +12,15 @@ normal-approximation and exact-law (marginal) AUC and TPR, computed for all cell
 The strong and weak adversaries are scored on the same simulated games: each cell is
 simulated once (``game.game_kernel``; game g uses ``fold_in(cell_key, g)``, as
 ``game.simulate(cell_key, config, games=G)``) and reported as one row per adversary.
-Simulation has the shape (T, N, d, k); statistics only (G, T): they compile once across d, N
-and k.
+Simulation: with the sufficient sampler (default) ONE program for every (T, N, d, k) of the
+sweep (``game.padded_sufficient_game``: T, N, d, k traced, T padded to the largest when cheap,
+see ``_bucket``; scores and moments agree with the per-shape sampler to float rounding, the
+draws are the same); the faithful sampler and release sweeps compile per (T, N, d, k).
+Statistics only have the shape (G, T): they compile once across d, N and k. They run the
+group-pair bootstrap alone (its paired game counts drawn in the simulation program) and a cell
+it refuses (ties, a short TPR window: rare) is rescored by the fallback program (group pairs
+with the sorted path under ``lax.cond``), compiled only then; the numbers are those of the
+``lax.cond`` program either way (tested).
 
 A release sweep (``spec.has_release``: a clip C, noise multiplier z or release noise sigma;
 see :mod:`mtl_tracing.sweep.spec`) runs ``gaussian.release_kernel`` with the release as three
@@ -34,6 +41,7 @@ import numpy as np
 
 from mtl_tracing import metrics
 from mtl_tracing.gaussian.config import GameShape
+from mtl_tracing.metrics.bootstrap import paired_group_counts
 from mtl_tracing.sweep.engine import CellRunner
 from mtl_tracing.sweep.spec import SHAPE_FIELDS, TRACED_FIELDS, SweepSpec
 
@@ -132,24 +140,64 @@ def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
     return int(games_b + scores_b + stats_b + 4096)
 
 
-def _roc_stats(key, s_in, s_out, *, fpr: float, num_resamples: int, level: float):
+def _roc_stats(key, s_in, s_out, counts, *, fpr, num_resamples, level, path: str):
     """Pooled AUC and TPR at ``fpr`` of s_in vs s_out (G, T) with paired game-bootstrap CIs.
 
-    Traced (inside the statistics program): the bootstrap keeps its traced path choice. One
-    :func:`metrics.grouped_bootstrap` for both statistics (shared replicates). Returns
-    (auc, auc_lo, auc_hi, tpr, tpr_lo, tpr_hi).
+    Traced (inside the statistics program). One bootstrap for both statistics (shared
+    replicates; ``counts``: the paired group counts, drawn by the simulation program).
+    ``path``: ``"pairs"`` (the group-pair path alone; ``ok`` False when its
+    numbers do not hold: the cell then goes to the fallback program), ``"sorted"`` or
+    ``"auto"`` (the fallback program: group pairs with a ``lax.cond`` fallback to the sorted
+    path, as :func:`metrics.grouped_bootstrap` traced). Returns
+    ((auc, auc_lo, auc_hi, tpr, tpr_lo, tpr_hi), ok).
     """
-    auc, tpr = metrics.grouped_bootstrap(
+    from mtl_tracing.metrics._fast import pair_path_applies
+    from mtl_tracing.metrics.bootstrap import bootstrap_intervals
+
+    stats = (metrics.auc, metrics.TprAtFprStatistic(fpr))
+    if not pair_path_applies(s_in.shape, s_out.shape, (None, fpr), s_in.dtype):
+        path = "sorted"  # as grouped_bootstrap chooses
+    (auc, tpr), ok = bootstrap_intervals(
         key,
-        (metrics.auc, metrics.TprAtFprStatistic(fpr)),
         s_in,
         s_out,
+        stats,
         num_resamples=num_resamples,
         level=level,
         paired=True,
         chunk=min(_BOOT_BATCH, num_resamples),
+        path=path,
+        counts=(counts, counts),
     )
-    return auc.estimate, auc.low, auc.high, tpr.estimate, tpr.low, tpr.high
+    return (auc.estimate, auc.low, auc.high, tpr.estimate, tpr.low, tpr.high), ok
+
+
+# Pad every T of a sweep to the largest when the padded games cost at most this many extra
+# task draws (~0.1 s on a CPU core, against ~2 s to compile one more simulation program);
+# otherwise T is padded to the next power of two (at most 2x the work).
+_PAD_BUDGET = 1 << 24
+
+
+def _bucket(statics, games) -> dict[tuple, tuple]:
+    """The sufficient sampler's simulation buckets: ``{(T, N, d, k): (width,)}``."""
+    t_max = max(static[0] for static, _ in statics)
+    extra = sum(n * (t_max - static[0]) for static, n in statics) * games
+    if extra <= _PAD_BUDGET:
+        return {static: (t_max,) for static, _ in statics}
+    return {static: (1 << (static[0] - 1).bit_length(),) for static, _ in statics}
+
+
+def _static_args(static, dtype) -> tuple:
+    from mtl_tracing.gaussian.game import padded_game_args
+
+    return padded_game_args(GameShape(*static), dtype)
+
+
+def _trim(static, out):
+    """A padded cell's simulation output cut to its T (the per-game moments are already
+    over its T tasks only)."""
+    T = static[0]
+    return {**out, "in": out["in"][..., :T], "out": out["out"][..., :T]}
 
 
 def gaussian_runner(spec: SweepSpec) -> CellRunner:
@@ -171,50 +219,89 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
         sampler=sampler, adversaries=advs, fpr=fpr, level=level, num_resamples=num_resamples
     )
 
+    bucketed = sampler == "sufficient" and not release
+
     def simulate(static, games, dtype):
-        from mtl_tracing.gaussian.game import game_kernel
+        from mtl_tracing.gaussian.game import game_kernel, padded_sufficient_game
         from mtl_tracing.gaussian.release import release_kernel
 
-        shape = GameShape(*static)
-        kernel = (
-            release_kernel(sampler, shape, dtype) if release else game_kernel(sampler, shape, dtype)
-        )
+        if bucketed:  # static = (width,): T, N, d, k are traced int32 columns
+            (width,) = static
+            kernel = functools.partial(padded_sufficient_game, width=width, dtype=dtype)
+        else:
+            shape = GameShape(*static)
+            kernel = (
+                release_kernel(sampler, shape, dtype)
+                if release
+                else game_kernel(sampler, shape, dtype)
+            )
 
-        def sim(cell_key, *params):  # (task_std, sample_std, mean[, C, z C, sigma])
+        def sim(cell_key, *params):  # (sbar, s, mu_bar[, C, z C, sigma][, T, N, d, k])
             g = jnp.arange(games, dtype=jnp.uint32)
             keys = jax.vmap(lambda i: jax.random.fold_in(cell_key, i))(g)
+            if bucketed:  # mu_bar cancels exactly (game._sufficient_game)
+                params = params[:2] + params[3:]
             strong, weak, out = jax.vmap(kernel, in_axes=(0,) + (None,) * len(params))(
                 keys, *params
             )
             z_in = jnp.stack([{"strong": strong, "weak": weak}[a] for a in advs])  # (A, G, T)
             # The per-game moments are reduced here, fused with the simulation as they always
             # were: moved to the statistics program they differ in the last bits.
-            moments = {"out/m_g": jnp.mean(out, axis=1), "out/q_g": jnp.mean(out * out, axis=1)}
-            m_g = jnp.mean(z_in, axis=2)  # (A, G)
-            q_g = jnp.mean(z_in * z_in, axis=2)
+            if bucketed:  # over the cell's own T tasks (the padded scores are 0), times 1/T
+                inv_t = params[5]
+
+                def mean_t(x):
+                    return jnp.sum(x, axis=-1) * inv_t
+            else:
+
+                def mean_t(x):
+                    return jnp.mean(x, axis=-1)
+
+            moments = {"out/m_g": mean_t(out), "out/q_g": mean_t(out * out)}
+            m_g = mean_t(z_in)  # (A, G)
+            q_g = mean_t(z_in * z_in)
             for i, adv in enumerate(advs):
                 moments[f"{adv}/m_g"] = m_g[i]
                 moments[f"{adv}/q_g"] = q_g[i]
-            return {"in": z_in, "out": out, "moments": moments}
+            # The bootstrap's paired game counts (R + 1, G): they depend on the key, G and R
+            # only, so they are drawn here, in the program every T shares.
+            boot_key = jax.random.fold_in(cell_key, 2**31)  # never a game index (G < 2^31)
+            counts = paired_group_counts(boot_key, games, num_resamples, dtype)
+            return {"in": z_in, "out": out, "moments": moments, "counts": counts}
 
         return sim
 
-    def statistics(cell_key, scores):
-        z_in, out = scores["in"], scores["out"]  # (A, G, T), (G, T)
-        res = dict(scores["moments"])  # per-game moments, (G,) each
-        boot_key = jax.random.fold_in(cell_key, 2**31)  # never a game index (G < 2^31)
-        # lax.map, not vmap: the bootstrap's fallback stays a real branch (under vmap
-        # lax.cond runs both paths), and its code is compiled once for all adversaries.
-        roc = jax.lax.map(
-            lambda z: _roc_stats(
-                boot_key, z, out, fpr=fpr, num_resamples=num_resamples, level=level
-            ),
-            z_in,
-        )
-        for i, adv in enumerate(advs):
-            for name, v in zip(_ROC_METRICS, roc, strict=True):
-                res[f"{adv}/{name}"] = v[i]
-        return res
+    def make_statistics(path):
+        def statistics(cell_key, scores):
+            z_in, out = scores["in"], scores["out"]  # (A, G, T), (G, T)
+            res = dict(scores["moments"])  # per-game moments, (G,) each
+            boot_key = jax.random.fold_in(cell_key, 2**31)  # as the simulation's
+            # lax.map, not vmap: the fallback's lax.cond stays a real branch (under vmap it
+            # runs both paths), and the bootstrap is compiled once for all adversaries.
+            roc, ok = jax.lax.map(
+                lambda z: _roc_stats(
+                    boot_key,
+                    z,
+                    out,
+                    scores["counts"],
+                    fpr=fpr,
+                    num_resamples=num_resamples,
+                    level=level,
+                    path=path,
+                ),
+                z_in,
+            )
+            for i, adv in enumerate(advs):
+                for name, v in zip(_ROC_METRICS, roc, strict=True):
+                    res[f"{adv}/{name}"] = v[i]
+            if path == "pairs":
+                res["_ok"] = jnp.all(ok)
+            return res
+
+        return statistics
+
+    statistics = make_statistics("pairs")
+    fallback = make_statistics("auto")
 
     def bytes_(static, games, dtype):
         return bytes_per_cell(
@@ -229,6 +316,10 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
         bytes_per_cell=bytes_,
         table=_table,
         columns=_columns(release),
+        bucket=_bucket if bucketed else None,
+        static_args=_static_args if bucketed else None,
+        trim=_trim if bucketed else None,
+        fallback_statistics=fallback,
     )
 
 
