@@ -64,7 +64,7 @@ def test_padded_sufficient_game_is_the_game_of_every_shape(request, dtype):
     )
     sbar, s = np.asarray(0.7, dt), np.asarray(1.3, dt)
     tol = {"float32": 2e-6, "float64": 1e-13}[dtype]
-    for shape in [(8, 4, 16, 2), (3, 5, 1, 1), (5, 3, 7, 3), (8, 6, 2, 6)]:
+    for shape in [(3, 5, 1, 1), (8, 6, 2, 6)]:  # T < width, k < N, d = 1; T = width, k = N
         shape = GameShape(*shape)
         args = game.padded_game_args(shape, dt)
         got = kernel(keys, sbar, s, *args)

@@ -162,6 +162,12 @@ def test_cells_the_group_pair_path_refuses_are_rescored_by_the_fallback():
     assert set(got) == set(ref)
     for k in ref:
         np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    # Without a fallback the refusal is an error naming it, not a silent result.
+    with pytest.raises(ValueError, match="fallback_statistics"):
+        no_fb = base._replace(statistics=refuse, fallback_statistics=None)
+        sweep.run_sweep(SMALL, no_fb, chunk_cells=6, progress=False)
+    with pytest.raises(ValueError, match="static_args"):
+        sweep.run_sweep(SMALL, base._replace(static_args=None), progress=False)
     # The fallback alone (no group-pair program) gives the same numbers too.
     direct = sweep.run_sweep(
         SMALL, base._replace(statistics=base.fallback_statistics), chunk_cells=6, progress=False

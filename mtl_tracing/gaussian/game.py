@@ -174,10 +174,13 @@ def padded_sufficient_game(key, task_std, sample_std, *shape_args, width: int, d
     ``shape_args`` = :func:`padded_game_args` (T, N, d, k), traced. Returns (strong, weak,
     out), each (width,): entries < T are the scores ``_sufficient_game(key, ..., shape=(T, N,
     d, k))`` returns (the same normals: a draw of ``width`` normals starts with the draw of
-    T), entries >= T are 0. Bitwise equal to it when T = width (tested): XLA turns a division
-    by a constant into a product with its reciprocal, so the reciprocals come from the host,
-    rounded in ``dtype`` as XLA rounds them. For T < width alpha_1 sums T values among zeros,
-    which can change the last bits (the reduction order): agreement to float rounding (tested).
+    T), entries >= T are 0. XLA turns a division by a constant into a product with its
+    reciprocal, so the reciprocals come from the host, rounded in ``dtype`` as XLA rounds
+    them: the draws b, m, w, v are then bitwise those of the per-shape program. The scores
+    agree to float rounding, not bitwise, even when T = width: XLA orders the sum of alpha_1
+    differently in this program (tested in ``test_game.py``). The per-shape sampler keeps its
+    own code (``sufficient_draws``), as writing it through this function (with the arguments
+    as constants) changed the last bits of ``game.simulate`` for some shapes.
     """
     T, N, k, inv_t, inv_n, inv_k, inv_root_k, inv_root_rest, half_d = shape_args
     k_mu, k_b, k_r, k_w, k_v, k_chi = jax.random.split(key, 6)

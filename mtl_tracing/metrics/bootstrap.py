@@ -146,18 +146,21 @@ def _host_counts(idx, groups: int, dt) -> np.ndarray:
     return np.concatenate([np.ones((1, groups), dt), counts.astype(dt)])
 
 
-def _bootstrap_impl(
-    key, s_in, s_out, statistics, *, num_resamples, level, paired, chunk, path, counts=None
-):
-    """Traceable core of :func:`grouped_bootstrap` for a tuple of statistics.
+def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paired, chunk, path):
+    """Traceable core of :func:`grouped_bootstrap` for a tuple of statistics: the group counts
+    drawn from ``key`` (:func:`_draw_counts`), then :func:`bootstrap_intervals`."""
+    (g_in, _), (g_out, _) = s_in.shape, s_out.shape
+    counts = _draw_counts(key, g_in, g_out, num_resamples, paired, s_in.dtype)
+    return _intervals(counts, s_in, s_out, statistics, level=level, chunk=chunk, path=path)
 
-    ``counts``: optional (c_in, c_out) from :func:`_draw_counts` with this ``key`` (drawn
-    elsewhere, e.g. in a program shared by many score shapes); ``None`` draws them here.
 
-    Row 0 of the evaluated counts is all ones (the estimate), rows 1..R the replicates' group
-    counts (multinomial, drawn per replicate key). ``path``: "sorted" (sorted or generic),
-    "pairs" (group pairs only; ``ok`` says whether its numbers hold) or "auto" (group pairs
-    with a ``lax.cond`` fallback to the sorted path). Returns (tuple of :class:`Interval`, ok).
+def _intervals(counts, s_in, s_out, statistics, *, level, chunk, path):
+    """Intervals of ``statistics`` from group ``counts`` = (c_in (R + 1, G_in), c_out).
+
+    Row 0 of the counts is all ones (the estimate), rows 1..R the replicates' group counts.
+    ``path``: "sorted" (sorted or generic), "pairs" (group pairs only; ``ok`` says whether its
+    numbers hold) or "auto" (group pairs with a ``lax.cond`` fallback to the sorted path).
+    Returns (tuple of :class:`Interval`, ok).
     """
     (g_in, p_in), (g_out, p_out) = s_in.shape, s_out.shape
     dt = s_in.dtype
@@ -191,8 +194,6 @@ def _bootstrap_impl(
 
         return evaluate
 
-    if counts is None:
-        counts = _draw_counts(key, g_in, g_out, num_resamples, paired, dt)
     c_in, c_out = counts
 
     def sorted_path(c_in, c_out):
@@ -223,15 +224,20 @@ def paired_group_counts(key, groups: int, num_resamples: int, dtype) -> Array:
     return _draw_counts(key, groups, groups, num_resamples, True, dtype)[0]
 
 
-def bootstrap_intervals(key, s_in, s_out, statistics, *, counts=None, **kw):
-    """Unchecked kernel: the traceable core of :func:`grouped_bootstrap` (no validation).
+def bootstrap_intervals(counts, s_in, s_out, statistics, *, level, chunk, path):
+    """Unchecked kernel: :func:`grouped_bootstrap`'s intervals from given group ``counts``
+    (c_in (R + 1, G_in), c_out), e.g. from :func:`paired_group_counts`; traceable, no
+    validation.
 
-    ``kw``: ``num_resamples, level, paired, chunk`` and ``path`` ("sorted", "pairs": group
-    pairs only, or "auto": group pairs with a ``lax.cond`` fallback); ``counts``: optional
-    (c_in, c_out), e.g. from :func:`paired_group_counts`. Returns (tuple of
+    ``path``: "pairs" (group pairs only), "auto" (group pairs with a ``lax.cond`` fallback) or
+    "sorted"; "pairs" and "auto" become "sorted" where the group-pair path does not apply to
+    these shapes or statistics, as :func:`grouped_bootstrap` chooses. Returns (tuple of
     :class:`Interval`, ok): ``ok`` False when the "pairs" numbers do not hold.
     """
-    return _bootstrap_impl(key, s_in, s_out, statistics, counts=counts, **kw)
+    fprs = _pair_fprs(statistics)
+    if fprs is None or not pair_path_applies(s_in.shape, s_out.shape, fprs, s_in.dtype):
+        path = "sorted"
+    return _intervals(counts, s_in, s_out, statistics, level=level, chunk=chunk, path=path)
 
 
 _bootstrap_kernel = jax.jit(

@@ -264,6 +264,11 @@ def _run_chunk(runner, root, sim_static, todo, c, games, dt, devices) -> dict[st
         redo = [i for i in idx if not np.all(res[i].get("_ok", True))]
         if redo:
             fallback = runner.fallback_statistics
+            if fallback is None:
+                raise ValueError(
+                    f"runner.statistics returned _ok=False for cells {list(ids[redo])} but "
+                    "runner.fallback_statistics is None"
+                )
             again = _score(fallback, root, ids[redo], [outs[i] for i in redo], devices)
             for i, r in zip(redo, again, strict=True):
                 res[i] = r
@@ -311,6 +316,11 @@ def run_sweep(
         runner = gaussian_runner(spec)
     if not isinstance(runner, CellRunner):
         raise ValueError(f"runner must be a CellRunner, got {runner!r}")
+    if (runner.bucket is None) != (runner.static_args is None):
+        raise ValueError(
+            "runner.bucket and runner.static_args go together, got bucket="
+            f"{runner.bucket!r}, static_args={runner.static_args!r}"
+        )
     dt = check_dtype(dtype)
     budget = check_int("memory_budget_bytes", memory_budget_bytes, low=1)
     if chunk_cells is not None:

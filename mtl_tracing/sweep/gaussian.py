@@ -140,34 +140,27 @@ def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
     return int(games_b + scores_b + stats_b + 4096)
 
 
-def _roc_stats(key, s_in, s_out, counts, *, fpr, num_resamples, level, path: str):
+def _roc_stats(s_in, s_out, counts, *, fpr, level, path: str):
     """Pooled AUC and TPR at ``fpr`` of s_in vs s_out (G, T) with paired game-bootstrap CIs.
 
     Traced (inside the statistics program). One bootstrap for both statistics (shared
-    replicates; ``counts``: the paired group counts, drawn by the simulation program).
-    ``path``: ``"pairs"`` (the group-pair path alone; ``ok`` False when its
-    numbers do not hold: the cell then goes to the fallback program), ``"sorted"`` or
-    ``"auto"`` (the fallback program: group pairs with a ``lax.cond`` fallback to the sorted
-    path, as :func:`metrics.grouped_bootstrap` traced). Returns
+    replicates; ``counts``: the paired game counts (R + 1, G), drawn by the simulation
+    program). ``path``: ``"pairs"`` (the group-pair path alone; ``ok`` False when its numbers
+    do not hold: the cell then goes to the fallback program) or ``"auto"`` (the fallback
+    program: group pairs with a ``lax.cond`` fallback to the sorted path, as
+    :func:`metrics.grouped_bootstrap` traced). Returns
     ((auc, auc_lo, auc_hi, tpr, tpr_lo, tpr_hi), ok).
     """
-    from mtl_tracing.metrics._fast import pair_path_applies
     from mtl_tracing.metrics.bootstrap import bootstrap_intervals
 
-    stats = (metrics.auc, metrics.TprAtFprStatistic(fpr))
-    if not pair_path_applies(s_in.shape, s_out.shape, (None, fpr), s_in.dtype):
-        path = "sorted"  # as grouped_bootstrap chooses
     (auc, tpr), ok = bootstrap_intervals(
-        key,
+        (counts, counts),
         s_in,
         s_out,
-        stats,
-        num_resamples=num_resamples,
+        (metrics.auc, metrics.TprAtFprStatistic(fpr)),
         level=level,
-        paired=True,
-        chunk=min(_BOOT_BATCH, num_resamples),
+        chunk=min(_BOOT_BATCH, counts.shape[0] - 1),
         path=path,
-        counts=(counts, counts),
     )
     return (auc.estimate, auc.low, auc.high, tpr.estimate, tpr.low, tpr.high), ok
 
@@ -272,23 +265,13 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
         return sim
 
     def make_statistics(path):
-        def statistics(cell_key, scores):
+        def statistics(cell_key, scores):  # the key is unused: the counts come drawn
             z_in, out = scores["in"], scores["out"]  # (A, G, T), (G, T)
             res = dict(scores["moments"])  # per-game moments, (G,) each
-            boot_key = jax.random.fold_in(cell_key, 2**31)  # as the simulation's
             # lax.map, not vmap: the fallback's lax.cond stays a real branch (under vmap it
             # runs both paths), and the bootstrap is compiled once for all adversaries.
             roc, ok = jax.lax.map(
-                lambda z: _roc_stats(
-                    boot_key,
-                    z,
-                    out,
-                    scores["counts"],
-                    fpr=fpr,
-                    num_resamples=num_resamples,
-                    level=level,
-                    path=path,
-                ),
+                lambda z: _roc_stats(z, out, scores["counts"], fpr=fpr, level=level, path=path),
                 z_in,
             )
             for i, adv in enumerate(advs):
