@@ -439,19 +439,26 @@ def test_loop_safe_conv_equals_xla_conv(dtype, request):
         def ours(x, w, strides=strides, padding=padding):
             return loop_safe_conv(x, w, strides, padding, dimension_numbers=_NHWC)
 
-        np.testing.assert_array_equal(np.asarray(ours(x, w)), np.asarray(ref(x, w)))
-        g = jax.random.normal(jax.random.key(1), ref(x, w).shape, dtype)
-        for got, want in zip(jax.vjp(ours, x, w)[1](g), jax.vjp(ref, x, w)[1](g), strict=True):
+        @jax.jit  # one program per configuration: forwards, both gradients, the scanned one
+        def compare(x, w, g, ours=ours, ref=ref):
+            scanned = lax.scan(lambda c, _: (c, jax.vjp(ours, x, w)[1](g)), 0, None, 1)[1]
+            return (
+                (ours(x, w), ref(x, w)),
+                (jax.vjp(ours, x, w)[1](g), jax.vjp(ref, x, w)[1](g)),
+                jax.tree.map(lambda a: a[0], scanned),
+            )
+
+        g = jax.random.normal(jax.random.key(1), jax.eval_shape(ref, x, w).shape, dtype)
+        (fwd, fwd_ref), (grads, grads_ref), scanned = compare(x, w, g)
+        np.testing.assert_array_equal(np.asarray(fwd), np.asarray(fwd_ref))
+        for got, want in zip(grads, grads_ref, strict=True):
             assert got.dtype == jnp.dtype(dtype)
             scale = float(jnp.abs(want).max())
             np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=0, atol=tol * scale)
         # Inside a scan (where the kernel gradient matters), the same numbers.
-        scanned = jax.jit(
-            lambda x, w, g: lax.scan(lambda c, _: (c, jax.vjp(ours, x, w)[1](g)), 0, None, 1)[1]
-        )(x, w, g)
         np.testing.assert_allclose(
-            np.asarray(scanned[1][0]), np.asarray(jax.vjp(ours, x, w)[1](g)[1]), rtol=0,
-            atol=tol * float(jnp.abs(scanned[1][0]).max()),
+            np.asarray(scanned[1]), np.asarray(grads[1]), rtol=0,
+            atol=tol * float(jnp.abs(scanned[1]).max()),
         )  # fmt: skip
     dil = dict(rhs_dilation=(2, 2), dimension_numbers=_NHWC)
     np.testing.assert_array_equal(

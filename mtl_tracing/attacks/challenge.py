@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import check_int
 from mtl_tracing.attacks.statistics import check_embeddings
 
@@ -18,7 +19,7 @@ __all__ = ["challenge_indices", "challenge_sets", "check_pool", "selection_masks
 def _row_uniforms(trial_key: Array, sizes: Array, n: int) -> Array:
     """(tasks, n) uniforms, -1 on rows beyond a task's pool size: those can never win, so the
     k largest of the valid rows are a uniform k-subset without replacement."""
-    u = jax.random.uniform(trial_key, (sizes.shape[0], n))
+    u = flat_random.uniform(trial_key, (sizes.shape[0], n))
     return jnp.where(jnp.arange(n) < sizes[:, None], u, -1.0)
 
 

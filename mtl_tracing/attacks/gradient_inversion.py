@@ -36,7 +36,7 @@ import numpy as np
 import optax
 from jax import Array
 
-from mtl_tracing import metrics
+from mtl_tracing import flat_random, metrics
 from mtl_tracing._validate import (
     check_choice,
     check_int,
@@ -148,7 +148,7 @@ def invert(objective, x_init: Array, config: AttackConfig):
 def _one_trial(model, config, kind, shots, params, grads, x0, slot, key, query_x):
     n_slots = model.ways * shots
     labels = task_labels(model.ways, shots)
-    x_init = jax.random.uniform(key, (n_slots,) + x0.shape, x0.dtype).at[slot].set(x0)
+    x_init = flat_random.uniform(key, (n_slots,) + x0.shape, x0.dtype).at[slot].set(x0)
     if kind == "query":
         obj = functools.partial(
             query_objective, model, params, labels=labels, grads=grads, alpha=config.alpha

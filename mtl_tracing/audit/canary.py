@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import (
     check_dtype,
     check_int,
@@ -33,7 +34,7 @@ __all__ = ["canary_scores"]
 @functools.partial(jax.jit, static_argnames=("trials", "dim", "dtype"))
 def _canary_kernel(key, clip, noise_multiplier, *, trials, dim, dtype):
     u = jnp.zeros((dim,), dtype).at[0].set(1.0)
-    noise = noise_multiplier * clip * jax.random.normal(key, (2, trials, dim), dtype)
+    noise = noise_multiplier * clip * flat_random.normal(key, (2, trials, dim), dtype)
     release_in = clip * u + noise[0]
     release_out = -clip * u + noise[1]
     return release_in @ u, release_out @ u

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_dtype, check_int, check_key
 from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
@@ -74,17 +75,17 @@ def _faithful_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
     sbar = jnp.asarray(task_std, dtype)
     s = jnp.asarray(sample_std, dtype)
     mu_bar = jnp.broadcast_to(jnp.asarray(mean, dtype), (d,))
-    mu = mu_bar + sbar * jax.random.normal(k_mu, (T, d), dtype)  # task means mu_i
-    x = mu[:, None, :] + s * jax.random.normal(k_x, (T, N, d), dtype)  # training samples x_ij
+    mu = mu_bar + sbar * flat_random.normal(k_mu, (T, d), dtype)  # task means mu_i
+    x = mu[:, None, :] + s * flat_random.normal(k_x, (T, N, d), dtype)  # training samples x_ij
     alpha = jnp.mean(x, axis=(0, 1)) - mu_bar  # mu_hat - mu_bar, (d,)
 
     # k distinct indices per task: the first k of a uniformly random ordering (argsort of
     # uniforms; ties, probability ~ N^2 2^-24, only bias the order, never repeat an index).
-    idx = jnp.argsort(jax.random.uniform(k_perm, (T, N), dtype), axis=1)[:, :k]  # (T, k)
+    idx = jnp.argsort(flat_random.uniform(k_perm, (T, N), dtype), axis=1)[:, :k]  # (T, k)
     strong_b = jnp.take_along_axis(x, idx[:, :, None], axis=1)  # (T, k, d)
-    weak_b = mu[:, None, :] + s * jax.random.normal(k_weak, (T, k, d), dtype)
-    mu_out = mu_bar + sbar * jax.random.normal(k_omu, (T, d), dtype)
-    out_b = mu_out[:, None, :] + s * jax.random.normal(k_out, (T, k, d), dtype)
+    weak_b = mu[:, None, :] + s * flat_random.normal(k_weak, (T, k, d), dtype)
+    mu_out = mu_bar + sbar * flat_random.normal(k_omu, (T, d), dtype)
+    out_b = mu_out[:, None, :] + s * flat_random.normal(k_out, (T, k, d), dtype)
 
     def score(batch):  # (T, k, d) -> (T,)
         return jnp.sum((jnp.mean(batch, axis=1) - mu_bar) * alpha, axis=-1)

@@ -53,6 +53,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import (
     check_choice,
     check_dtype,
@@ -258,18 +259,18 @@ def _faithful_release_game(key, task_std, sample_std, mean, clip, sum_std, sigma
     T, N, d, k = shape
     k_mu, k_x, k_perm, k_weak, k_omu, k_out, k_xi = jax.random.split(key, 7)
     mu_bar = jnp.broadcast_to(jnp.asarray(mean, dtype), (d,))
-    mu = mu_bar + task_std * jax.random.normal(k_mu, (T, d), dtype)
-    x = mu[:, None, :] + sample_std * jax.random.normal(k_x, (T, N, d), dtype)
+    mu = mu_bar + task_std * flat_random.normal(k_mu, (T, d), dtype)
+    x = mu[:, None, :] + sample_std * flat_random.normal(k_x, (T, N, d), dtype)
     dev = jnp.mean(x, axis=1) - mu_bar  # xbar_i - mu_bar, (T, d)
     norm = jnp.linalg.norm(dev, axis=-1, keepdims=True)
     contrib = dev * jnp.minimum(1.0, clip / jnp.maximum(norm, jnp.finfo(dtype).tiny))
-    noise = jax.random.normal(k_xi, (2, d), dtype)
+    noise = flat_random.normal(k_xi, (2, d), dtype)
     alpha = (jnp.sum(contrib, axis=0) + sum_std * noise[0]) / T + sigma * noise[1]
-    idx = jnp.argsort(jax.random.uniform(k_perm, (T, N), dtype), axis=1)[:, :k]
+    idx = jnp.argsort(flat_random.uniform(k_perm, (T, N), dtype), axis=1)[:, :k]
     strong_b = jnp.take_along_axis(x, idx[:, :, None], axis=1)
-    weak_b = mu[:, None, :] + sample_std * jax.random.normal(k_weak, (T, k, d), dtype)
-    mu_out = mu_bar + task_std * jax.random.normal(k_omu, (T, d), dtype)
-    out_b = mu_out[:, None, :] + sample_std * jax.random.normal(k_out, (T, k, d), dtype)
+    weak_b = mu[:, None, :] + sample_std * flat_random.normal(k_weak, (T, k, d), dtype)
+    mu_out = mu_bar + task_std * flat_random.normal(k_omu, (T, d), dtype)
+    out_b = mu_out[:, None, :] + sample_std * flat_random.normal(k_out, (T, k, d), dtype)
 
     def score(batch):
         return jnp.sum((jnp.mean(batch, axis=1) - mu_bar) * alpha, axis=-1)

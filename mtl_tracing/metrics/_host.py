@@ -6,9 +6,9 @@ sorted path of :mod:`mtl_tracing.metrics.bootstrap` in NumPy: one stable sort of
 scores, then per replicate the Mann-Whitney AUC (:func:`~mtl_tracing.metrics.roc.auc_from_sorted`)
 and the TPR at fixed FPRs (:func:`~mtl_tracing.metrics.roc.tpr_from_sorted`) as cumulative
 sums over the sorted order, vectorised over a chunk of replicates. The group counts are the
-device path's (one small program draws them from the key), so both paths resample the same
-groups; the numbers agree to float rounding (the order of the final sums differs; tested in
-float32 and float64). Unchecked: callers validate.
+device path's (the same integers, drawn by the NumPy threefry twin :mod:`mtl_tracing.host_prng`), so
+both paths resample the same groups; the numbers agree to float rounding (the order of the
+final sums differs; tested in float32 and float64). Unchecked: callers validate.
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ import optax
 from flax import nnx
 from jax import Array
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import (
     check_choice,
     check_int,
@@ -175,7 +176,7 @@ def _add_noise(key: Array, totals: dict, *, clip, noise_multiplier, expected) ->
     keys = jax.random.split(key, len(leaves))
     out = []
     for total, k in zip(leaves, keys, strict=True):
-        noise = noise_multiplier * clip * jax.random.normal(k, total.shape, total.dtype)
+        noise = noise_multiplier * clip * flat_random.normal(k, total.shape, total.dtype)
         out.append((total + noise) / expected)
     return jax.tree.unflatten(treedef, out)
 
@@ -339,7 +340,7 @@ class DPSGDTrainer(MTLTrainerBase):
 
     def batches(self, key: Array, data: MultitaskData) -> dict:
         T, steps = data.x.shape[0], self.dp.steps_per_epoch
-        mask = jax.random.bernoulli(key, self.dp.sampling_rate, (steps, T))
+        mask = flat_random.bernoulli(key, self.dp.sampling_rate, (steps, T))
         x = jnp.broadcast_to(data.x, (steps,) + data.x.shape)
         y = jnp.broadcast_to(data.y, (steps,) + data.y.shape)
         return {"mask": mask, "x": x, "y": y}

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array, lax
 
+from mtl_tracing import flat_random
+
 __all__ = [
     "ResNetSpec", "MLPSpec", "LinearSpec", "EncoderModel", "build_encoder", "head_logits",
     "loop_safe_conv",
@@ -137,6 +139,7 @@ class _Block(nnx.Module):
     def __init__(self, cin, cout, stride, groups, *, rngs, dtype):
         kw = {"rngs": rngs, "param_dtype": dtype, "use_bias": False, "padding": "SAME"}
         kw["conv_general_dilated"] = loop_safe_conv
+        kw["kernel_init"] = flat_random.lecun_normal()  # flax's default, drawn flat
         self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
         self.norm1 = nnx.GroupNorm(cout, num_groups=groups, rngs=rngs, param_dtype=dtype)
         self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
@@ -158,7 +161,7 @@ class _ResNet(nnx.Module):
         w0 = spec.widths[0]
         self.stem = nnx.Conv(
             channels, w0, (3, 3), padding="SAME", use_bias=False, rngs=rngs, param_dtype=dtype,
-            conv_general_dilated=loop_safe_conv,
+            conv_general_dilated=loop_safe_conv, kernel_init=flat_random.lecun_normal(),
         )  # fmt: skip
         self.stem_norm = nnx.GroupNorm(w0, num_groups=spec.groups, rngs=rngs, param_dtype=dtype)
         blocks, cin = [], w0
@@ -181,7 +184,11 @@ class _MLP(nnx.Module):
     def __init__(self, spec: MLPSpec, dim: int, *, rngs, dtype):
         layers, cin = [], dim
         for w in spec.widths:
-            layers.append(nnx.Linear(cin, w, rngs=rngs, param_dtype=dtype))
+            layers.append(
+                nnx.Linear(
+                    cin, w, rngs=rngs, param_dtype=dtype, kernel_init=flat_random.lecun_normal()
+                )
+            )
             cin = w
         self.layers = nnx.List(layers)
         self.features = cin
@@ -226,13 +233,15 @@ class EncoderModel(nnx.Module):
     ):  # fmt: skip
         self.input_rank = len(input_shape)
         self.encoder, width = build_encoder(spec, tuple(input_shape), rngs=rngs, dtype=dtype)
-        self.project = nnx.Linear(width, embed_dim, rngs=rngs, param_dtype=dtype)
+        self.project = nnx.Linear(
+            width, embed_dim, rngs=rngs, param_dtype=dtype, kernel_init=flat_random.lecun_normal()
+        )
         if head_outputs == 1:
-            init = nnx.initializers.lecun_normal()
+            init = flat_random.lecun_normal()
             self.head_kernel = nnx.Param(init(rngs.params(), (tasks, embed_dim), dtype))
             self.head_bias = nnx.Param(jnp.zeros((tasks,), dtype))
         else:  # fan-in m per output
-            init = nnx.initializers.lecun_normal(in_axis=-1, out_axis=-2)
+            init = flat_random.lecun_normal(in_axis=-1, out_axis=-2)
             shape = (tasks, head_outputs, embed_dim)
             self.head_kernel = nnx.Param(init(rngs.params(), shape, dtype))
             self.head_bias = nnx.Param(jnp.zeros((tasks, head_outputs), dtype))

@@ -39,6 +39,7 @@ from jax import Array
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import (
     check_choice,
     check_int,
@@ -88,7 +89,7 @@ class PatchConv(nnx.Module):
     """
 
     def __init__(self, c_in: int, c_out: int, *, rngs: nnx.Rngs):
-        init = nnx.initializers.lecun_normal()
+        init = flat_random.lecun_normal()  # flax's default, drawn flat
         self.kernel = nnx.Param(init(rngs.params(), (3, 3, c_in, c_out)))
         self.bias = nnx.Param(jnp.zeros((c_out,)))
 
@@ -117,11 +118,21 @@ class ConvNet(nnx.Module):
             if conv == "patches":
                 convs.append(PatchConv(c, channels, rngs=rngs))
             else:
-                convs.append(nnx.Conv(c, channels, (3, 3), strides=2, padding="SAME", rngs=rngs))
+                convs.append(
+                    nnx.Conv(
+                        c,
+                        channels,
+                        (3, 3),
+                        strides=2,
+                        padding="SAME",
+                        rngs=rngs,
+                        kernel_init=flat_random.lecun_normal(),
+                    )  # fmt: skip
+                )
             c = channels
             h, w = -(-h // 2), -(-w // 2)
         self.convs = nnx.List(convs)
-        self.head = nnx.Linear(h * w * c, ways, rngs=rngs)
+        self.head = nnx.Linear(h * w * c, ways, rngs=rngs, kernel_init=flat_random.lecun_normal())
         self.activation = activation
 
     def features(self, x):
@@ -230,7 +241,7 @@ def _tree_normal(key: Array, tree, sigma):
     leaves, treedef = jax.tree.flatten(tree)
     keys = jax.random.split(key, len(leaves))
     noise = [
-        sigma * jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)
+        sigma * flat_random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves, strict=True)
     ]
     return jax.tree.unflatten(treedef, noise)
 
@@ -298,8 +309,8 @@ def task_gradient(model: ModelConfig, params, task: FewShotTasks, key: Array, no
     """
     k_s, k_a, k_q, k_v = jax.random.split(key, 4)
     dt = task.support_x.dtype
-    xs = task.support_x + noise.support * jax.random.normal(k_s, task.support_x.shape, dt)
-    xq = task.query_x + noise.query * jax.random.normal(k_q, task.query_x.shape, dt)
+    xs = task.support_x + noise.support * flat_random.normal(k_s, task.support_x.shape, dt)
+    xq = task.query_x + noise.query * flat_random.normal(k_q, task.query_x.shape, dt)
 
     def outer(omega):
         theta = adapt(model, omega, xs, task.support_y, k_a, noise.adaptation)

@@ -32,6 +32,7 @@ import optax
 from flax import nnx
 from jax import Array
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_finite_float, check_int
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.victims.model import embed_fn
@@ -112,14 +113,14 @@ def random_perturbation(key: Array, shape, config: PGDConfig, dtype, *, on_spher
     """Uniform in the eps-ball (per sample, last axis); ``on_sphere``: norm exactly eps."""
     if config.norm == "linf":
         if on_sphere:  # a random corner of the cube: ||delta||_inf = eps
-            return config.eps * jax.random.rademacher(key, shape, dtype)
-        return jax.random.uniform(key, shape, dtype, -config.eps, config.eps)
+            return config.eps * flat_random.rademacher(key, shape, dtype)
+        return flat_random.uniform(key, shape, dtype, -config.eps, config.eps)
     k1, k2 = jax.random.split(key)
-    g = jax.random.normal(k1, shape, dtype)
+    g = flat_random.normal(k1, shape, dtype)
     u = g / jnp.maximum(_norm(g), 1e-12)
     if on_sphere:
         return config.eps * u
-    r = jax.random.uniform(k2, shape[:-1] + (1,), dtype) ** (1.0 / shape[-1])
+    r = flat_random.uniform(k2, shape[:-1] + (1,), dtype) ** (1.0 / shape[-1])
     return config.eps * r * u
 
 
