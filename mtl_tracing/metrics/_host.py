@@ -33,27 +33,40 @@ class _Sorted:
         self.is_in = self.order < n_in
         idx = np.arange(n)
         new = s[1:] != s[:-1]
+        self.ties = not bool(np.all(new))
         is_last = np.concatenate([new, [True]])
         is_first = np.concatenate([[True], new])
         self.group_end = np.minimum.accumulate(np.where(is_last, idx, n)[::-1])[::-1]
         self.group_start = np.maximum.accumulate(np.where(is_first, idx, 0))
+        # For the AUC: IN scores in sorted order, and per OUT score the number of IN scores
+        # before its tie group (above) and up to its tie group's end (above + tied).
+        self.in_pos = np.flatnonzero(self.is_in)
+        self.out_pos = np.flatnonzero(~self.is_in)
+        in_through = np.cumsum(self.is_in)  # IN scores at positions <= p
+        self.in_above = (in_through - self.is_in)[self.group_start[self.out_pos]]
+        self.in_through_tie = in_through[self.group_end[self.out_pos]]
 
 
-def _auc_rows(srt: _Sorted, w: np.ndarray) -> np.ndarray:
-    """AUC of each row of sorted weights ``w`` (rows, n): C / (C + D) as in ``auc_from_sorted``."""
-    w_in = np.where(srt.is_in, w, 0)
-    c = np.zeros((w.shape[0], w.shape[1] + 1), w.dtype)
+def _auc_rows(srt: _Sorted, w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
+    """AUC of each row of the IN and OUT weights in sorted order, (rows, n_in) and
+    (rows, n_out): C / (C + D) as in ``auc_from_sorted``.
+
+    C = sum over OUT scores of w_out x (IN weight above + half the IN weight tied) and
+    C + D = W_in W_out. With integer counts every term and sum is exact (float64 sums of
+    values below 2^24), so this is the device path's C / (C + D) to the last bit.
+    """
+    c = np.zeros((w_in.shape[0], w_in.shape[1] + 1), w_in.dtype)  # IN weight of the first i
     np.cumsum(w_in, axis=1, out=c[:, 1:])
-    above = c[:, srt.group_start]
-    tied = c[:, srt.group_end + 1] - above
-    below = c[:, -1:] - above - tied
-    w_out = np.where(srt.is_in, 0, w)
-    half = w.dtype.type(0.5)
+    above = c[:, srt.in_above]
+    if srt.ties:
+        credit = above + (c[:, srt.in_through_tie] - above) * w_in.dtype.type(0.5)
+    else:
+        credit = above
     # NumPy's row sums of a 2-D block are not pairwise: accumulate in float64 (exact to the
     # dtype's rounding, like the device path's tree reduction).
-    conc = np.sum(w_out * (above + tied * half), axis=1, dtype=np.float64)
-    disc = np.sum(w_out * (below + tied * half), axis=1, dtype=np.float64)
-    return (conc / (conc + disc)).astype(w.dtype)
+    conc = np.sum(w_out * credit, axis=1, dtype=np.float64)
+    total = c[:, -1].astype(np.float64) * np.sum(w_out, axis=1, dtype=np.float64)
+    return (conc / total).astype(w_in.dtype)
 
 
 def _tpr_rows(srt: _Sorted, w: np.ndarray, fpr: float) -> np.ndarray:
@@ -84,12 +97,17 @@ def bootstrap_replicates(s_in, s_out, fprs: tuple, c_in, c_out) -> np.ndarray:
         [np.repeat(np.arange(g_in), p_in), g_in + np.repeat(np.arange(g_out), p_out)]
     )[srt.order]
     counts = np.concatenate([np.asarray(c_in, dt), np.asarray(c_out, dt)], axis=1)
+    group_in, group_out = group[srt.in_pos], group[srt.out_pos]
     rows = max(1, _CHUNK_ELEMENTS // group.size)
     out = np.empty((counts.shape[0], len(fprs)), dt)
     for lo in range(0, counts.shape[0], rows):
-        w = counts[lo : lo + rows][:, group]
+        block = counts[lo : lo + rows]
+        w = block[:, group] if any(f is not None for f in fprs) else None
         for j, fpr in enumerate(fprs):
-            out[lo : lo + rows, j] = _auc_rows(srt, w) if fpr is None else _tpr_rows(srt, w, fpr)
+            if fpr is None:
+                out[lo : lo + rows, j] = _auc_rows(srt, block[:, group_in], block[:, group_out])
+            else:
+                out[lo : lo + rows, j] = _tpr_rows(srt, w, fpr)
     return out
 
 
