@@ -95,6 +95,14 @@ def commands(emb: str) -> dict[str, list[str]]:
             "--json", "attack.json",
         ],
         "figure3 --quick": ["figure3", "--quick", "--out", "f3", "--no-progress"],
+        "train (small)": [
+            "train", "--tasks", "8", "--dim", "8", "--embed-dim", "4", "--samples", "8",
+            "--epochs", "5", "--save-embeddings", "t.npz",
+        ],
+        "maml-attack (small)": [
+            "maml-attack", "--epochs", "1", "--steps-per-epoch", "2", "--trials", "4",
+            "--iterations", "3", "--bootstrap", "20", "--json", "m.json",
+        ],
         "verify": ["verify", "--out", "verify"],
     }  # fmt: skip
 

@@ -1,15 +1,16 @@
 """Random draws that compile fast on CPU: JAX's numbers, drawn flat and reshaped.
 
 XLA:CPU compiles the threefry hash of a multi-dimensional draw far more slowly than that of a
-flat one (measured on 2 cores: ``jax.random.normal(key, (2, 2, 2, 2, 4))`` 0.99 s against
-0.16 s for the same 64 numbers drawn flat; a (3, 3, 4, 8) LeCun-normal convolution kernel
-1.15 s against 0.14 s). Under ``vmap`` a 2-D draw becomes 3-D. JAX's counters are the
-row-major flat index of the shape (both threefry modes), and the transforms to normal,
-uniform or truncated normal are elementwise, so drawing ``prod(shape)`` numbers and
-reshaping gives JAX's numbers bit for bit (``tests/test_flat_random.py``: float32 and
-float64, plain and vmapped). Inside a larger program XLA may fuse the reshaped draw into
-the arithmetic that follows differently (``synthetic.generate`` changed by 1 ulp in a few
-entries, so it keeps ``jax.random``); every other use was checked bitwise end to end.
+flat one (``benchmarks/bench_compile_draws.py``, 2 cores: ``jax.random.normal(key,
+(2, 2, 2, 2, 4))`` 1.07 s against 0.18 s for the same 64 numbers drawn flat; a (3, 3, 4, 8)
+LeCun-normal convolution kernel 1.30 s against 0.20 s). Under ``vmap`` a 2-D draw is 3-D.
+JAX's counters are the row-major flat index of the shape (both threefry modes), and the
+transforms to normal, uniform or truncated normal are elementwise, so drawing
+``prod(shape)`` numbers and reshaping gives JAX's numbers bit for bit
+(``tests/test_flat_random.py``: float32 and float64, plain and vmapped). Inside a larger
+program XLA may fuse the reshaped draw into the arithmetic that follows differently
+(``synthetic.generate`` changed by 1 ulp in a few entries, so it keeps ``jax.random``);
+every other use was checked bitwise end to end.
 
 Same signatures as ``jax.random`` (shapes static; scalar bounds and probabilities).
 :func:`lecun_normal` is ``jax.nn.initializers.lecun_normal`` (flax's default kernel

@@ -63,7 +63,7 @@ _MULTI_DIM_DRAWS_ALLOWED = {
 
 def test_multi_dimensional_draws_go_through_flat_random():
     """``jax.random.<dist>(key, shape)`` with a literal multi-entry shape or an array's
-    ``.shape`` compiles 3-8x slower on CPU than the same numbers drawn flat
+    ``.shape`` compiles up to 7x slower on CPU than the same numbers drawn flat
     (:mod:`mtl_tracing.flat_random`); package code uses the flat form."""
     shape_arg = {"normal": 1, "uniform": 1, "rademacher": 1, "bernoulli": 2, "truncated_normal": 3}
     bad = []
