@@ -221,11 +221,11 @@ def test_no_recompile_on_second_call():
     s_in, s_out = a1[:36].reshape(6, 6), b1[:18].reshape(6, 3)
     stat = metrics.TprAtFprStatistic(0.25)
     metrics.grouped_bootstrap(jax.random.key(1), stat, s_in, s_out, paired=False)
-    n_boot = metrics.bootstrap._bootstrap_kernel._cache_size()
+    n_boot = metrics.bootstrap._counts_kernel._cache_size()
     metrics.grouped_bootstrap(
         jax.random.key(2), metrics.TprAtFprStatistic(0.25), s_in + 1, s_out, paired=False
     )
-    assert metrics.bootstrap._bootstrap_kernel._cache_size() == n_boot
+    assert metrics.bootstrap._counts_kernel._cache_size() == n_boot
 
 
 @pytest.mark.parametrize(
@@ -506,7 +506,7 @@ def test_group_pair_window_too_short_falls_back(monkeypatch):
     a, b = _data(1, 37, 23, ties=False)
     s_in, s_out = a[:36].reshape(6, 6), b[:18].reshape(6, 3)
     stat = metrics.TprAtFprStatistic(0.25)
-    k, kernel = jax.random.key(7), metrics.bootstrap._bootstrap_kernel
+    k, kernel = jax.random.key(7), metrics.bootstrap._counts_kernel
     kw = dict(paired=False)
     want = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)  # pairs, ok
     calls = []
@@ -517,7 +517,7 @@ def test_group_pair_window_too_short_falls_back(monkeypatch):
         return real(*args, path=path, **kwargs)
 
     monkeypatch.setattr(_fast, "pair_window", lambda fpr, n_out, per_group_out: 1)
-    monkeypatch.setattr(metrics.bootstrap, "_bootstrap_kernel", spy)
+    monkeypatch.setattr(metrics.bootstrap, "_counts_kernel", spy)
     kernel.clear_cache()  # the programs traced with the one-score window are not kept
     try:
         got = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)
@@ -569,6 +569,12 @@ def test_host_chosen_path_compiles_no_fallback():
     for path, has_cond in (("pairs", False), ("sorted", False), ("auto", True)):
         text = kernel.lower(key, s_in, s_out, path=path, **kw).as_text()
         assert ("stablehlo.case" in text) == has_cond, path
+    # what grouped_bootstrap compiles for a concrete threefry key: the statistics of
+    # host-drawn counts, no conditional and no random-number draw
+    counts = metrics.bootstrap._counts_on_host(key, 6, 6, 200, False, np.float32)
+    kw = dict(statistics=stats, level=0.95, chunk=4, path="pairs")
+    text = metrics.bootstrap._counts_kernel.lower(*counts, s_in, s_out, **kw).as_text()
+    assert "stablehlo.case" not in text and "threefry" not in text
     host = metrics.grouped_bootstrap(key, stats, s_in, s_out, paired=False)
     traced = jax.jit(lambda k, a, b: metrics.grouped_bootstrap(k, stats, a, b, paired=False))(
         key, s_in, s_out
@@ -635,12 +641,12 @@ def test_host_bootstrap_float64_and_no_compile(x64):
     s_in = rng.normal(0.3, 1.0, (12, 7))
     s_out = rng.normal(0.0, 1.0, (12, 7))
     stats = (metrics.auc, metrics.TprAtFprStatistic(0.1))
-    kernel = metrics.bootstrap._bootstrap_kernel
-    n_kernel = kernel._cache_size()
+    kernels = (metrics.bootstrap._bootstrap_kernel, metrics.bootstrap._counts_kernel)
+    n_kernel = [k._cache_size() for k in kernels]
     _host.HOST_MAX_WORK = 1 << 23
     try:
         host = metrics.grouped_bootstrap(jax.random.key(2), stats, s_in, s_out, paired=True)
-        assert kernel._cache_size() == n_kernel
+        assert [k._cache_size() for k in kernels] == n_kernel
         big = np.zeros((64, 1 << 10))
         assert metrics.bootstrap._choose_path(jax.random.key(0), big, big, stats) != "host"
     finally:
@@ -672,3 +678,25 @@ def test_host_keyword_forces_or_refuses_the_host_path():
         metrics.grouped_bootstrap(key, _Generic(metrics.auc), s_in, s_out, paired=True, host=True)
     with pytest.raises(ValueError, match="host must be"):
         metrics.grouped_bootstrap(key, metrics.auc, s_in, s_out, paired=True, host="yes")
+
+
+@pytest.mark.parametrize("paired", [True, False])
+def test_device_path_from_host_counts_equals_the_key_program(paired):
+    """A concrete threefry key: the group counts are drawn on the host (the NumPy twin) and
+    the compiled program is the statistics alone; the numbers are the in-program draw's, to
+    the last bit."""
+    rng = np.random.default_rng(8)
+    s_in = jnp.asarray(rng.normal(0.3, 1.0, (6, 5)), jnp.float32)
+    s_out = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
+    stats = (metrics.auc, metrics.TprAtFprStatistic(0.25))
+    key = jax.random.key(12)
+    got = metrics.grouped_bootstrap(
+        key, stats, s_in, s_out, paired=paired, num_resamples=30, host=False
+    )
+    path = metrics.bootstrap._choose_path(key, s_in, s_out, stats, 30, host=False)
+    want, _ = metrics.bootstrap._bootstrap_kernel(
+        key, s_in, s_out, statistics=stats, num_resamples=30, level=0.95, paired=paired,
+        chunk=4, path=path,
+    )  # fmt: skip
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
