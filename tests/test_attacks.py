@@ -12,7 +12,7 @@ from _stats import assert_rejects, assert_within_se
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mtl_tracing import attacks
+from mtl_tracing import attacks, flat_random
 from mtl_tracing.attacks import evaluation as attacks_impl
 
 # k = 3 hand-built challenge set, m = 3.
@@ -98,13 +98,13 @@ def test_statistics_float64(x64):
 def test_statistics_monte_carlo_expectations():
     """Gaussian challenge sets: E tr(Q) = m (ddof = 1), E|e_i e_j| = 2/pi for m = 1."""
     n, k, m = 5_000, 4, 8
-    e = jax.random.normal(jax.random.key(0), (n, k, m))
+    e = flat_random.normal(jax.random.key(0), (n, k, m))
     z = np.asarray(attacks.variance_statistic(e), dtype=np.float64)
     se = z.std(ddof=1) / np.sqrt(n)
     # |z| > 4.5 se under the null has probability ~7e-6 (CLT).
     assert_within_se(z.mean(), m, se)
     assert_rejects(z.mean(), m * (k - 1) / k, se)  # power: the ddof = 0 trace is rejected
-    e1 = jax.random.normal(jax.random.key(1), (n, k, 1))
+    e1 = flat_random.normal(jax.random.key(1), (n, k, 1))
     w = np.asarray(attacks.inner_product_statistic(e1), dtype=np.float64)
     se = w.std(ddof=1) / np.sqrt(n)
     assert_within_se(w.mean(), 2 / np.pi, se)  # E|XY| = E|X| E|Y| = 2/pi

@@ -16,7 +16,7 @@ import pytest
 from _stats import assert_within_se
 from scipy import stats
 
-from mtl_tracing import cli
+from mtl_tracing import cli, flat_random
 from mtl_tracing.gaussian import game
 from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
 
@@ -163,8 +163,8 @@ def test_strong_batch_without_replacement_k_equals_n():
     res = game.simulate(key, cfg, games=2, sampler="faithful", dtype=None)
     # Recompute game 0 by hand with the same draws as the kernel.
     k_mu, k_x, *_ = jax.random.split(jax.random.fold_in(key, jnp.uint32(0)), 6)
-    mu = 2.0 + 1.3 * jax.random.normal(k_mu, (3, 6), jnp.float32)
-    x = mu[:, None, :] + 1.0 * jax.random.normal(k_x, (3, 5, 6), jnp.float32)
+    mu = 2.0 + 1.3 * flat_random.normal(k_mu, (3, 6), jnp.float32)
+    x = mu[:, None, :] + 1.0 * flat_random.normal(k_x, (3, 5, 6), jnp.float32)
     m = np.asarray(x, np.float64).mean(axis=1)  # own full sample means m_i, (T, d)
     alpha = m.mean(axis=0) - 2.0
     expected = (m - 2.0) @ alpha

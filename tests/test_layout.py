@@ -53,14 +53,6 @@ def test_no_module_imports_another_modules_private_name():
     assert not bad, bad
 
 
-# Multi-dimensional draws kept on jax.random, with the reason.
-_MULTI_DIM_DRAWS_ALLOWED = {
-    # XLA fuses the reshaped draw into `mu + s * z` differently (1 ulp in some entries), and
-    # the synthetic data are part of every published number: kept bitwise as they were.
-    "data/synthetic.py",
-}
-
-
 def test_multi_dimensional_draws_go_through_flat_random():
     """``jax.random.<dist>(key, shape)`` with a literal multi-entry shape or an array's
     ``.shape`` compiles up to 7x slower on CPU than the same numbers drawn flat
@@ -69,7 +61,7 @@ def test_multi_dimensional_draws_go_through_flat_random():
     bad = []
     for path, tree in _modules():
         rel = str(path.relative_to(PKG))
-        if rel in _MULTI_DIM_DRAWS_ALLOWED or rel == "flat_random.py":
+        if rel == "flat_random.py":
             continue
         for node in ast.walk(tree):
             f = node.func if isinstance(node, ast.Call) else None

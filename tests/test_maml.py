@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from mtl_tracing import flat_random
 from mtl_tracing.attacks import gradient_inversion as gi
 from mtl_tracing.data import fewshot
 from mtl_tracing.victims import maml
@@ -267,7 +268,7 @@ def test_patch_conv_equals_nnx_conv():
     conv.kernel[...] = pc.kernel[...]
     pc.bias[...] = conv.bias[...] = jnp.arange(5.0)
     for size in (7, 8):
-        x = jax.random.normal(jax.random.key(0), (2, 3, size, size, 3))
+        x = flat_random.normal(jax.random.key(0), (2, 3, size, size, 3))
         np.testing.assert_allclose(pc(x), conv(x), rtol=1e-5, atol=1e-5)
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from mtl_tracing import metrics
+from mtl_tracing import flat_random, metrics
 from mtl_tracing.metrics import _fast, _host
 
 
@@ -310,9 +310,9 @@ def test_bootstrap_coverage_with_power():
 
     def dataset(k):
         ka, ki, ko = jax.random.split(k, 3)
-        off = jax.random.normal(ka, (games, 1))
-        s_in = 0.5 + off + jax.random.normal(ki, (games, per))
-        s_out = -off + jax.random.normal(ko, (games, per))
+        off = flat_random.normal(ka, (games, 1))
+        s_in = 0.5 + off + flat_random.normal(ki, (games, per))
+        s_out = -off + flat_random.normal(ko, (games, per))
         return s_in, s_out
 
     s_in, s_out = jax.vmap(dataset)(jax.random.split(k_data, datasets))

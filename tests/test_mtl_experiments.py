@@ -17,7 +17,7 @@ import pytest
 from _stats import assert_rejects, assert_within_se
 from scipy import stats
 
-from mtl_tracing import attacks
+from mtl_tracing import attacks, flat_random
 from mtl_tracing.cli import main
 from mtl_tracing.experiments import checks, figure3, figure6, figure45, registry, table
 from mtl_tracing.experiments import pipeline as mc
@@ -186,7 +186,7 @@ def test_replot_of_an_empty_folder_raises(tmp_path):
 def test_attack_runs_equals_run_attacks_per_run_and_compiles_once():
     key = jax.random.key(3)
     R, tasks, n, m = 2, 6, 5, 3
-    pool = jax.random.normal(jax.random.key(4), (R, tasks, n, m))
+    pool = flat_random.normal(jax.random.key(4), (R, tasks, n, m))
     got = mc.attack_runs(key, pool, tasks_in=3, k=3, trials=4, whiten=True)
     keys = jax.random.split(key, R)
     for r in range(R):
@@ -205,7 +205,7 @@ def test_attack_runs_equals_run_attacks_per_run_and_compiles_once():
 
 
 def test_attack_runs_keeps_float64(x64):
-    pool = jax.random.normal(jax.random.key(0), (1, 4, 3, 2), dtype=jnp.float64)
+    pool = flat_random.normal(jax.random.key(0), (1, 4, 3, 2), dtype=jnp.float64)
     out = mc.attack_runs(jax.random.key(1), pool, tasks_in=2, k=2, trials=2, whiten=False)
     assert out.inner_product.scores_in.dtype == jnp.float64
     out32 = mc.attack_runs(
@@ -257,8 +257,8 @@ def test_summarize_auc_matches_the_binormal_formula_with_power():
     """
     R, T, trials, delta = 16, 8, 16, 1.0
     k_in, k_out, k_eval = jax.random.split(jax.random.key(11), 3)
-    s_in = delta + jax.random.normal(k_in, (R, T, trials))
-    s_out = jax.random.normal(k_out, (R, T, trials))
+    s_in = delta + flat_random.normal(k_in, (R, T, trials))
+    s_out = flat_random.normal(k_out, (R, T, trials))
     g = attacks.GroupedScores(s_in, s_out)
     scores = {adv: attacks.AttackScores(g, g) for adv in mc.ADVERSARIES}
     cfg = mc.AttackConfig(num_resamples=50)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mtl_tracing import flat_random
 from mtl_tracing.data import synthetic
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.data.synthetic import SyntheticConfig
@@ -46,7 +47,7 @@ def _reference_generate(key, c: SyntheticConfig):
     w = g @ H
     out = []
     for k, n in ((k_x, c.samples), (k_xh, c.holdout)):
-        x = mu[:, None, :] + c.sample_std * jax.random.normal(k, (T2, n, d))
+        x = mu[:, None, :] + c.sample_std * flat_random.normal(k, (T2, n, d))
         out += [x, (jnp.einsum("tnd,td->tn", x, w) > 0).astype(jnp.float32)]
     return out, g
 
@@ -137,7 +138,7 @@ def test_omega_spd_and_conditioned(l1, relations):
 
 
 def test_omega_closed_form_and_dtype(x64):
-    W = jax.random.normal(jax.random.key(2), (6, 40), jnp.float64)
+    W = flat_random.normal(jax.random.key(2), (6, 40), jnp.float64)
     cfg = gmrf.GMRFConfig(l1=0.0, ridge=0.1, max_condition=1e6)
     om = gmrf.omega_update(W, cfg)
     assert om.dtype == jnp.float64
@@ -149,8 +150,8 @@ def test_omega_closed_form_and_dtype(x64):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_centre_heads_profiles_the_mean_head_exactly(dtype, x64):
-    W = jax.random.normal(jax.random.key(3), (6, 5), dtype)
-    A = jax.random.normal(jax.random.key(4), (6, 6), dtype)
+    W = flat_random.normal(jax.random.key(3), (6, 5), dtype)
+    A = flat_random.normal(jax.random.key(4), (6, 6), dtype)
     omega = A @ A.T + jnp.eye(6, dtype=dtype)
     V = gmrf.centre_heads(W, omega)
     assert V.dtype == dtype

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from mtl_tracing import flat_random
 from mtl_tracing._validate import (
     check_dtype,
     check_finite_float,
@@ -125,17 +126,17 @@ def generate(key: Array, config: SyntheticConfig, *, dtype=None) -> MultitaskDat
 def _generate(key: Array, config: SyntheticConfig, dtype) -> MultitaskData:
     T2, d, m = 2 * config.tasks, config.dim, config.embed_dim
     k_mu, k_h, k_g, k_x, k_xh = jax.random.split(key, 5)
-    mu = config.mean + config.task_std * jax.random.normal(k_mu, (T2, d), dtype)
-    H = jax.random.normal(k_h, (m, d), dtype) / jnp.sqrt(jnp.asarray(d, dtype))
-    g = jax.random.normal(k_g, (T2, m), dtype)
+    mu = config.mean + config.task_std * flat_random.normal(k_mu, (T2, d), dtype)
+    H = flat_random.normal(k_h, (m, d), dtype) / jnp.sqrt(jnp.asarray(d, dtype))
+    g = flat_random.normal(k_g, (T2, m), dtype)
     if config.clusters:
         z = jnp.arange(T2) % config.clusters
-        centres = jax.random.normal(jax.random.fold_in(k_g, 1), (config.clusters, m), dtype)
+        centres = flat_random.normal(jax.random.fold_in(k_g, 1), (config.clusters, m), dtype)
         g = centres[z] + config.cluster_spread * g
     w = g @ H  # (2T, d): <g_i, H x> = <H^T g_i, x>
 
     def draw(k, n):
-        x = mu[:, None, :] + config.sample_std * jax.random.normal(k, (T2, n, d), dtype)
+        x = mu[:, None, :] + config.sample_std * flat_random.normal(k, (T2, n, d), dtype)
         y = (jnp.einsum("tnd,td->tn", x, w) > 0).astype(dtype)
         return x, y
 
