@@ -1,4 +1,4 @@
-"""Random draws that compile fast on CPU: JAX's numbers, drawn flat and reshaped.
+"""Random draws that compile fast on CPU: JAX's numbers, their counters hashed flat.
 
 XLA:CPU compiles the threefry hash of a multi-dimensional draw far more slowly than that of a
 flat one (``benchmarks/bench_compile_draws.py``, 2 cores: ``jax.random.normal(key,
@@ -109,7 +109,7 @@ def lecun_normal(in_axis: int = -2, out_axis: int = -1):
             raise ValueError(f"lecun_normal needs a shape of rank >= 2, got {shape}")
         dtype = jnp.dtype(dtype)
         in_size, out_size = shape[in_axis], shape[out_axis]
-        receptive = math.prod(shape) / in_size / out_size / 1
+        receptive = math.prod(shape) / in_size / out_size / 1  # JAX divides by the batch size
         variance = jnp.array(1.0 / (in_size * receptive), dtype=dtype)
         stddev = jnp.sqrt(variance) / jnp.array(_TRUNCATED_STD, dtype)
         return truncated_normal(key, -2, 2, shape, dtype) * stddev

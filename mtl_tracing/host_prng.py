@@ -29,6 +29,7 @@ __all__ = [
     "split",
     "randint",
     "permutation",
+    "permutation_key",
     "int_width",
 ]
 
@@ -164,3 +165,10 @@ def permutation(data: np.ndarray, n: int) -> np.ndarray:
         data, sub = split(data, 2)
         x = x[np.argsort(_bits(sub, n, 32), kind="stable")]
     return x
+
+
+def permutation_key(key, n: int) -> np.ndarray:
+    """``jax.random.permutation(key, n)`` as NumPy, without compiling where the twin applies."""
+    if not applies(key):
+        return np.asarray(jax.random.permutation(key, n))
+    return permutation(key_data(key), n)

@@ -122,3 +122,4 @@ def test_permutation_matches_jax_including_two_sort_rounds():
         got = hp.permutation(hp.key_data(key), n)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(hp.permutation_key(key, n), want)

@@ -164,7 +164,8 @@ def split_pools(
     table = []
     for c, k in zip(classes, jax.random.split(key, classes.size), strict=True):
         idx = np.flatnonzero(source.labels == c)
-        perm = _permutation(k, idx.size)[:m]
+        # one program per pool size would compile (~0.17 s each on 2 cores): the NumPy twin
+        perm = host_prng.permutation_key(k, idx.size)[:m]
         table.append(source.images[idx[perm]])
     table = jnp.asarray(np.stack(table)[..., None], dtype=dt)  # (C, m, H, W, 1)
     return FewShotPools(
@@ -172,14 +173,6 @@ def split_pools(
         FewShotPool(table[:, n_train : n_train + n_test]),
         FewShotPool(table[:, n_train + n_test :]),
     )
-
-
-def _permutation(key, n: int) -> np.ndarray:
-    """``jax.random.permutation(key, n)``; by the NumPy threefry twin where it applies (one
-    program per pool size compiles otherwise, ~0.17 s each on 2 cores)."""
-    if host_prng.applies(key):
-        return host_prng.permutation(host_prng.key_data(key), n)
-    return np.asarray(jax.random.permutation(key, n))
 
 
 def check_task_shape(pool: FewShotPool, ways: int, shots: int, *, extra: int = 0) -> None:

@@ -118,17 +118,8 @@ class ConvNet(nnx.Module):
             if conv == "patches":
                 convs.append(PatchConv(c, channels, rngs=rngs))
             else:
-                convs.append(
-                    nnx.Conv(
-                        c,
-                        channels,
-                        (3, 3),
-                        strides=2,
-                        padding="SAME",
-                        rngs=rngs,
-                        kernel_init=flat_random.lecun_normal(),
-                    )  # fmt: skip
-                )
+                kw = {"strides": 2, "padding": "SAME", "kernel_init": flat_random.lecun_normal()}
+                convs.append(nnx.Conv(c, channels, (3, 3), rngs=rngs, **kw))
             c = channels
             h, w = -(-h // 2), -(-w // 2)
         self.convs = nnx.List(convs)

@@ -44,9 +44,8 @@ class MultitaskModel(nnx.Module):
         rngs: nnx.Rngs,
         param_dtype=jnp.float32,
     ):
-        init = (
-            flat_random.lecun_normal()
-        )  # flax's default kernel init, drawn flat (compiles faster)
+        # flax's default kernel init, drawn flat (the same numbers; compiles faster)
+        init = flat_random.lecun_normal()
         kw = {"rngs": rngs, "param_dtype": param_dtype, "kernel_init": init}
         self.hidden = nnx.Linear(dim, hidden, **kw)
         self.project = nnx.Linear(hidden, embed_dim, **kw)
