@@ -49,12 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _auc_block(args, scores, exact_auc) -> dict:
     import jax
 
-    from mtl_tracing import host_prng, metrics
+    from mtl_tracing import metrics
 
     block = {}
     for i, adv in enumerate(("strong", "weak")):
         ci = metrics.grouped_bootstrap(
-            host_prng.fold_in_key(jax.random.key(args.seed), 1_000_003 + i),
+            jax.random.fold_in(jax.random.key(args.seed), 1_000_003 + i),
             metrics.auc,
             scores[i],
             scores.out,

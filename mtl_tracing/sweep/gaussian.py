@@ -259,7 +259,7 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
             # The bootstrap's paired game counts (R + 1, G): they depend on the key, G and R
             # only, so they are drawn here, in the program every T shares.
             boot_key = jax.random.fold_in(cell_key, 2**31)  # never a game index (G < 2^31)
-            counts = paired_group_counts(boot_key, games, num_resamples, dtype)
+            counts = paired_group_counts(boot_key, games, num_resamples)
             return {"in": z_in, "out": out, "moments": moments, "counts": counts}
 
         return sim
