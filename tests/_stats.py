@@ -5,7 +5,8 @@ with its target in units of the estimate's standard error, and carry a power che
 data must reject a neighbouring wrong formula. Deterministic quantities computed two ways
 agree to a tolerance derived from the dtype and the operation (:func:`assert_close`), never
 bitwise across backends, device counts or JAX versions. Under the normal approximation,
-|z| <= 4.5 fails with probability ~6.8e-6 per (independent) comparison; state the number of comparisons when a test makes many.
+|z| <= 4.5 fails with probability ~6.8e-6 per (independent) comparison; state the number
+of comparisons when a test makes many.
 """
 
 from __future__ import annotations
