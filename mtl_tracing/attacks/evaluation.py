@@ -59,14 +59,14 @@ def _gram_statistics(pool: Array, sizes: Array, select: Array, *, k: int, cosine
     if cosine:
         norm = jnp.linalg.norm(e, axis=-1, keepdims=True)
         e = e / jnp.where(norm > 0, norm, jnp.ones_like(norm))
+    hi = jax.lax.Precision.HIGHEST  # attack scores: full float32 products on every backend
     grams = jnp.stack(
         [
-            jnp.einsum("tim,tjm->tij", centred, centred),
-            jnp.abs(jnp.einsum("tim,tjm->tij", e, e)),
+            jnp.einsum("tim,tjm->tij", centred, centred, precision=hi),
+            jnp.abs(jnp.einsum("tim,tjm->tij", e, e, precision=hi)),
         ],
         axis=-1,
     )  # (tasks, n, n, 2)
-    hi = jax.lax.Precision.HIGHEST
     s = select.astype(pool.dtype)
     sg = jnp.einsum("rti,tijc->rtjc", s, grams, precision=hi)
     total = jnp.einsum("rtjc,rtj->rtc", sg, s, precision=hi)  # (trials, tasks, 2)

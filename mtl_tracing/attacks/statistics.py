@@ -5,6 +5,7 @@ See :mod:`mtl_tracing.attacks` for the notation table.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -62,7 +63,7 @@ def inner_product_statistic(embeddings: Array, *, cosine: bool = False) -> Array
     if cosine:
         norm = jnp.linalg.norm(e, axis=-1, keepdims=True)
         e = e / jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    gram = jnp.abs(jnp.einsum("...im,...jm->...ij", e, e))
+    gram = jnp.abs(jnp.einsum("...im,...jm->...ij", e, e, precision=jax.lax.Precision.HIGHEST))
     off_diag = jnp.sum(gram, axis=(-2, -1)) - jnp.trace(gram, axis1=-2, axis2=-1)
     # |G| is symmetric: the off-diagonal sum counts each pair i < j twice.
     return off_diag / (k * (k - 1))

@@ -188,10 +188,15 @@ def _with_heads(params: dict, W: Array) -> dict:
     return {**params, "head_kernel": W[..., :-1], "head_bias": W[..., -1]}
 
 
+def _symmetric(a: Array) -> Array:
+    """(A + A^T) / 2: exactly symmetric, whatever order a backend rounds A's entries in."""
+    return 0.5 * (a + a.T)
+
+
 def _clip_condition(omega: Array, kappa: float) -> Array:
-    lam, Q = jnp.linalg.eigh(0.5 * (omega + omega.T))
+    lam, Q = jnp.linalg.eigh(_symmetric(omega))
     lam = jnp.clip(lam, lam[-1] / kappa, lam[-1])
-    return (Q * lam) @ Q.T
+    return _symmetric((Q * lam) @ Q.T)
 
 
 def _glasso_admm(R: Array, rho: float, iters: int) -> Array:
@@ -217,20 +222,28 @@ def omega_update(W: Array, config: GMRFConfig) -> Array:
 
     ``relations="learned"``: S^{-1} (``l1 = 0``) or the correlation-scale graphical lasso;
     ``"independent"``: diag(S)^{-1}; ``"consensus"``: the identity (unused: heads are tied).
-    Pure and jittable (``config`` static). Dtype follows W.
+    Pure and jittable (``config`` static). Dtype follows W. Its matrix products run at full
+    precision (``precision=HIGHEST``: an inverse and eigen-decompositions of a Gram matrix
+    amplify TF32's 1e-3 rounding, which made Omega 0.3% asymmetric on a GPU) and Omega is
+    symmetrised explicitly.
     """
+    with jax.default_matmul_precision("highest"):
+        return _omega_update(W, config)
+
+
+def _omega_update(W: Array, config: GMRFConfig) -> Array:
     T, p = W.shape
     dtype = W.dtype
     if config.relations == "consensus":
         return jnp.eye(T, dtype=dtype)
-    gram = W @ W.T / p
+    gram = _symmetric(W @ W.T) / p
     scale = jnp.trace(gram) / T + jnp.finfo(dtype).tiny  # nu: mean head second moment
     S = gram / scale + config.ridge * jnp.eye(T, dtype=dtype)
     dS = jnp.diag(S)
     if config.relations == "independent":
         return jnp.diag(1.0 / dS)
     if config.l1 == 0:
-        omega = jnp.linalg.inv(S)
+        omega = _symmetric(jnp.linalg.inv(S))
     else:
         inv_sd = jax.lax.rsqrt(dS)
         R = S * inv_sd[:, None] * inv_sd[None, :]

@@ -80,7 +80,13 @@ def run_keys(key: Array, runs: int) -> Array:
 
 
 def resolve_layout(layout: str) -> str:
-    """``"auto"`` -> ``"loop"`` on CPU, ``"vmap"`` elsewhere; others unchanged."""
+    """``"auto"`` -> ``"loop"`` on CPU, ``"vmap"`` elsewhere; others unchanged.
+
+    Measured (``benchmarks/bench_train.py``, T = 64, 20 epochs): on 2 CPU cores a loop over
+    runs is ~1.4x faster than a vmap over them (XLA:CPU gains nothing from the wider batch and
+    pays its memory traffic); on an H200 the vmap over R = 16 runs took 0.01 s against 0.13 s
+    for the loop (12x: one wide kernel instead of R launches).
+    """
     layout = check_choice("layout", layout, LAYOUTS)
     if layout == "auto":
         return "loop" if jax.default_backend() == "cpu" else "vmap"
