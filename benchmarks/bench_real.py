@@ -130,7 +130,10 @@ COMPILES: _Compiles | None = None
 
 
 def parse_variants(tokens: list[str]) -> list[dict]:
-    """``["conv=auto,xla", "dtype=float32"]`` -> the product, as config overrides."""
+    """``["conv=auto,xla", "dtype=float32"]`` -> the product, as config overrides (none for
+    no tokens)."""
+    if not tokens:
+        return []
     axes = []
     for tok in tokens:
         name, _, values = tok.partition("=")
