@@ -11,9 +11,16 @@ sharded over the devices) -> black-box embeddings -> both attacks x both adversa
 Every figure comes from the same training run: training stops at ``checkpoints`` evenly spaced
 epochs (the last is the final model) and continues from there (one compiled program per
 distinct segment length, and the final state is the one ``fit`` would return). At each
-checkpoint we record both attacks' AUCs and the generalization gaps of Sec. 6.5 (Fig. 3);
-the final model gives the table (Tables 1-2), the ROC curves (Figs. 1-2), the raw
-coordinate-wise variance statistics (Fig. 4) and the head similarities (Fig. 5).
+checkpoint we record both attacks' AUCs, the generalization gaps of Sec. 6.5 (Fig. 3) and the
+training history (train / held-out loss and accuracy of the IN tasks; only at the checkpoints:
+evaluating every epoch cost ~40% of the training FLOPs); the final model gives the table
+(Tables 1-2), the ROC curves (Figs. 1-2), the raw coordinate-wise variance statistics
+(Fig. 4) and the head similarities (Fig. 5).
+
+Training choices by backend (``conv``, ``compute_dtype``; DEVELOPERS.md, "Real data"): the
+ResNet's convolution is ``"auto"`` (:func:`mtl_tracing.victims.encoders.resolve_conv`:
+``loop_safe_conv`` on CPU, XLA's own on GPU/TPU), the compute dtype float32 (on NVIDIA GPUs
+XLA's default runs it as TF32) unless ``compute_dtype="bfloat16"``.
 
 Paper set-ups (App. A.5, A.6) are the defaults in :data:`PAPER`; every field can be overridden
 (``--tasks``, ``--samples``, ``--epochs``, ...). What differs from the paper: the encoders are
@@ -24,11 +31,11 @@ Stack Overflow personalisation 256 multi-label topic detectors per user, binary 
 (CelebA: one attribute per person or one head per attribute; Stack Overflow problems: one
 head per tag).
 
-Files in ``out_dir``: ``real.json`` (summary, table rows, checkpoints, data description,
-metadata), ``real.npz`` (scores, ROC curves, per-checkpoint AUCs and gaps, histories, variance
-statistics, head similarities), then from :func:`plot`: ``table.md``, ``figure1_roc.{png,pdf}``
-(``figure2_roc`` for the problems setting), ``figure3.{png,pdf}``, ``figure4.{png,pdf}``,
-``figure5.{png,pdf}``.
+Files in ``out_dir``: ``real.json`` (summary, table rows, checkpoints, data description, the
+training choices used, metadata), ``real.npz`` (scores, ROC curves, per-checkpoint AUCs, gaps
+and histories ``history_*`` (R, checkpoints), variance statistics, head similarities), then
+from :func:`plot`: ``table.md``, ``figure1_roc.{png,pdf}`` (``figure2_roc`` for the problems
+setting), ``figure3.{png,pdf}``, ``figure4.{png,pdf}``, ``figure5.{png,pdf}``.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ __all__ = [
     "check",
     "render_markdown",
     "reproduce_real",
+    "train_checkpoints",
+    "training_setup",
 ]
 
 HELP = "Tables 1-2 and Figures 1-5 on CelebA, FEMNIST or Stack Overflow (needs --data-dir)."
@@ -83,6 +92,8 @@ _COMMON = {
     "sample_batch": 0,
     "warm_start_epochs": 40,
     "seed_split": None,
+    "conv": "auto",
+    "compute_dtype": None,
 }
 
 #: App. A.5 / A.6 set-ups: T (= T_out), N, H, k strong / weak, trials, warm start epochs.
@@ -123,7 +134,11 @@ OPTIONS = (
     Option("--image-size", int, "side of the resized CelebA images (default 64)"),
     Option("--checkpoints", int, "evaluation points along training for Figure 3 (default 5)"),
     Option("--scan-posts", int, "Stack Overflow problems: scan only the first posts (default all)"),
-)
+    Option("--conv", str, "ResNet convolution: auto (loop_safe on CPU, xla elsewhere), loop_safe "
+           "or xla", choices=("auto", "loop_safe", "xla")),  # = encoders.CONVS (tested)
+    Option("--compute-dtype", str, "encoder compute dtype (default float32; bfloat16: mixed "
+           "precision, float32 weights and loss)", choices=("float32", "bfloat16")),
+)  # fmt: skip
 
 #: ``--quick``: a few tasks, tiny images, few epochs (minutes on a CPU on the real data).
 QUICK = dict(
@@ -178,7 +193,7 @@ def _spec(dataset: str, cfg: dict, features):
     if dataset == "stackoverflow":
         return MLPSpec((int(cfg["hidden"]),))
     widths = tuple(int(w) for w in str(cfg["widths"]).split(","))
-    return ResNetSpec(widths, 1, groups=math.gcd(4, *widths))
+    return ResNetSpec(widths, 1, groups=math.gcd(4, *widths), conv=cfg["conv"])
 
 
 # ----------------------------------------------------------------------------------- training
@@ -186,56 +201,85 @@ def _spec(dataset: str, cfg: dict, features):
 
 @functools.cache
 def _jitted():
-    """The compiled kernels, built on first use (importing this module never imports JAX)."""
+    """The compiled kernels (segment, gaps, init), built on first use (importing this module
+    never imports JAX)."""
     import jax
 
-    return jax.jit(_segment, static_argnames=("trainer",)), jax.jit(
-        _gaps, static_argnames=("trainer",)
+    return (
+        jax.jit(_segment, static_argnames=("trainer",)),
+        jax.jit(_gaps, static_argnames=("trainer",)),
+        jax.jit(_init, static_argnames=("trainer",)),
     )
 
 
+def _pinned(trainer, states):
+    """``states`` constrained to one fixed sharding (replicated on the trainer's task mesh).
+
+    Without it the first segment's output states came back with a sharding propagated from
+    the data (the run axis on ``"tasks"``), unlike ``_init``'s, so the second segment
+    compiled the whole training program again (jit keys on input shardings): ~15 s on the
+    H200 and 5-15 s on 2 CPU cores, which bench_real had counted as an epoch.
+    """
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from mtl_tracing.victims.encoder_mtl import task_mesh
+
+    sharding = NamedSharding(task_mesh(trainer.devices), PartitionSpec())
+    return jax.lax.with_sharding_constraint(states, sharding)
+
+
+def _init(trainer, k_init, data):
+    import jax
+
+    return _pinned(trainer, jax.vmap(trainer.init, in_axes=(0, None))(k_init, data))
+
+
 def _segment(trainer, states, k_sched, epochs, data):
-    """Run epochs ``epochs`` (an int array) for R stacked runs: the body of ``fit``."""
+    """Run epochs ``epochs`` (an int array) for R stacked runs (the body of ``fit``), then
+    evaluate once: ``(states, {name: (R,)})``."""
     import jax
 
     from mtl_tracing.victims.trainer import epoch_fn
 
-    run_epoch = epoch_fn(trainer, data)
+    run_epoch = epoch_fn(trainer, data, evaluate=False)
 
     def one(state, ks):
         def body(s, e):
-            s, metrics, _ = run_epoch(s, ks, e)
-            return s, metrics
+            return run_epoch(s, ks, e)[0], None
 
-        return jax.lax.scan(body, state, epochs)
+        state = jax.lax.scan(body, state, epochs)[0]
+        return state, trainer.evaluate(state, data)
 
-    return jax.vmap(one)(states, k_sched)
+    states, metrics = jax.vmap(one)(states, k_sched)
+    return _pinned(trainer, states), metrics
 
 
 def train_checkpoints(trainer, key, data, *, runs: int, checkpoints: tuple[int, ...], progress):
     """Train R runs, yielding ``(epoch, states, history so far)`` at each checkpoint.
 
     The keys are those of :func:`mtl_tracing.victims.trainer.fit`, so the last state equals
-    ``fit(trainer, key, data, runs=runs).state`` (to float tolerance).
+    ``fit(trainer, key, data, runs=runs).state`` (to float tolerance). The history is
+    ``trainer.evaluate`` at the checkpoints so far, {name: (R, checkpoints so far)} (``fit``
+    evaluates every epoch). Segments of equal length share one compiled program.
     """
     import jax
-    import jax.numpy as jnp
 
     from mtl_tracing.victims.trainer import run_keys
 
     keys = run_keys(key, runs)
     k_init, k_sched = jax.vmap(jax.random.split, out_axes=1)(keys)
-    states = jax.jit(jax.vmap(trainer.init, in_axes=(0, None)))(k_init, data)
+    segment, _, init = _jitted()
+    states = init(trainer, k_init, data)
     start, hist = 0, []
-    segment = _jitted()[0]
     for e in checkpoints:
         if progress:
             print(f"[real] training epochs {start + 1}..{e}", flush=True)
-        states, h = segment(trainer, states, k_sched, jnp.arange(start, e), data)
+        states, h = segment(trainer, states, k_sched, np.arange(start, e, dtype=np.int32), data)
         hist.append(h)
         start = e
-        merged = {k: jnp.concatenate([x[k] for x in hist], axis=1) for k in hist[0]}
-        yield e, states, merged
+        # on the host: an eager jnp.stack would compile a program per checkpoint count
+        yield e, states, {k: np.stack([np.asarray(x[k]) for x in hist], axis=1) for k in hist[0]}
 
 
 def _gaps(trainer, states, data, ridge):
@@ -359,8 +403,6 @@ def run(
     from mtl_tracing.data import cache
     from mtl_tracing.experiments import pipeline as mc
     from mtl_tracing.experiments.figure45 import head_similarities
-    from mtl_tracing.victims.encoder_mtl import EncoderMTLTrainer, shard_tasks, task_mesh
-    from mtl_tracing.victims.mtl import TrainConfig
 
     if data_dir is None:
         raise ValueError("data_dir must be the dataset's folder, got None")
@@ -395,25 +437,8 @@ def run(
     lap("load")
     cp = sorted({max(1, round(cfg["epochs"] * (i + 1) / cfg["checkpoints"])) for i in range(
         cfg["checkpoints"])})  # fmt: skip
-    train_cfg = TrainConfig(
-        epochs=cfg["epochs"],
-        task_batch=min(cfg["task_batch"], data.tasks),
-        warm_start_epochs=min(cfg["warm_start_epochs"], cfg["epochs"]),
-    )
-    mesh = task_mesh()
-    n_dev = mesh.devices.size
-    sample_batch = cfg["sample_batch"] or None
-    if sample_batch is not None and sample_batch >= data.samples:
-        sample_batch = None
-    trainer = EncoderMTLTrainer(
-        train_cfg, _spec(dataset, cfg, features), cfg["embed_dim"], sample_batch=sample_batch,
-        devices=n_dev, head_loss=str(data.info.get("head_loss", "binary")),
-        head_outputs=int(data.info.get("head_outputs", 1)),
-        eval_chunk=max(1, min(16, 2048 // max(data.samples, data.heldout))),  # bounds memory
-    )  # fmt: skip
-    data = data._replace(**{f: _cast(getattr(data, f), np_dtype) for f in data._fields[:-1]})
-    info = data.info
-    sharded = shard_tasks(data, mesh)
+    trainer, data, sharded = training_setup(dataset, cfg, data, features=features, dtype=np_dtype)
+    train_cfg, n_dev, info = trainer.config, trainer.devices, data.info
     in_part = sharded._replace(x_out=None, y_out=None, x_out_heldout=None, y_out_heldout=None)
     attack_cfg = mc.AttackConfig(
         strong_k=cfg["strong_k"], weak_k=cfg["weak_k"], trials=cfg["trials"],
@@ -479,6 +504,7 @@ def run(
         "train_accuracy": {"per_run": tr.tolist(), "mean": float(tr.mean())},
         "data": {**_describe(data._replace(info=info)), "data_dir": os.path.abspath(data_dir)},
         "encoder": type(trainer.spec).__name__,
+        "training": _training_choices(trainer, np_dtype),
         "metadata": results.run_metadata(
             config={**cfg, "attack": attack_cfg.to_dict(), "train": train_cfg.to_dict()},
             seed=seed,
@@ -491,6 +517,47 @@ def run(
     results.write_json(out / JSON_NAME, payload)
     lap("final")
     return out
+
+
+def _training_choices(trainer, np_dtype) -> dict:
+    """The backend-dependent training choices this run used (``real.json``)."""
+    import jax
+
+    from mtl_tracing.victims.encoders import ResNetSpec, resolve_conv
+
+    spec = trainer.spec
+    return {
+        "backend": jax.default_backend(),
+        "conv": resolve_conv(spec.conv) if isinstance(spec, ResNetSpec) else None,
+        "compute_dtype": trainer.compute_dtype or np.dtype(np_dtype).name,
+    }
+
+
+def training_setup(dataset: str, cfg: dict, data, *, features=None, dtype=np.float32):
+    """``(trainer, data, sharded)`` for a run of ``cfg`` (:func:`config_for`) on ``data`` (a
+    loader's ``MultitaskData``): the :class:`~mtl_tracing.victims.encoder_mtl.EncoderMTLTrainer`
+    over all devices, ``data`` cast to ``dtype`` and its copy sharded over the task mesh."""
+    from mtl_tracing.victims.encoder_mtl import EncoderMTLTrainer, shard_tasks, task_mesh
+    from mtl_tracing.victims.mtl import TrainConfig
+
+    train_cfg = TrainConfig(
+        epochs=cfg["epochs"],
+        task_batch=min(cfg["task_batch"], data.tasks),
+        warm_start_epochs=min(cfg["warm_start_epochs"], cfg["epochs"]),
+    )
+    mesh = task_mesh()
+    sample_batch = cfg["sample_batch"] or None
+    if sample_batch is not None and sample_batch >= data.samples:
+        sample_batch = None
+    trainer = EncoderMTLTrainer(
+        train_cfg, _spec(dataset, cfg, features), cfg["embed_dim"], sample_batch=sample_batch,
+        devices=mesh.devices.size, head_loss=str(data.info.get("head_loss", "binary")),
+        head_outputs=int(data.info.get("head_outputs", 1)),
+        eval_chunk=max(1, min(16, 2048 // max(data.samples, data.heldout))),  # bounds memory
+        compute_dtype=cfg["compute_dtype"],
+    )  # fmt: skip
+    data = data._replace(**{f: _cast(getattr(data, f), dtype) for f in data._fields[:-1]})
+    return trainer, data, shard_tasks(data, mesh)
 
 
 def _cast(a, dtype):

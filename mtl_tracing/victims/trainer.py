@@ -104,11 +104,13 @@ def _tick(epoch) -> None:
         _BARS[-1].update(1)
 
 
-def epoch_fn(trainer, data):
+def epoch_fn(trainer, data, *, evaluate: bool = True):
     """Unchecked kernel: ``run_epoch(state, k_sched, epoch) -> (state, metrics, step_metrics)``.
 
     One run's epoch as :func:`fit` runs it (schedule, step keys, scan over steps, evaluate), for
     callers that stop at checkpoints (e.g. the real-data job) and must match ``fit``'s keys.
+    ``evaluate=False`` skips ``trainer.evaluate`` (``metrics`` is ``{}``): the states are the
+    same, for callers that evaluate only at their checkpoints.
     """
 
     def run_epoch(state, k_sched, epoch):
@@ -122,7 +124,7 @@ def epoch_fn(trainer, data):
             return trainer.step(s, k, batch)
 
         state, step_metrics = jax.lax.scan(body, state, (batches, keys))
-        return state, trainer.evaluate(state, data), step_metrics
+        return state, (trainer.evaluate(state, data) if evaluate else {}), step_metrics
 
     return run_epoch
 
