@@ -54,7 +54,7 @@ def run_metadata(*, config: Any = None, seed: int | None = None, **extra: Any) -
         "platform": platform.platform(),
         "devices": [str(d) for d in jax.devices()],
         "x64": bool(jax.config.jax_enable_x64),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     meta.update({k: to_jsonable(v) for k, v in extra.items()})
     return meta
