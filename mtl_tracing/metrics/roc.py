@@ -297,8 +297,19 @@ def _auc_kernel(s_in, s_out, w_in, w_out) -> Array:
 
 @jax.jit
 def _tpr_kernel(s_in, s_out, w_in, w_out, target) -> TprAtFpr:
-    roc = _roc_kernel(s_in, s_out, w_in, w_out)
-    return _tpr_at_fpr_from_roc(roc, target.astype(roc.fpr.dtype))
+    # Admissibility on counts, FP <= target W_out (as ``tpr_from_sorted``), not on rounded
+    # rates: XLA divides by a broadcast scalar through its reciprocal, so a rate k / W can be
+    # an ulp above the target k / W it equals (jaxlib >= 0.10.1 on CPU, and GPUs).
+    srt = sort_pooled(s_in, s_out)
+    dt = srt.scores.dtype
+    tp, fp = _positives(srt, _sorted_weights(srt, w_in, w_out))
+    zero = jnp.zeros((1,), tp.dtype)
+    tp, fp = jnp.concatenate([zero, tp]), jnp.concatenate([zero, fp])
+    budget = target.astype(dt) * fp[-1].astype(dt)
+    last = jnp.searchsorted(fp.astype(dt), budget, side="right") - 1  # fp[0] = 0: last >= 0
+    j = jnp.searchsorted(tp, tp[last], side="left")  # among equal TPRs, the smallest FPR
+    thr = jnp.concatenate([srt.scores[:1], srt.next_score])
+    return TprAtFpr(rate(tp[j], tp[-1], dt), rate(fp[j], fp[-1], dt), thr[j])
 
 
 @jax.jit
@@ -366,6 +377,10 @@ def tpr_at_fpr(scores_in, scores_out, fpr, *, weights_in=None, weights_out=None)
 
 def tpr_at_fpr_from_roc(roc: Roc, fpr) -> TprAtFpr:
     """:func:`tpr_at_fpr` read off an ROC from :func:`roc_curve` (no second sort).
+
+    It compares the ROC's rounded rates with the target, so at a target within a float
+    rounding of a grid point k / n_out it may differ from :func:`tpr_at_fpr`, which decides on
+    counts.
 
     Args:
       roc: ``Roc`` of the scores.
