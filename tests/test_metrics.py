@@ -180,8 +180,10 @@ def test_bootstrap_with_more_than_2_31_pairs_per_group_pair():
 def test_tpr_at_fpr_matches_brute_force(seed, shape, ties):
     a, b = _data(seed, *shape, ties)
     n_out = b.size
-    # Targets between grid points k/n_out (and exactly 1) avoid float round-off at the boundary.
-    targets = np.array([0.5 / n_out, 2.5 / n_out, 0.3 + 0.1 / n_out, 0.77 + 0.1 / n_out, 1.0])
+    # Targets half-way between grid points k/n_out (and exactly 1), so float rounding cannot
+    # decide admissibility (0.3 + 0.1 / n_out was the grid point 7/23 at n_out = 23).
+    grid = np.array([0.5, 2.5, np.floor(0.3 * n_out) + 0.5, np.floor(0.77 * n_out) + 0.5])
+    targets = np.r_[grid / n_out, 1.0]
     got = metrics.tpr_at_fpr(a, b, targets)
     assert got.tpr.shape == (targets.size,)
     for i, t in enumerate(targets):
@@ -195,6 +197,18 @@ def test_tpr_at_fpr_matches_brute_force(seed, shape, ties):
     scalar = metrics.tpr_at_fpr(a, b, 1.0)
     assert scalar.tpr.shape == () and float(scalar.tpr) == 1.0
     assert float(scalar.fpr) == pytest.approx(_brute_tpr_at_fpr(a, b, 1.0)[1], abs=1e-6)
+
+
+def test_grid_targets_are_decided_on_counts():
+    """Regression (jax 0.6-0.10.0 gave TPR 0.432 where brute force gives 0.162): a target one
+    float64 ulp below the grid point 7/23 does not admit FPR 7/23, whatever the division
+    rounding (the float32 target is below 7/23 too): admissibility is FP <= target W_out on
+    integer counts, not a comparison of rounded rates (XLA computes x / n as x * (1 / n) on
+    XLA:CPU since jaxlib 0.10.1 and on GPUs)."""
+    a, b = _data(0, 37, 23, False)
+    t = float(np.nextafter(7 / 23, 0))
+    assert float(metrics.tpr_at_fpr(a, b, t).fpr) == pytest.approx(_brute_tpr_at_fpr(a, b, t)[1])
+    assert float(metrics.tpr_at_fpr(a, b, t).tpr) == pytest.approx(_brute_tpr_at_fpr(a, b, t)[0])
 
 
 def test_tpr_at_fpr_ties_realised_below_target():
