@@ -11,7 +11,8 @@ z = <mu_hat - mu_bar, mean(B) - mu_bar>:
 
 Two samplers produce the same joint law of the 3T scores of a game:
 
-* ``"faithful"`` draws everything (O(T N d) normals per game);
+* ``"faithful"`` draws everything (O(T N d) normals per game; a game above the memory cap is
+  streamed over blocks of tasks, :mod:`~mtl_tracing.gaussian.streamed`);
 * ``"sufficient"`` (default) draws O(T) normals and one chi-square per game, whatever d
   (the reduction is proved in :func:`_sufficient_game`).
 
@@ -330,6 +331,7 @@ def simulate(
     chunk_games: int | None = None,
     memory_budget_bytes: int = 512 * 2**20,
     progress: bool = False,
+    task_block: int | None = None,
 ) -> GameScores:
     """Play ``games`` independent tracing games; game g is keyed by ``fold_in(key, g)``.
 
@@ -346,10 +348,17 @@ def simulate(
         runs, one game at a time (the budget is then exceeded by that one game), unless it
         exceeds the memory cap (below).
       memory_budget_bytes: memory target per chunk. The memory cap is the larger of this and
-        half the device's memory (host RAM on CPU): a single game above the cap is refused with
-        a ``ValueError`` stating the bytes needed and the cap, before anything is allocated
-        (sizes are computed in exact integers, never int32).
+        half the device's memory (host RAM on CPU). A faithful game above the cap is streamed:
+        its tasks are drawn in blocks that fit the budget, in two passes over the blocks
+        (:mod:`~mtl_tracing.gaussian.streamed`; memory O(block N d + d) plus the scores, equal
+        in law to the one-shot game, not bitwise). Only a game of which not even one block of
+        one task fits the cap is refused, with a one-line ``ValueError`` stating the bytes
+        needed and the cap, before anything is allocated (sizes are computed in exact
+        integers, never int32).
       progress: show a tqdm bar over chunks.
+      task_block: faithful sampler only: stream every game in blocks of this many tasks
+        (at most T), whatever its size (default: stream only above the cap, in the largest
+        blocks within ``memory_budget_bytes``).
 
     Returns:
       GameScores with ``strong_in``, ``weak_in``, ``out`` of shape (G, T) in ``dtype``;
@@ -365,22 +374,30 @@ def simulate(
     shape = config.shape
     if chunk_games is not None:
         chunk_games = check_int("chunk_games", chunk_games, low=1)
+    if task_block is not None and sampler != "faithful":
+        raise ValueError(f"task_block streams the faithful sampler only, got sampler={sampler!r}")
     need = bytes_per_game(sampler, shape, dt)
     cap = max(budget, device_memory_bytes() // 2)
-    if need > cap:
-        T, N, d, _ = shape
-        raise ValueError(
-            f"one {sampler} game needs ~{need:,} bytes (T={T}, N={N}, d={d}), above the memory "
-            f"cap of {cap:,} bytes (max of memory_budget_bytes and half the device memory); use "
-            "sampler='sufficient' (exact in law, O(T) memory) or smaller T, N, d"
-        )
-    chunk = _chunk_size(sampler, shape, dt, games, chunk_games, budget)
-    runner = _chunk_runner(sampler, shape, dt, chunk)
     # NumPy scalars, not jnp: the compiled chunk converts them itself, and no eager
     # conversion program is compiled (or looked up in the cache) for them.
     sbar = np.asarray(config.task_std, dt)
     s = np.asarray(config.sample_std, dt)
     mean = config.mean_array(np.float64).astype(dt)
+    if sampler == "faithful" and (task_block is not None or need > cap):
+        from mtl_tracing.gaussian import streamed
+
+        block = streamed.plan_block(shape, dt, budget, cap, task_block)
+        kw = dict(block=block, budget=budget, chunk_games=chunk_games, progress=progress)
+        out = streamed.simulate_streamed(key, shape, (sbar, s, mean), games=games, dtype=dt, **kw)
+        return GameScores(*out)
+    if need > cap:  # pragma: no cover - the sufficient sampler needs O(T) memory
+        T, N, d, _ = shape
+        raise ValueError(
+            f"one {sampler} game needs ~{need:,} bytes (T={T}, N={N}, d={d}), above the memory "
+            f"cap of {cap:,} bytes (max of memory_budget_bytes and half the device memory)"
+        )
+    chunk = _chunk_size(sampler, shape, dt, games, chunk_games, budget)
+    runner = _chunk_runner(sampler, shape, dt, chunk)
     starts = range(0, games, chunk)
     if progress:
         from tqdm.auto import tqdm

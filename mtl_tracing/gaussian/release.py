@@ -349,14 +349,19 @@ def simulate_release(
     games: int,
     sampler: str = "sufficient",
     dtype=None,
+    memory_budget_bytes: int = 512 * 2**20,
+    task_block: int | None = None,
 ) -> GameScores:
     """Play ``games`` tracing games with the release ``release``; game g uses
     ``fold_in(key, g)``.
 
     ``DPRelease()`` returns ``gaussian.simulate(key, config, games=games, sampler=sampler,
-    dtype=dtype)`` exactly. Otherwise all games run in one compiled call (chunks of 256 games,
-    a ``lax.map`` of vmaps); the release parameters are traced (no recompile when they change).
-    ``sampler="sufficient"`` refuses ``clip`` (see the module docstring).
+    dtype=dtype, memory_budget_bytes=..., task_block=...)`` exactly. Otherwise all games run
+    in one compiled call (chunks of 256 games, a ``lax.map`` of vmaps); the release parameters
+    are traced (no recompile when they change). ``sampler="sufficient"`` refuses ``clip`` (see
+    the module docstring). A faithful game above the memory cap (as in ``game.simulate``), or
+    any faithful game when ``task_block`` is given, is streamed over blocks of tasks
+    (:mod:`~mtl_tracing.gaussian.streamed`, the release's clipping and noise included).
 
     Returns:
       GameScores, each (games, T), in ``dtype``.
@@ -366,24 +371,46 @@ def simulate_release(
     games = check_int("games", games, low=1)
     check_choice("sampler", sampler, SAMPLERS)
     dt = check_dtype(dtype)
+    budget = check_int("memory_budget_bytes", memory_budget_bytes, low=1)
     if release.is_plain:
-        return simulate(key, config, games=games, sampler=sampler, dtype=dtype)
+        return simulate(
+            key,
+            config,
+            games=games,
+            sampler=sampler,
+            dtype=dtype,
+            memory_budget_bytes=budget,
+            task_block=task_block,
+        )
     if sampler == "sufficient" and release.clip is not None:
         raise ValueError(
             f"sampler 'sufficient' has no exact reduction for a clipped release (clip="
             f"{release.clip!r}): clipping couples the d coordinates; use sampler='faithful'"
         )
-    chunks = -(-games // _CHUNK)
-    params = tuple(
-        jnp.asarray(v, dt)
-        for v in (
-            config.task_std,
-            config.sample_std,
-            config.mean_array(np.float64),
-            np.inf if release.clip is None else release.clip,
-            release.sum_noise_std(),
-            release.release_noise_std,
-        )
+    if task_block is not None and sampler != "faithful":
+        raise ValueError(f"task_block streams the faithful sampler only, got sampler={sampler!r}")
+    values = (
+        config.task_std,
+        config.sample_std,
+        config.mean_array(np.float64),
+        np.inf if release.clip is None else release.clip,
+        release.sum_noise_std(),
+        release.release_noise_std,
     )
+    if sampler == "faithful":
+        from mtl_tracing.gaussian import streamed
+        from mtl_tracing.gaussian.game import bytes_per_game, device_memory_bytes
+
+        cap = max(budget, device_memory_bytes() // 2)
+        if task_block is not None or bytes_per_game(sampler, config.shape, dt) > cap:
+            block = streamed.plan_block(config.shape, dt, budget, cap, task_block)
+            params = tuple(np.asarray(v, dt) for v in values)
+            out = streamed.simulate_streamed(
+                key, config.shape, params, games=games, dtype=dt, block=block, budget=budget,
+                release=True,
+            )  # fmt: skip
+            return GameScores(*out)
+    chunks = -(-games // _CHUNK)
+    params = tuple(jnp.asarray(v, dt) for v in values)
     out = _runner(sampler, config.shape, dt, chunks)(key, params)
     return GameScores(*(o[:games] for o in out))
