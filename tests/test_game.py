@@ -301,6 +301,12 @@ def test_cli_game_json_and_reproducible(tmp_path, capsys):
         assert a["auc"][adv]["empirical"] == b["auc"][adv]["empirical"]
         lo, hi = a["auc"][adv]["ci"]
         assert lo <= a["auc"][adv]["empirical"] <= hi
+        # The optimal statistic Lambda beside z (gaussian.optimal): AUC and moments.
+        opt = a["lrt"][adv]
+        assert opt["auc"]["exact"] >= a["auc"][adv]["exact"]
+        assert opt["auc"]["empirical"] == b["lrt"][adv]["auc"]["empirical"]
+        assert set(opt["in"]) >= {"mean", "mean_se", "var", "var_se", "theory_mean"}
+    assert "optimal Lambda" in printed
 
 
 def test_cli_game_bad_argument_exits_2(tmp_path, capsys):

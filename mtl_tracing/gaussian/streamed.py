@@ -42,6 +42,7 @@ from jax import Array
 from mtl_tracing import flat_random
 from mtl_tracing._validate import check_int
 from mtl_tracing.gaussian.config import GameShape
+from mtl_tracing.gaussian.draws import score_batches
 
 __all__ = ["streamed_game", "block_bytes", "plan_block", "simulate_streamed"]
 
@@ -59,12 +60,14 @@ def streamed_game(
     block: int,
     dtype,
     release: bool = False,
+    norms: bool = False,
 ):
     """One faithful game in ``ceil(T / block)`` blocks of tasks (two passes; module docstring).
 
     Same signature and outputs as ``game._faithful_game`` (``release=False``: ``clip``,
     ``sum_std``, ``sigma`` are ignored) or the release's faithful kernel (``release=True``:
-    clip C, inf for none; z C; sigma). Returns (strong_in, weak_in, out), each (T,).
+    clip C, inf for none; z C; sigma). Returns (strong_in, weak_in, out), each (T,), then with
+    ``norms`` ||alpha||^2 () and the three ||beta||^2 (T,) (``game.GameNorms``).
     """
     T, N, d, k = shape
     nb = -(-T // block)
@@ -98,9 +101,6 @@ def streamed_game(
     else:
         alpha = total / T  # mu_hat - mu_bar
 
-    def score(batch):  # (b, k, d) -> (b,)
-        return jnp.sum((jnp.mean(batch, axis=1) - mu_bar) * alpha, axis=-1)
-
     def pass2(carry, j):  # block j again (same key): its three batches, scored
         mu, x, (k_perm, k_weak, k_omu, k_out) = draws(j)
         idx = jnp.argsort(flat_random.uniform(k_perm, (block, N), dtype), axis=1)[:, :k]
@@ -108,10 +108,12 @@ def streamed_game(
         weak_b = mu[:, None, :] + s * flat_random.normal(k_weak, (block, k, d), dtype)
         mu_out = mu_bar + sbar * flat_random.normal(k_omu, (block, d), dtype)
         out_b = mu_out[:, None, :] + s * flat_random.normal(k_out, (block, k, d), dtype)
-        return carry, (score(strong_b), score(weak_b), score(out_b))
+        res = score_batches((strong_b, weak_b, out_b), mu_bar, alpha, norms)
+        return carry, res[:3] + res[4:]  # the per-block alpha_sq is the game's: once, below
 
     _, scores = jax.lax.scan(pass2, None, jnp.arange(nb))
-    return tuple(z.reshape(nb * block)[:T] for z in scores)
+    scores = tuple(z.reshape(nb * block)[:T] for z in scores)
+    return scores[:3] + (jnp.sum(alpha * alpha),) + scores[3:] if norms else scores
 
 
 def block_bytes(shape: GameShape, block: int, dtype=None) -> int:
@@ -158,12 +160,12 @@ def _lanes(shape: GameShape, block: int, dtype) -> int:
 
 
 @functools.lru_cache(maxsize=32)
-def _runner(shape: GameShape, dtype, block: int, chunk: int, release: bool):
+def _runner(shape: GameShape, dtype, block: int, chunk: int, release: bool, norms: bool):
     """Jitted ``run(key, start, params) -> 3 x (chunk, T)``: games start ... start + chunk - 1
     in groups of :func:`_lanes` games (a ``lax.map`` of vmaps), game g keyed by
     ``fold_in(key, g)``; ``chunk`` is a multiple of the lanes."""
     kernel = functools.partial(
-        streamed_game, shape=shape, block=block, dtype=dtype, release=release
+        streamed_game, shape=shape, block=block, dtype=dtype, release=release, norms=norms
     )
     width = _lanes(shape, block, dtype)
 
@@ -172,7 +174,7 @@ def _runner(shape: GameShape, dtype, block: int, chunk: int, release: bool):
         keys = jax.vmap(lambda g: jax.random.fold_in(key, g))(games)
         group = jax.vmap(lambda kk: kernel(kk, *params))
         outs = jax.lax.map(group, keys.reshape(chunk // width, width))
-        return tuple(o.reshape(chunk, shape.tasks) for o in outs)
+        return tuple(o.reshape(chunk, *o.shape[2:]) for o in outs)
 
     return jax.jit(run)
 
@@ -189,7 +191,8 @@ def simulate_streamed(
     chunk_games: int | None = None,
     release: bool = False,
     progress: bool = False,
-) -> tuple[Array, Array, Array]:
+    norms: bool = False,
+) -> tuple[Array, ...]:
     """``games`` streamed games; game g is keyed by ``fold_in(key, g)``. Unchecked: the public
     callers (``game.simulate``, ``release.simulate_release``) validate and plan ``block``.
 
@@ -197,17 +200,19 @@ def simulate_streamed(
     NumPy values in ``dtype``. Games run one group of lanes at a time (one game per group
     unless a game takes under 2 MiB) inside a compiled chunk of ``chunk_games`` games (default:
     as many as :func:`block_bytes` allows in ``budget``, at least 1; rounded up to a multiple
-    of the lanes; the last chunk padded). Returns (strong_in, weak_in, out), each (G, T).
+    of the lanes; the last chunk padded). Returns (strong_in, weak_in, out), each (G, T), and
+    with ``norms`` alpha_sq (G,) and the three beta_sq (G, T).
     """
     width = _lanes(shape, block, dtype)
     if chunk_games is None:
         chunk_games = max(1, budget // block_bytes(shape, block, dtype))
     chunk = -(-min(chunk_games, games) // width) * width  # a multiple of the lanes
-    run = _runner(shape, jnp.dtype(dtype), block, chunk, release)
+    run = _runner(shape, jnp.dtype(dtype), block, chunk, release, norms)
     starts = range(0, games, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"streamed games ({block} tasks/block)", unit="chunk")
     parts = [run(key, np.uint32(start), params) for start in starts]
-    return tuple(jnp.concatenate([p[i] for p in parts], axis=0)[:games] for i in range(3))
+    n = len(parts[0])
+    return tuple(jnp.concatenate([p[i] for p in parts], axis=0)[:games] for i in range(n))
