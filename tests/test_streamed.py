@@ -25,10 +25,32 @@ G = 4000
 
 
 @pytest.fixture(scope="module")
-def streamed_scores():
+def streamed_run():
     cfg = SMALL.replace(mean=1.5)  # mu_bar != 0 must cancel
-    z = game.simulate(jax.random.key(5), cfg, games=G, sampler="faithful", task_block=BLOCK)
-    return [np.asarray(a, np.float64) for a in z]
+    kw = dict(sampler="faithful", task_block=BLOCK, norms=True)
+    return game.simulate(jax.random.key(5), cfg, games=G, **kw)
+
+
+@pytest.fixture(scope="module")
+def streamed_scores(streamed_run):
+    return [np.asarray(a, np.float64) for a in streamed_run[0]]
+
+
+def test_streamed_norms_give_the_optimal_statistic_its_law(streamed_run):
+    """With ``norms``: ||alpha||^2 and ||beta||^2 of the streamed game make Lambda, whose IN and
+    OUT means and variances match the exact law (gaussian.optimal); power: z's variance."""
+    scores, norms = streamed_run
+    a2 = np.asarray(norms.alpha_sq, np.float64)[:, None]
+    abc = gaussian.lrt_second_order(SMALL, "strong")
+    exact = gaussian.lrt_moments(SMALL, "strong")
+    for h, z, sq in (("in", scores.strong_in, norms.strong_sq), ("out", scores.out, norms.out_sq)):
+        lam = gaussian.lrt_statistic(
+            np.asarray(z, np.float64), a2, np.asarray(sq, np.float64), *abc
+        )
+        m = group_moments(lam)
+        assert_within_se(m.mean, exact[h][0], m.mean_se, what=f"Lambda {h} mean")
+        assert_within_se(m.var, exact[h][1], m.var_se, what=f"Lambda {h} var")
+    assert_rejects(m.var, gaussian.moments(SMALL)["out"].var, m.var_se, what="z's OUT variance")
 
 
 def test_streamed_game_matches_the_exact_moments_with_power(streamed_scores):
