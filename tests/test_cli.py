@@ -21,6 +21,7 @@ from _stats import assert_within_se
 
 from mtl_tracing import cli
 from mtl_tracing.experiments import registry
+from mtl_tracing.sweep import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("jax", "jaxlib", "flax", "optax", "matplotlib", "scipy", "sympy")
@@ -258,7 +259,7 @@ def test_game_reports_group_moments(tmp_path, monkeypatch, capsys):
     argv += ["--task-std", "1", "--sample-std", "1", "--games", "50", "--seed", "1"]
     code, stdout, err = _run(capsys, [*argv, "--bootstrap", "20", "--json", str(out)])
     assert code == 0, err
-    assert calls == [(50, 8)] * 3  # strong, weak, OUT
+    assert calls == [(50, 8)] * 7  # z: strong, weak, OUT; Lambda: IN and OUT per adversary
     payload = json.loads(out.read_text())
     for adv in ("strong", "weak", "out"):
         r = payload[adv]
@@ -298,8 +299,19 @@ def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
             games=200,
             num_resamples=20,
         ),
+        "sweep_optimal_gap": dict(
+            tasks=(4,),
+            samples=(4,),
+            dim=(8, 16),
+            challenge=(2,),
+            games=100,
+            num_resamples=20,
+            fpr=1e-2,
+            lrt=True,
+        ),
     }
     assert sweeps.GRIDS["sweep_membership_limit"]["small"]["task_std"] == (0.0,)
+    assert sweeps.GRIDS["sweep_optimal_gap"]["quick"]["lrt"] is True
     monkeypatch.setattr(sweeps, "GRIDS", {k: {"quick": v} for k, v in tiny.items()})
     out = {name: tmp_path / name for name in tiny}
     argv = ["--quick", "--no-progress"]
@@ -315,11 +327,18 @@ def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
         "sweep_membership_limit", ["--out", str(out["sweep_membership_limit"])] + argv
     )
     captured = capsys.readouterr()
+    assert code == 0, captured.err
+    code = cli.main(["sweep_optimal_gap", "--out", str(out["sweep_optimal_gap"])] + argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "optimal Lambda" in captured.out
     for name, d in out.items():
         assert (d / "sweep.npz").is_file() and (d / "sweep.csv").is_file(), name
-        assert list(d.glob("sweep_*.png")), name
+        figure = "optimal_gap.png" if name == "sweep_optimal_gap" else "sweep_*.png"
+        assert list(d.glob(figure)), name
     assert (out["sweep_membership_limit"] / "auc_vs_d_over_n.png").is_file()
-    assert code == 0, captured.err
+    t = load_sweep(out["sweep_optimal_gap"])
+    assert np.all(t["lrt_exact_auc"] >= t["exact_auc"] - 1e-12)
     # `mtl-tracing plot-sweep` redraws from the folder alone, into another folder.
     replot = tmp_path / "replot"
     assert cli.main(["plot-sweep", str(out["sweep_auc_tasks_dim"]), "--out", str(replot)]) == 0

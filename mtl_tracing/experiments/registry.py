@@ -58,9 +58,10 @@ class Option:
     """One job-specific command-line flag, passed to ``run`` as a keyword argument.
 
     ``type`` converts the text (e.g. ``int``, ``float``, or a list parser from
-    :mod:`mtl_tracing.commands._common`); ``default=None`` means "the job's own default" (the
-    keyword is then not passed). ``kwarg`` names the ``run`` keyword when it differs from the
-    flag (``--resamples`` -> ``num_resamples``).
+    :mod:`mtl_tracing.commands._common`; ``bool`` makes a switch that passes True);
+    ``default=None`` means "the job's own default" (the keyword is then not passed). ``kwarg``
+    names the ``run`` keyword when it differs from the flag (``--resamples`` ->
+    ``num_resamples``).
     """
 
     flag: str
@@ -133,6 +134,11 @@ JOBS: tuple[Job, ...] = (
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
     ),
     Job(
+        "sweep_optimal_gap",
+        _E + "sweeps",
+        "Sweep: the paper's z against the optimal (likelihood-ratio) test over T and d/N.",
+    ),
+    Job(
         "real",
         _E + "real",
         "Tables 1-2, Figs 1-5 on real data (--data-dir).",
@@ -175,6 +181,8 @@ def add_job_arguments(parser: argparse.ArgumentParser, job: Job, module: ModuleT
     parser.add_argument("--replot", action="store_true", help="only redraw from the data in --out")
     for opt in _options(job, module):
         kw = {"type": opt.type, "default": opt.default, "help": opt.help}
+        if opt.type is bool:  # a switch: passed as True when given, else not at all
+            kw = {"action": "store_const", "const": True, "default": None, "help": opt.help}
         if opt.choices is not None:
             kw["choices"] = tuple(opt.choices)
         parser.add_argument(opt.flag, dest=opt.dest, **kw)
