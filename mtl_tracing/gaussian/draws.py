@@ -93,46 +93,76 @@ def orthogonal_squares(
 ):
     """Unchecked kernel: the squared norms of the 3T batch means orthogonal to alpha, (3, width).
 
-    Why O(T d) and not O(T): per coordinate, beta = (c/A) alpha + rho with rho ~ N(0,
-    Sigma_cond) independent of alpha (``game._sufficient_game``), so ||beta||^2 = (beta . alpha
-    / ||alpha||)^2 + ||rho_perp||^2, where rho_perp has d - 1 i.i.d. rows ~ N(0, Sigma_cond).
-    Sigma_cond couples all tasks (through alpha_1 = mean_i m_i, a rank-one term), so the joint
-    law of the 3T squared norms is the diagonal of a Wishart(d - 1, Sigma_cond), which no O(T)
-    draw gives exactly. Each row here is one coordinate's worth of the sufficient sampler's
-    draws (mu_i, b_i, r_i, w_i, v_j, as ``sufficient_draws``; alpha_1 plus ``noise_std`` times
-    a normal for the release) regressed on alpha_1 with ``ratios`` = (c_strong / A, c_weak /
-    A). ``shape_args`` = (T, N, k, 1/T, 1/N, 1/k, 1/sqrt(k), 1/sqrt(max(N - k, 1)), d - 1),
+    Per coordinate, beta = (c/A) alpha + rho with rho independent of alpha
+    (``game._sufficient_game``), so ||beta||^2 = (beta . alpha / ||alpha||)^2 + ||rho_perp||^2,
+    where rho_perp has d - 1 i.i.d. rows: one coordinate's worth of the draws (mu_i, b_i, r_i,
+    w_i, v_j, as ``sufficient_draws``) minus ``ratios`` = (c_strong / A, c_weak / A) times
+    their alpha_1 = mean_i m_i (plus ``noise_std`` times a normal for the release). Each row,
+    with a = sbar^2 + s^2/N = Var m_i and D_i = m_i - mean_j m_j:
+
+    - strong: b_i = m_i + e_i, e_i ~ N(0, s^2 (1/k - 1/N)) independent of every m (Cov(b_i,
+      m_i) = a), so rho_i = D_i + g_s + e_i with g_s = (1 - c_s/A) alpha_1 - (c_s/A) xi (zero
+      without release noise, c_s = A);
+    - weak: w_i = (sbar^2/a) m_i + f_i, f_i ~ N(0, sbar^2 + s^2/k - sbar^4/a) independent, so
+      rho_i = (sbar^2/a) D_i + g_w + f_i, g_w likewise (zero without noise);
+    - OUT: v_j, independent of everything: ||v_perp||^2 ~ (sbar^2 + s^2/k) chi2_{d-1}.
+
+    The tasks are coupled only through the zero-sum D (a rank-one constraint): the 3T squared
+    norms' joint law involves the diagonal of a Wishart(d - 1, a (I - 11^T/T)), which no O(T)
+    draw gives exactly. So each row draws the T values m_i (and xi) and the sums U_i =
+    sum_rows (D_i + g)^2 accumulate; the isotropic e and f then add in closed form: ||U + e||^2
+    = (||U|| + sigma zeta)^2 + sigma^2 chi2_{d-2} (zeta ~ N(0, 1); e's part along U and
+    across it). T + 1 normals per row (five T-vectors per row before) and O(T) per game.
+
+    ``shape_args`` = (T, N, k, 1/T, 1/N, 1/k, 1/sqrt(k), 1/sqrt(max(N - k, 1)), d - 1),
     concrete (:func:`static_shape_args`) or traced (a padded sweep program): tasks >= T and
     rows >= d - 1 of the ``width`` x ``rows`` static draw are masked out. Rows are drawn in a
-    ``lax.map`` over blocks of :func:`row_block` rows, one (block, 5, width) draw each
-    (memory O(block width)).
+    ``lax.map`` over blocks of :func:`row_block` rows (memory O(block width)).
     """
-    T, N, k, inv_t, inv_n, inv_k, inv_root_k, inv_root_rest, d_rows = shape_args
+    T, N, k, inv_t, inv_n, inv_k, _, _, d_rows = shape_args
     if rows == 0:
         return jnp.zeros((3, width), dtype)
     block = row_block(width, rows)
-    k_rows, k_noise = jax.random.split(key)
-    sbar, s = task_std, sample_std
-    kf, nf = jnp.asarray(k, dtype), jnp.asarray(N, dtype)
+    k_rows, k_noise, k_zeta, k_chi = jax.random.split(key, 4)
+    sbar2, s2 = jnp.asarray(task_std, dtype) ** 2, jnp.asarray(sample_std, dtype) ** 2
+    a = sbar2 + s2 * inv_n
+    gain_w = sbar2 / a  # Cov(w_i, m_i) / Var(m_i)
     tasks = jnp.arange(width) < T
+    root_a = jnp.sqrt(a)
 
-    def block_sum(j):  # (3, width); a map without a carry (traceable inside shard_map too)
-        z = flat_random.normal(jax.random.fold_in(k_rows, j), (block, 5, width), dtype)
-        mu = sbar * z[:, 0]
-        b = mu + s * z[:, 1] * inv_root_k
-        r = mu + s * z[:, 2] * inv_root_rest
-        m = jnp.where(k < N, (kf * b + (nf - kf) * r) * inv_n, b)
-        w = mu + s * z[:, 3] * inv_root_k
-        v = jnp.sqrt(sbar**2 + s**2 * inv_k) * z[:, 4]
-        alpha1 = jnp.sum(jnp.where(tasks, m, 0), axis=-1, keepdims=True) * inv_t  # (block, 1)
+    def block_sum(j):  # (2, width); a map without a carry (traceable inside shard_map too)
+        m = root_a * flat_random.normal(jax.random.fold_in(k_rows, j), (block, width), dtype)
+        m = jnp.where(tasks, m, 0)
+        alpha1 = jnp.sum(m, axis=-1, keepdims=True) * inv_t  # (block, 1)
+        dev = jnp.where(tasks, m - alpha1, 0)  # D_i
+        alpha = alpha1
         if noise_std is not None:
             e = jax.random.normal(jax.random.fold_in(k_noise, j), (block,), dtype)
-            alpha1 = alpha1 + noise_std * e[:, None]
-        res = jnp.stack([b - ratios[0] * alpha1, w - ratios[1] * alpha1, v], axis=1)
+            alpha = alpha1 + noise_std * e[:, None]
+        g_s = alpha1 - ratios[0] * alpha  # common to the tasks of a row
+        g_w = gain_w * alpha1 - ratios[1] * alpha
+        res = jnp.stack([dev + g_s, gain_w * dev + g_w], axis=1)  # (block, 2, width)
         real = (j * block + jnp.arange(block)) < d_rows
         return jnp.sum(jnp.where(real[:, None, None], res * res, 0), axis=0)
 
-    return jnp.sum(jax.lax.map(block_sum, jnp.arange(-(-rows // block))), axis=0)
+    u2 = jnp.sum(jax.lax.map(block_sum, jnp.arange(-(-rows // block))), axis=0)  # (2, width)
+    var_e = s2 * jnp.maximum(inv_k - inv_n, 0)  # 0 when k = N
+    var_f = jnp.maximum(sbar2 + s2 * inv_k - gain_w * sbar2, 0)
+    var_v = sbar2 + s2 * inv_k
+    zeta = flat_random.normal(k_zeta, (2, width), dtype)
+    chi = _chi2(k_chi, jnp.stack([d_rows - 1, d_rows - 1, d_rows]), width, dtype)  # (3, width)
+    sd = jnp.sqrt(jnp.stack([var_e, var_f]))[:, None]
+    along = jnp.sqrt(u2) + sd * zeta
+    sq = jnp.concatenate([along * along + sd * sd * chi[:2], var_v * chi[2:]])
+    return jnp.where((d_rows > 0) & tasks, sq, 0)
+
+
+def _chi2(key, df, width: int, dtype):
+    """(len(df), width) chi-square variates with ``df`` (traced ints) degrees of freedom; 0
+    where df <= 0."""
+    half = jnp.maximum(jnp.asarray(df, dtype), 1) / 2
+    g = jax.random.gamma(key, half[:, None], (df.shape[0], width), dtype)
+    return jnp.where(jnp.asarray(df)[:, None] > 0, 2 * g, 0)
 
 
 def norms_from(r2, ratios, draws, alpha1, rows) -> tuple:
