@@ -186,22 +186,12 @@ def test_group_moments_is_the_one_definition(tmp_path, monkeypatch):
 
 def test_reproduce_quick_runs_registry_in_order(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(figure7, "QUICK", {"config": TINY, "games": TINY_GAMES})
-    assert registry.names(default_only=True) == [
-        "figure7",
-        "figure6",
-        "figure3",
-        "figure45",
-        "table",
-        "sweep_auc_tasks_dim",
-        "sweep_strong_weak_gap",
-        "sweep_membership_limit",
-        "sweep_optimal_gap",
-        "maml_tables",
-        "maml_noise",
-        "maml_sensitivity",
-        "dp_defence",
-        "leakage_by_trainer",
-    ]
+    from mtl_tracing.commands import reproduce
+
+    # reproduce runs the registry's default jobs (every one, none by hand), in registry order
+    default = [j.name for j in registry.JOBS if j.default]
+    assert reproduce._selected(None) == registry.names(default_only=True) == default
+    assert reproduce._selected(",".join(reversed(default))) == default
     # The other jobs run in test_mtl_experiments.py and test_cli.py (same registry path).
     assert main(["reproduce", "--out", str(tmp_path), "--quick", "--only", "figure7"]) == 0
     for name in ("figure7.json", "figure7.npz", "figure7.png", "figure7.pdf"):
