@@ -80,6 +80,8 @@ from mtl_tracing.victims.mtl import (
 __all__ = [
     "DPConfig",
     "DPSGDTrainer",
+    "DP_DELTA",
+    "make_trainer",
     "PER_TASK_METHODS",
     "clip_and_noise",
     "clipped_task_sum",
@@ -395,3 +397,28 @@ class DPSGDTrainer(MTLTrainerBase):
 
     def embed(self, state: MTLState, x: Array) -> Array:
         return self.base.embed(state, x)
+
+
+#: delta of the registry's DP-SGD trainer (``--dp-epsilon`` is its epsilon at this delta).
+DP_DELTA = 1e-5
+
+
+def make_trainer(
+    config, embed_dim: int, *, tasks: int, dp_epsilon: float = 4.0, delta: float = DP_DELTA
+) -> DPSGDTrainer:
+    """The trainer registry's ``dp``: task-level DP-SGD at (``dp_epsilon``, ``delta``).
+
+    Clip C = 1, task sampling rate q = B / T (the non-private trainer's expected batch, B =
+    ``config.task_batch``, T = ``tasks``), and the noise multiplier z the RDP accountant
+    calibrates to ``dp_epsilon`` over the trainer's noisy steps.
+    """
+    dp_epsilon = check_positive_float("dp_epsilon", dp_epsilon)
+    q = config.task_batch / check_int("tasks", tasks, low=1)
+    probe = DPSGDTrainer(config, embed_dim, DPConfig(q, 0.0, 1.0))
+    if probe.noisy_steps() < 1:
+        raise ValueError(
+            f"epochs must exceed warm_start_epochs (no noisy step to calibrate), got "
+            f"{config.epochs} and {config.warm_start_epochs}"
+        )
+    z = accounting.calibrate_noise(dp_epsilon, q, probe.noisy_steps(), delta)
+    return DPSGDTrainer(config, embed_dim, DPConfig(q, z, 1.0))
