@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing import plotting, results
-from mtl_tracing._validate import check_int
 from mtl_tracing.experiments import checks, registry
 
 __all__ = [
@@ -133,14 +132,8 @@ def run(
     import jax
 
     from mtl_tracing.experiments import pipeline as mc
-    from mtl_tracing.experiments.pipeline import PipelineConfig
 
-    config = _constants()["DEFAULT_CONFIG"] if config is None else config
-    if not isinstance(config, PipelineConfig):
-        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
-    seed = check_int("seed", seed, low=0)
-    out = registry.check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    config, seed, out = mc.start_job(out_dir, config, _constants()["DEFAULT_CONFIG"], seed)
     res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
     T = config.data.tasks
     learned = res.trained.params["head_kernel"]  # (R, T, m)
@@ -161,16 +154,12 @@ def run(
         },
         "metadata": results.run_metadata(config=config, seed=seed),
     }
-    np.savez_compressed(out / NPZ_NAME, **arrays)
-    results.write_json(out / JSON_NAME, payload)
-    return out
+    return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
 def load(out_dir: str | os.PathLike):
     """``(json payload, npz arrays)`` of a finished run."""
-    from mtl_tracing.experiments import pipeline as mc
-
-    return mc.load(out_dir, JSON_NAME, NPZ_NAME)
+    return results.load_outputs(out_dir, JSON_NAME, NPZ_NAME)
 
 
 def _hist(ax, values: dict, colors: dict, bins: int, fills: tuple = ()) -> None:

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from mtl_tracing import results
-from mtl_tracing._validate import check_int
 from mtl_tracing.experiments import checks, registry
 
 __all__ = [
@@ -57,11 +56,11 @@ def attack_rows(attacks: dict, *, tpr_at_fpr: bool = False) -> list[dict]:
     :func:`mtl_tracing.experiments.pipeline.summarize`: AUC with CI and the percentile table
     (threshold, TPR, FPR, balanced accuracy); ``tpr_at_fpr`` adds the (target FPR, TPR) pairs.
     Shared with :mod:`mtl_tracing.experiments.real`."""
-    from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
+    from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
     keys = ("percentile", "threshold", "tpr", "fpr", "balanced_accuracy")
     rows = []
-    for name in ATTACKS:
+    for name in attacks:
         for adv in ADVERSARIES:
             s = attacks[name][adv]
             t = s["percentile_table"]
@@ -92,14 +91,8 @@ def run(
     import jax
 
     from mtl_tracing.experiments import pipeline as mc
-    from mtl_tracing.experiments.pipeline import PipelineConfig
 
-    config = _constants()["DEFAULT_CONFIG"] if config is None else config
-    if not isinstance(config, PipelineConfig):
-        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
-    seed = check_int("seed", seed, low=0)
-    out = registry.check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    config, seed, out = mc.start_job(out_dir, config, _constants()["DEFAULT_CONFIG"], seed)
     res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
     payload = {
         "rows": _rows(res.summary),
@@ -112,9 +105,7 @@ def run(
 
 def load(out_dir: str | os.PathLike) -> tuple[dict, None]:
     """``(table.json payload, None)`` of a finished run (the table has no npz)."""
-    from mtl_tracing.experiments import pipeline as mc
-
-    return mc.load(out_dir, JSON_NAME)
+    return results.load_outputs(out_dir, JSON_NAME)
 
 
 def _pct(x: float) -> str:
