@@ -3,7 +3,8 @@
 Each cell writes a fabricated dataset in the real on-disk format
 (:mod:`mtl_tracing.data.fixtures`: CelebA JPEGs of 178 x 218, LEAF JSON shards, TFF's SQLite)
 at the paper's task counts and samples per task (App. A.5-A.6, the job's defaults in
-``experiments.real.PAPER``; the default encoders and image size), then times, in one process:
+the data set registry's ``paper`` set-ups, :mod:`mtl_tracing.data.registry`; the default
+encoders and image size), then times, in one process:
 
 - ``decode``: the loader at the paper's size, cold (reads and decodes the selected samples,
   writes the ``.npz`` cache); ``cache hit``: the same call again (reads the cache);
@@ -25,14 +26,14 @@ printed. Writing the fixtures is timed too but is not part of the pipeline. Ever
 segment after the first must reuse the first one's compiled program (segments of equal length);
 the segment programs compiled during the later segments are counted (``recompiles``; 0).
 
-Variants (``--variants conv=auto,loop_safe,xla dtype=float32,bfloat16``, the product of the
-axes given): after the pipeline, the training alone is timed per variant on the same data, as
-``real.train_checkpoints`` runs it (``--variant-segments`` segments of ``--variant-epochs``
-epochs; the first includes compilation, the median of the others gives the epoch), with the
-per-step time and the default run re-estimated with the variant's compile and epoch. Axes:
-``conv`` (the ResNet's convolution, ``ResNetSpec.conv``; ignored by the MLP cells) and
-``dtype`` (``EncoderMTLTrainer.compute_dtype``). ``auto`` is resolved on the running backend
-and variants that resolve to the same choice are measured once.
+Variants (``--variants conv=auto,loop_safe,xla dtype=float32,bfloat16``, the product of the axes
+given): after the pipeline, the training alone is timed per variant on the same data, as
+``trainer.fit_checkpoints`` runs it for the job (``--variant-segments`` segments of ``--variant-
+epochs`` epochs; the first includes compilation, the median of the others gives the epoch), with
+the per-step time and the default run re-estimated with the variant's compile and epoch. Axes:
+``conv`` (the ResNet's convolution, ``ResNetSpec.conv``; ignored by the MLP cells) and ``dtype``
+(``EncoderMTLTrainer.compute_dtype``). ``auto`` is resolved on the running backend and variants
+that resolve to the same choice are measured once.
 
 ``--small`` replaces every size by a tiny one (fixture files and run) so the whole script runs
 on a CPU in a minute or two: a smoke test of the script, not a measurement.
@@ -45,6 +46,7 @@ Run: ``python benchmarks/bench_real.py [--cells so-personalization,femnist,...] 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import platform
@@ -55,7 +57,8 @@ import time
 from pathlib import Path
 
 from mtl_tracing.data import fixtures
-from mtl_tracing.experiments import real
+from mtl_tracing.data import registry as datasets
+from mtl_tracing.experiments import real, real_setup
 
 #: cell -> (dataset, setting, fixture writer kwargs, measured overrides, note)
 CELLS = {
@@ -123,7 +126,7 @@ class _Compiles:
     def _on(self, event, duration, **kwargs):
         if event == "/jax/core/compile/backend_compile_duration":
             self.programs += 1
-            self.count += "_segment" in str(kwargs.get("fun_name", "_segment"))
+            self.count += "_fit_segment" in str(kwargs.get("fun_name", "_fit_segment"))
 
 
 COMPILES: _Compiles | None = None
@@ -165,14 +168,16 @@ def time_training(dataset: str, cfg: dict, data, *, epochs: int, segments: int) 
     of the segment program)."""
     import jax
 
-    trainer, _, sharded = real.training_setup(dataset, cfg, data)
+    from mtl_tracing.victims.trainer import fit_checkpoints
+
+    trainer, _, sharded = real_setup.training_setup(dataset, cfg, data)
     in_part = sharded._replace(x_out=None, y_out=None, x_out_heldout=None, y_out_heldout=None)
     cps = tuple(epochs * (i + 1) for i in range(segments))
+    config = trainer.config.replace(epochs=max(cps[-1], trainer.config.epochs))
+    trainer = dataclasses.replace(trainer, config=config)  # room for every segment
     times, compiles = [], []
     t0, c0 = time.perf_counter(), COMPILES.count
-    run = real.train_checkpoints(
-        trainer, jax.random.key(0), in_part, runs=cfg["runs"], checkpoints=cps, progress=False
-    )
+    run = fit_checkpoints(trainer, jax.random.key(0), in_part, runs=cfg["runs"], checkpoints=cps)
     for _, states, _ in run:
         jax.block_until_ready(states)
         now = time.perf_counter()
@@ -205,13 +210,13 @@ def bench_cell(
     cache = work / name / "cache"
     paper = real.config_for(dataset, setting)
     cfg = real.config_for(dataset, setting, **measured)
-    load = dict(features=None, cache_dir=cache, seed=0, progress=False)
+    load = dict(setting=setting, features_dir=None, cache_dir=cache, seed=0, progress=False)
     decode = cfg if small else paper  # the small fixtures hold too few tasks for the paper's
     t0 = time.perf_counter()
-    real.load_data(dataset, setting, root, decode, **load)
+    datasets.load(dataset, root, decode, **load)
     t_cold = time.perf_counter() - t0
     t0 = time.perf_counter()
-    real.load_data(dataset, setting, root, decode, **load)
+    datasets.load(dataset, root, decode, **load)
     t_hit = time.perf_counter() - t0
     timings: dict = {}
     out = work / name / "out"
@@ -245,7 +250,7 @@ def bench_cell(
     pipeline_compiles = COMPILES.programs - c0
     rows, seen = [], {}
     if variants:
-        data = real.load_data(dataset, setting, root, cfg, **load)
+        data = datasets.load(dataset, root, cfg, **load)
     for v in variants:
         vcfg = {**cfg, **v}
         label, key = _label(dataset, vcfg)

@@ -1,6 +1,6 @@
 """Profile: the real-data trainer's training step and evaluation at the paper's shapes, per variant.
 
-For each cell (the shapes of ``experiments.real.PAPER``: T IN tasks of N samples and H
+For each cell (the shapes of the data set registry's paper set-ups: T IN tasks of N samples and H
 held-out samples, the task minibatch B, the per-step sample batch S, the default encoders and
 heads; random inputs of those shapes in memory, no files) and each variant (``--variants
 conv=auto,loop_safe,xla dtype=float32,bfloat16``, the product; ``auto`` resolved on this
@@ -35,7 +35,7 @@ import numpy as np
 from _timing import best_time
 from bench_real import AXES, parse_variants
 
-from mtl_tracing.experiments import real
+from mtl_tracing.experiments import real, real_setup
 
 #: cell -> (dataset, setting, feature shape F (None: from the config), head_loss, head_outputs)
 CELLS = {
@@ -92,7 +92,7 @@ def profile(dataset, cfg, data, *, repeats: int, plain: bool, trace: Path | None
 
     from mtl_tracing.victims.trainer import epoch_fn
 
-    trainer, _, sharded = real.training_setup(dataset, cfg, data)
+    trainer, _, sharded = real_setup.training_setup(dataset, cfg, data)
     d = sharded._replace(x_out=None, y_out=None, x_out_heldout=None, y_out_heldout=None)
     key = jax.random.key(0)
     state = jax.jit(trainer.init)(key, d)

@@ -1,5 +1,6 @@
 """Real-data training choices: the ResNet's convolution per backend, the compute dtype, and the
-checkpointed training of ``experiments.real`` (one compiled segment program, ``fit``'s states).
+checkpointed training the real-data job runs (``trainer.fit_checkpoints``: one compiled segment
+program, ``fit``'s states).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from mtl_tracing.victims.encoders import (
     resolve_conv,
 )
 from mtl_tracing.victims.mtl import TrainConfig
-from mtl_tracing.victims.trainer import fit
+from mtl_tracing.victims.trainer import fit, fit_checkpoints
 
 #: Unit roundoff of the precision a float32 convolution / matmul may run in on this backend:
 #: float32 on CPU, TF32 (10-bit mantissa) on GPUs (XLA's default there).
@@ -140,13 +141,11 @@ def test_bfloat16_compute_trains_above_chance():
 
 
 def test_checkpoint_segments_compile_once_and_match_fit():
-    """``experiments.real.train_checkpoints``: equal-length segments reuse one compiled program
-    (the states keep one sharding; the second segment used to recompile), the last state is
-    ``fit``'s to float tolerance, and the history at the checkpoints is ``fit``'s history at
-    those epochs."""
+    """``trainer.fit_checkpoints``: equal-length segments reuse one compiled program (the
+    states keep the trainer's ``state_sharding``; the second segment used to recompile), the
+    last state is ``fit``'s to float tolerance, and the history at the checkpoints is ``fit``'s
+    history at those epochs."""
     import jax.monitoring as mon
-
-    from mtl_tracing.experiments import real
 
     compiled = []
     mon.register_event_duration_secs_listener(
@@ -166,12 +165,11 @@ def test_checkpoint_segments_compile_once_and_match_fit():
     states, hists = [], None
     # float32 products on every backend (not TF32): this compares two programs' bookkeeping
     with jax.default_matmul_precision("float32"):
-        for _, s, h in real.train_checkpoints(tr, key, data, runs=2, checkpoints=(2, 4, 6),
-                                              progress=False):  # fmt: skip
+        for _, s, h in fit_checkpoints(tr, key, data, runs=2, checkpoints=(2, 4, 6)):
             states.append(s)
             hists = h
         ref = fit(tr, key, data, runs=2, layout="vmap")
-    assert sum("_segment" in name for name in compiled) == 1, compiled
+    assert sum("_fit_segment" in name for name in compiled) == 1, compiled
     for a, b in zip(jax.tree.leaves(states[0]), jax.tree.leaves(states[-1]), strict=True):
         assert a.sharding == b.sharding
     for a, b in zip(jax.tree.leaves(states[-1]), jax.tree.leaves(ref.state), strict=True):
@@ -180,3 +178,7 @@ def test_checkpoint_segments_compile_once_and_match_fit():
         assert v.shape == (2, 3)
         want = np.asarray(ref.history[k])[:, [1, 3, 5]]
         np.testing.assert_allclose(v, want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="checkpoints must be non-empty and strictly increasing"):
+        next(fit_checkpoints(tr, key, data, checkpoints=(4, 2)))
+    with pytest.raises(ValueError, match="checkpoints must be <= 6"):
+        next(fit_checkpoints(tr, key, data, checkpoints=(7,)))

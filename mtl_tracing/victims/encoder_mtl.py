@@ -58,7 +58,14 @@ from mtl_tracing.victims.encoders import (
 )
 from mtl_tracing.victims.mtl import MTLState, TrainConfig, make_optimizer, steps_per_epoch
 
-__all__ = ["EncoderMTLTrainer", "task_mesh", "shard_tasks", "embed_states", "COMPUTE_DTYPES"]
+__all__ = [
+    "EncoderMTLTrainer",
+    "task_mesh",
+    "shard_tasks",
+    "embed_states",
+    "generalization_gaps",
+    "COMPUTE_DTYPES",
+]
 
 _AXIS = "tasks"
 #: ``EncoderMTLTrainer.compute_dtype`` values (None: the parameters' dtype).
@@ -159,6 +166,11 @@ class EncoderMTLTrainer:
             jnp.dtype(dtype).name,
             self.head_outputs,
         )
+
+    def state_sharding(self) -> NamedSharding:
+        """The states' one sharding, replicated on the task mesh: :func:`~mtl_tracing.victims.
+        trainer.fit_checkpoints` pins the states to it, so equal segments share one program."""
+        return NamedSharding(task_mesh(self.devices), PartitionSpec())
 
     def _tx(self, params, tasks):
         return make_optimizer(
@@ -273,3 +285,42 @@ def _embed_states(trainer, states, x):
 def embed_states(trainer: EncoderMTLTrainer, states: MTLState, x) -> Array:
     """(R, tasks, n, m) embeddings of x (tasks, n, *F) under R stacked trained states."""
     return _embed_states(trainer, states, jnp.asarray(x))
+
+
+@functools.partial(jax.jit, static_argnames=("trainer",))
+def _gaps(trainer, states, data, ridge):
+    T = data.x.shape[0]
+    x_all = jnp.concatenate([data.x, data.x_out])
+    y_all = jnp.concatenate([data.y, data.y_out])
+    xh_all = jnp.concatenate([data.x_heldout, data.x_out_heldout])
+    yh_all = jnp.concatenate([data.y_heldout, data.y_out_heldout])
+    probe = functools.partial(
+        heads.probe_loss, trainer.head_loss, classes=trainer.head_outputs, ridge=ridge
+    )
+
+    def one(s):
+        tr = trainer.loss(trainer.logits(s, data.x), data.y)
+        ho = trainer.loss(trainer.logits(s, data.x_heldout), data.y_heldout)
+        e_fit, e_eval = trainer.embed(s, x_all), trainer.embed(s, xh_all)
+        per = jax.vmap(probe)(e_fit, y_all, e_eval, yh_all)
+        p_in, p_out = per[:T].mean(), per[T:].mean()
+        return {
+            "train_loss": tr,
+            "heldout_loss": ho,
+            "probe_in_loss": p_in,
+            "probe_out_loss": p_out,
+            "strong_gap": p_out - tr,
+            "weak_gap": p_out - ho,
+        }
+
+    return jax.vmap(one)(states)
+
+
+def generalization_gaps(trainer: EncoderMTLTrainer, states: MTLState, data, ridge) -> dict:
+    """The losses of Sec. 6.5 (Fig. 3) for R stacked states, each (R,): the heads' loss on the
+    IN training and held-out samples, the linear probe's (:func:`~mtl_tracing.victims.heads.
+    probe_loss`, fitted on a task's N samples, evaluated on its held-out ones) on IN and OUT
+    tasks, and the gaps ``strong_gap = probe_out_loss - train_loss``, ``weak_gap =
+    probe_out_loss - heldout_loss`` (as :func:`mtl_tracing.victims.mtl.generalization_gaps`).
+    ``ridge``: the probe's ridge, a scalar of the data's dtype."""
+    return _gaps(trainer, states, data, ridge)
