@@ -361,7 +361,7 @@ def test_cell_ids_are_canonical():
     assert cells["mean"][:2].tolist() == [0.0, 1.5]
 
 
-# The ready sweeps (experiments/sweeps.py jobs, simulations/ scripts): tests/test_cli.py.
+# The ready sweeps (experiments/sweeps.py jobs and their commands): tests/test_cli.py.
 
 
 def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
