@@ -23,6 +23,7 @@ __all__ = [
     "read_json",
     "save_outputs",
     "load_outputs",
+    "outputs_loader",
 ]
 
 _PACKAGES = (
@@ -140,3 +141,13 @@ def load_outputs(out_dir: str | os.PathLike, json_name: str, npz_name: str | Non
         with np.load(out / npz_name) as npz:
             arrays = {k: npz[k] for k in npz.files}
     return read_json(out / json_name), arrays
+
+
+def outputs_loader(json_name: str, npz_name: str | None = None):
+    """A job's ``load(out_dir) -> (json payload, npz arrays or None)`` (:func:`load_outputs`)."""
+
+    def load(out_dir: str | os.PathLike):
+        return load_outputs(out_dir, json_name, npz_name)
+
+    load.__doc__ = f"``({json_name} payload, {npz_name or 'None'} arrays)`` of a finished run."
+    return load

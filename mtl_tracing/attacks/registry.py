@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
+from mtl_tracing._validate import check_choice
 from mtl_tracing.attacks import statistics
 
 __all__ = ["GramForm", "Attack", "STATISTICS", "ATTACKS", "get"]
@@ -75,7 +76,4 @@ ATTACKS: tuple[str, ...] = tuple(a.name for a in STATISTICS)
 
 def get(name: str) -> Attack:
     """The attack called ``name``; ``ValueError`` listing the names otherwise."""
-    for attack in STATISTICS:
-        if attack.name == name:
-            return attack
-    raise ValueError(f"attack must be one of {ATTACKS}, got {name!r}")
+    return STATISTICS[ATTACKS.index(check_choice("attack", name, ATTACKS))]

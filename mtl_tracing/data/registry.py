@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mtl_tracing._validate import check_choice
 from mtl_tracing.data._tasks import SETTINGS, TaskSpec
 
 __all__ = [
@@ -111,10 +112,7 @@ def names() -> list[str]:
 
 def get(name: str) -> DataSet:
     """The data set called ``name``; ``ValueError`` listing the names otherwise."""
-    for entry in DATASETS:
-        if entry.name == name:
-            return entry
-    raise ValueError(f"dataset must be one of {tuple(names())}, got {name!r}")
+    return DATASETS[names().index(check_choice("dataset", name, names()))]
 
 
 def load(

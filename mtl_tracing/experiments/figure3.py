@@ -155,9 +155,8 @@ def run(
     return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    return results.load_outputs(out_dir, JSON_NAME, NPZ_NAME)
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:
@@ -241,10 +240,9 @@ def headline(payload: dict) -> str:
 
 def check(out_dir: str | os.PathLike) -> list[str]:
     """A missing file, or an AUC that is not a number in [0, 1] inside its own CI."""
-
-    def cells(out: Path) -> list[tuple[str, dict]]:
-        payload, _ = load(out)
-        return [(f"epoch {r['epochs']}", r["attacks"]) for r in payload["checkpoints"]]
-
     files = (JSON_NAME, NPZ_NAME, f"{STEM}.png", f"{STEM}.pdf")
-    return checks.check_attack_output(out_dir, files, cells)
+    return checks.check_attack_output(
+        out_dir,
+        files,
+        lambda out: [(f"epoch {r['epochs']}", r["attacks"]) for r in load(out)[0]["checkpoints"]],
+    )

@@ -117,24 +117,10 @@ def _describe(x: np.ndarray) -> dict:
     }
 
 
-def run(
-    out_dir: str | os.PathLike,
-    *,
-    config=None,
-    seed: int = 0,
-    progress: bool = True,
-    dtype=None,
-) -> Path:
-    """Train R runs, score both adversaries, compute head similarities; write json + npz.
-
-    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
-    """
-    import jax
-
+def _write(out: Path, res, config, seed: int) -> Path:
+    """Head similarities and the raw variance scores of a pipeline result: json + npz."""
     from mtl_tracing.experiments import pipeline as mc
 
-    config, seed, out = mc.start_job(out_dir, config, _constants()["DEFAULT_CONFIG"], seed)
-    res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
     T = config.data.tasks
     learned = res.trained.params["head_kernel"]  # (R, T, m)
     ip, cos = (np.asarray(a, np.float64) for a in head_similarities(learned))
@@ -157,9 +143,18 @@ def run(
     return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    return results.load_outputs(out_dir, JSON_NAME, NPZ_NAME)
+run = registry.pipeline_job(
+    _constants,
+    _write,
+    """Train R runs, score both adversaries, compute head similarities; write json + npz.
+
+    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
+    """,
+)
+
+
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def _hist(ax, values: dict, colors: dict, bins: int, fills: tuple = ()) -> None:

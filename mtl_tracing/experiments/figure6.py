@@ -170,9 +170,8 @@ def run(
     return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    return results.load_outputs(out_dir, JSON_NAME, NPZ_NAME)
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:

@@ -221,9 +221,8 @@ def run(
     return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    return results.load_outputs(out_dir, JSON_NAME, NPZ_NAME)
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def _tpr1(cell: dict) -> float:
@@ -339,10 +338,11 @@ def headline(payload: dict) -> str:
 
 def check(out_dir: str | os.PathLike) -> list[str]:
     """Files present; every AUC finite and inside its own CI in [0, 1]."""
-
-    def cells(out):
-        payload, _ = load(out)
-        return [(n, payload["cells"][n]["attacks"]) for n in payload["trainers"]]
-
     files = (JSON_NAME, NPZ_NAME, MD_NAME, STEM + ".png", STEM + ".pdf")
-    return checks.check_attack_output(out_dir, files, cells)
+    return checks.check_attack_output(
+        out_dir, files, lambda out: list(_attacks_by_trainer(load(out)[0]).items())
+    )
+
+
+def _attacks_by_trainer(payload: dict) -> dict:
+    return {n: payload["cells"][n]["attacks"] for n in payload["trainers"]}

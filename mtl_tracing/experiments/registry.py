@@ -49,6 +49,7 @@ __all__ = [
     "run_job",
     "main_from_args",
     "lazy_constants",
+    "pipeline_job",
     "check_out_dir",
 ]
 
@@ -276,3 +277,28 @@ def lazy_constants(
         return cached()[name]
 
     return __getattr__
+
+
+def pipeline_job(
+    constants: Callable[[], Mapping[str, Any]], write: Callable[..., Path], doc: str
+) -> Callable[..., Path]:
+    """The ``run`` of a job that is one synthetic-MTL pipeline call (``figure45``, ``table``).
+
+    ``run(out_dir, *, config=None, seed=0, progress=True, dtype=None) -> Path`` checks its
+    arguments (:func:`mtl_tracing.experiments.pipeline.start_job`; ``config`` defaults to
+    ``constants()["DEFAULT_CONFIG"]``), trains and attacks (``pipeline.run_pipeline`` with key
+    ``key(seed)``) and returns ``write(out, result, config, seed)``. ``doc`` is its docstring.
+    The pipeline is imported when ``run`` runs, so the job module stays cheap to import.
+    """
+
+    def run(out_dir, *, config=None, seed: int = 0, progress: bool = True, dtype=None) -> Path:
+        import jax
+
+        from mtl_tracing.experiments import pipeline as mc
+
+        config, seed, out = mc.start_job(out_dir, config, constants()["DEFAULT_CONFIG"], seed)
+        res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
+        return write(out, res, config, seed)
+
+    run.__doc__ = doc
+    return run

@@ -76,24 +76,8 @@ def _rows(summary: dict) -> list[dict]:
     return attack_rows(summary["attacks"])
 
 
-def run(
-    out_dir: str | os.PathLike,
-    *,
-    config=None,
-    seed: int = 0,
-    progress: bool = True,
-    dtype=None,
-) -> Path:
-    """Train R runs of ``config``, attack, write ``table.json`` (then :func:`plot` writes md).
-
-    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
-    """
-    import jax
-
-    from mtl_tracing.experiments import pipeline as mc
-
-    config, seed, out = mc.start_job(out_dir, config, _constants()["DEFAULT_CONFIG"], seed)
-    res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
+def _write(out: Path, res, config, seed: int) -> Path:
+    """The table rows of a pipeline result: ``table.json``."""
     payload = {
         "rows": _rows(res.summary),
         **res.summary,
@@ -103,9 +87,18 @@ def run(
     return out
 
 
-def load(out_dir: str | os.PathLike) -> tuple[dict, None]:
-    """``(table.json payload, None)`` of a finished run (the table has no npz)."""
-    return results.load_outputs(out_dir, JSON_NAME)
+run = registry.pipeline_job(
+    _constants,
+    _write,
+    """Train R runs of ``config``, attack, write ``table.json`` (then :func:`plot` writes md).
+
+    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
+    """,
+)
+
+
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME)
 
 
 def _pct(x: float) -> str:

@@ -311,11 +311,6 @@ class DPSGDTrainer(MTLTrainerBase):
 
     dp: DPConfig = dataclasses.field(default_factory=DPConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.dp, DPConfig):
-            raise ValueError(f"dp must be a DPConfig, got {type(self.dp).__name__}")
-
     def split_traced(self) -> tuple[DPSGDTrainer, dict]:
         """(this trainer with z = 0, {"noise_multiplier": z as a float64 NumPy scalar}): the
         static key and traced values :func:`~mtl_tracing.victims.trainer.fit` compiles with."""

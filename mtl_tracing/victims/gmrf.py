@@ -118,11 +118,6 @@ class GMRFTrainer(MTLTrainerBase):
 
     gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.gmrf, GMRFConfig):
-            raise ValueError(f"gmrf must be a GMRFConfig, got {type(self.gmrf).__name__}")
-
     def init(self, key: Array, data: MultitaskData) -> GMRFState:
         base = self.base.init(key, data)
         params = base.params
@@ -208,11 +203,6 @@ class DecentralizedGMRFTrainer(MTLTrainerBase):
     """
 
     gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.gmrf, GMRFConfig):
-            raise ValueError(f"gmrf must be a GMRFConfig, got {type(self.gmrf).__name__}")
 
     def _graphdef(self, d: int, dtype):
         return model_graphdef(d, self.embed_dim, 1, self.config.hidden, dtype)

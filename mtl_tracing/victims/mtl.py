@@ -127,8 +127,9 @@ class MTLState(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class MTLTrainerBase:
     """Fields and checks of every trainer of Algorithm 3's model: ``config`` (``TrainConfig``)
-    and ``embed_dim`` (m). Subclasses add their own fields (with defaults) and checks, and reach
-    Algorithm 3's methods through :attr:`base`."""
+    and ``embed_dim`` (m). Subclasses add their own config fields with a ``default_factory``
+    (``gmrf: GMRFConfig = field(default_factory=GMRFConfig)``), whose type is checked here,
+    and reach Algorithm 3's methods through :attr:`base`."""
 
     config: TrainConfig
     embed_dim: int
@@ -137,6 +138,10 @@ class MTLTrainerBase:
         if not isinstance(self.config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
         object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
+        for f in dataclasses.fields(self):
+            kind, value = f.default_factory, getattr(self, f.name)
+            if isinstance(kind, type) and not isinstance(value, kind):
+                raise ValueError(f"{f.name} must be a {kind.__name__}, got {type(value).__name__}")
 
     @property
     def epochs(self) -> int:

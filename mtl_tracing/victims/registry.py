@@ -19,6 +19,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from mtl_tracing._validate import check_choice
 from mtl_tracing.options import Option
 
 __all__ = ["TrainerEntry", "TRAINERS", "names", "get", "options", "defaults", "build"]
@@ -79,10 +80,7 @@ def names() -> list[str]:
 
 def get(name: str) -> TrainerEntry:
     """The entry called ``name``; ``ValueError`` listing the names otherwise."""
-    for entry in TRAINERS:
-        if entry.name == name:
-            return entry
-    raise ValueError(f"trainer must be one of {tuple(names())}, got {name!r}")
+    return TRAINERS[names().index(check_choice("trainer", name, names()))]
 
 
 def options() -> tuple[Option, ...]:

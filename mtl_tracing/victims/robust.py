@@ -151,11 +151,6 @@ class RobustTrainer(MTLTrainerBase):
 
     pgd: PGDConfig = dataclasses.field(default_factory=PGDConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.pgd, PGDConfig):
-            raise ValueError(f"pgd must be a PGDConfig, got {type(self.pgd).__name__}")
-
     def init(self, key: Array, data: MultitaskData) -> MTLState:
         return self.base.init(key, data)
 
