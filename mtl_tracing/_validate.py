@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,7 +27,10 @@ __all__ = [
     "check_positive_array",
     "check_nonnegative_array",
     "check_open_unit_array",
+    "check_open_unit",
     "scalar_or_array",
+    "check_fields",
+    "check_int_fields",
 ]
 
 
@@ -207,6 +210,28 @@ def check_open_unit_array(name: str, value: object) -> np.ndarray:
     return arr
 
 
+def check_open_unit(name: str, value: object) -> float:
+    """One probability in the open interval (0, 1), as a float (a scalar FPR level)."""
+    arr = check_open_unit_array(name, value)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
+    return float(arr)
+
+
 def scalar_or_array(x: np.ndarray):
     """A Python float for a 0-d array, else the array."""
     return float(x) if np.ndim(x) == 0 else x
+
+
+def check_fields(obj: object, check: Callable[[str, object], object], *names: str) -> None:
+    """In a frozen dataclass's ``__post_init__``: replace each field ``name`` of ``obj`` by
+    ``check(name, obj.name)`` (e.g. ``check_positive_float``); the error names the field."""
+    for name in names:
+        object.__setattr__(obj, name, check(name, getattr(obj, name)))
+
+
+def check_int_fields(obj: object, **lows: int) -> None:
+    """:func:`check_fields` for integer fields: ``tasks=1`` -> ``check_int("tasks", obj.tasks,
+    low=1)``, stored back as ``int``."""
+    for name, low in lows.items():
+        object.__setattr__(obj, name, check_int(name, getattr(obj, name), low=low))

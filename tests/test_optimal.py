@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mtl_tracing import gaussian as g
-from mtl_tracing.gaussian import law
+from mtl_tracing.gaussian import tails
 from mtl_tracing.metrics import group_moments
 from proofs_check import ISSUE_TABLE
 
@@ -69,7 +69,7 @@ def test_issue_table_is_reproduced_by_the_exact_theory():
         assert got == pytest.approx(auc_l, abs=5e-5)
         (a1, b1), (a0, b0) = g.lrt_scales(*g.second_order(t, n, k, sb, 1.0, adv))
         weights = [w for w in (a1, -b1, -a0, b0) if w != 0.0]
-        imhof = law._imhof_sf(0.0, weights, [d] * len(weights))
+        imhof = tails.imhof_sf(0.0, weights, [d] * len(weights))
         assert got == pytest.approx(imhof, abs=1e-10)
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mtl_tracing import audit
 from mtl_tracing import gaussian as g
 from mtl_tracing.audit import clopper_pearson_upper
-from mtl_tracing.gaussian.moments import moments
+from mtl_tracing.gaussian.exact_moments import moments
 
 SMALL = g.GaussianGameConfig(tasks=8, samples=4, dim=16, challenge=2)
 #: Large task norms (sbar = 3, d = 16) against C = 1: clipping binds for every task.

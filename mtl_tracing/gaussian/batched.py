@@ -20,12 +20,14 @@ from mtl_tracing._validate import (
     as_float_array,
     check_choice,
     check_int_array,
+    check_nonnegative_array,
+    check_open_unit,
     check_open_unit_array,
     check_positive_array,
     scalar_or_array,
 )
 from mtl_tracing.gaussian.config import IN_ADVERSARIES
-from mtl_tracing.gaussian.moments import law_scale_parts, score_moments
+from mtl_tracing.gaussian.exact_moments import law_scale_parts, score_moments, with_release_noise
 
 __all__ = ["roc_theory", "roc_curve_theory", "gaussian_auc"]
 
@@ -293,10 +295,7 @@ def roc_theory(
     """
     check_choice("adversary", adversary, IN_ADVERSARIES)
     check_choice("statistic", statistic, ("z", "lrt"))
-    p = check_open_unit_array("fpr", fpr)
-    if p.ndim != 0:
-        raise ValueError(f"fpr must be a scalar, got shape {p.shape}")
-    p = float(p)
+    p = check_open_unit("fpr", fpr)
     args = {
         "tasks": tasks,
         "samples": samples,
@@ -316,9 +315,6 @@ def roc_theory(
     m1 = score_moments(tasks, samples, dim, challenge, task_std, sample_std, adversary)
     m0 = score_moments(tasks, samples, dim, challenge, task_std, sample_std, "out")
     if np.any(np.asarray(release_noise_std) != 0):
-        from mtl_tracing._validate import check_nonnegative_array
-        from mtl_tracing.gaussian.release import with_release_noise
-
         sig = check_nonnegative_array("release_noise_std", release_noise_std)
         m1, m0 = (with_release_noise(m, sig, dim) for m in (m1, m0))
     dims = check_int_array("dim", dim)

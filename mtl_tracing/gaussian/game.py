@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -31,19 +30,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from tqdm.auto import tqdm
 
 from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_dtype, check_int, check_key
-from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
+from mtl_tracing.gaussian import streamed
+from mtl_tracing.gaussian.config import SAMPLERS, GameShape, GaussianGameConfig, check_shape
 from mtl_tracing.gaussian.draws import (
     norms_from,
     orthogonal_squares,
-    row_block,
     score_batches,
     static_shape_args,
     sufficient_draws,
     sufficient_scores,
 )
+from mtl_tracing.gaussian.memory import bytes_per_game, device_memory_bytes, lanes
 
 __all__ = [
     "SAMPLERS",
@@ -60,8 +61,6 @@ __all__ = [
     "padded_sufficient_game",
     "padded_game_args",
 ]
-
-SAMPLERS = ("sufficient", "faithful")
 
 
 class GameScores(NamedTuple):
@@ -229,17 +228,6 @@ def padded_game_args(shape: GameShape, dtype=None) -> tuple:
 _KERNELS = {"faithful": _faithful_game, "sufficient": _sufficient_game}
 
 
-def _check_shape(shape: object) -> GameShape:
-    if not isinstance(shape, tuple) or len(shape) != 4:
-        raise ValueError(
-            f"shape must be a GameShape(tasks, samples, dim, challenge), got {shape!r}"
-        )
-    T, N, d, k = (check_int(n, v, low=1) for n, v in zip(GameShape._fields, shape, strict=True))
-    if k > N:
-        raise ValueError(f"challenge must be <= samples (k <= N), got challenge={k} > samples={N}")
-    return GameShape(T, N, d, k)
-
-
 def game_kernel(sampler: str, shape: GameShape, dtype=None, norms: bool = False) -> Callable:
     """The pure per-game function ``f(key, task_std, sample_std, mean) -> (strong, weak, out)``.
 
@@ -250,52 +238,9 @@ def game_kernel(sampler: str, shape: GameShape, dtype=None, norms: bool = False)
     (keep stds > 0 and finite).
     """
     check_choice("sampler", sampler, SAMPLERS)
-    shape = _check_shape(shape)
+    shape = check_shape(shape)
     dt = check_dtype(dtype)
     return functools.partial(_KERNELS[sampler], shape=shape, dtype=dt, norms=bool(norms))
-
-
-def device_memory_bytes() -> int:
-    """Memory of the default device: its ``bytes_limit`` when JAX reports one (GPU), else the
-    host's physical memory."""
-    try:
-        stats = jax.devices()[0].memory_stats() or {}
-    except Exception:  # noqa: BLE001 - backends without memory stats
-        stats = {}
-    if stats.get("bytes_limit"):
-        return int(stats["bytes_limit"])
-    return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-
-
-def bytes_per_game(sampler: str, shape: GameShape, dtype=None, norms: bool = False) -> int:
-    """A conservative estimate of the peak memory one game needs inside a vmapped chunk
-    (``norms``: with the :class:`GameNorms` outputs)."""
-    check_choice("sampler", sampler, SAMPLERS)
-    T, N, d, k = _check_shape(shape)
-    item = jnp.dtype(jnp.float32 if dtype is None else dtype).itemsize
-    if sampler == "faithful":
-        # x and its noise (2 T N d), three batches and their noise (6 T k d), task means,
-        # permutations (int32), plus slack for temporaries.
-        floats = 2 * T * N * d + 6 * T * k * d + 6 * T * d + 3 * d + (4 * T if norms else 0)
-        return int(2 * (floats * item + 4 * T * N) + 1024)
-    rows = 12 * row_block(T, d - 1) * T if norms else 0  # a block of orthogonal rows
-    return int(2 * (16 * T + rows) * item + 1024)
-
-
-def lanes(sampler: str, shape: GameShape, dtype=None, norms: bool = False) -> int:
-    """Games vectorised together (vmap width) inside a chunk; depends on the shape only.
-
-    Chunks are a ``lax.map`` over groups of ``lanes`` games, each group a ``vmap``, and chunk
-    sizes are multiples of ``lanes``. Game g then always runs in lane g mod lanes of the same
-    compiled program, which is what makes results bitwise independent of the chunk size (XLA's
-    vectorised code may round differently across lanes of vmaps of different widths).
-    """
-    if sampler == "sufficient" and not norms:
-        return 32
-    per_game = bytes_per_game(sampler, shape, dtype, norms)
-    most = 32 if sampler == "sufficient" else 8  # the sufficient sampler with norms: up to 32
-    width = max(1, min(most, (1 << 22) // per_game))
-    return 1 << (width.bit_length() - 1)  # power of two in [1, most]
 
 
 @functools.lru_cache(maxsize=64)
@@ -402,8 +347,6 @@ def simulate(
     s = np.asarray(config.sample_std, dt)
     mean = config.mean_array(np.float64).astype(dt)
     if sampler == "faithful" and (task_block is not None or need > cap):
-        from mtl_tracing.gaussian import streamed
-
         block = streamed.plan_block(shape, dt, budget, cap, task_block)
         kw = dict(block=block, budget=budget, chunk_games=chunk_games, progress=progress)
         out = streamed.simulate_streamed(
@@ -420,8 +363,6 @@ def simulate(
     runner = _chunk_runner(sampler, shape, dt, chunk, *((True,) if norms else ()))
     starts = range(0, games, chunk)
     if progress:
-        from tqdm.auto import tqdm
-
         starts = tqdm(starts, desc=f"{sampler} games", unit="chunk")
     parts = [runner(key, np.uint32(start), sbar, s, mean) for start in starts]
     out = [jnp.concatenate([p[i] for p in parts], axis=0)[:games] for i in range(len(parts[0]))]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -44,6 +43,7 @@ from mtl_tracing._validate import (
     as_float_array,
     check_choice,
     check_int,
+    check_open_unit,
     check_open_unit_array,
     check_positive_float,
     scalar_or_array,
@@ -55,7 +55,15 @@ from mtl_tracing.gaussian.config import (
     GaussianGameConfig,
     check_config,
 )
-from mtl_tracing.gaussian.moments import config_args, law_scales, moments, second_order
+from mtl_tracing.gaussian.exact_moments import config_args, law_scales, moments, second_order
+from mtl_tracing.gaussian.tails import (
+    PANELS,
+    QUAD_LIMIT,
+    chi2_quantile_from_score,
+    diff_sf,
+    imhof_sf,
+    log_kv,
+)
 
 __all__ = [
     "ScoreLaw",
@@ -71,148 +79,6 @@ __all__ = [
     "normal_auc",
     "normal_tpr_at_fpr",
 ]
-
-# Quadrature tolerances: absolute 1e-13 (well below the 1e-10 target), relative 1e-11
-# (so tail probabilities keep ~10 significant digits).
-_EPSABS = 1e-13
-_EPSREL = 1e-11
-_LIMIT = 400
-# Normal-score panels for the conditional integral over Y (phi(38) ~ 1e-314).
-_PANELS = (-38.0, -12.0, -8.0, -5.0, -3.0, -1.5, 0.0, 1.5, 3.0, 5.0, 8.0, 12.0, 38.0)
-
-
-# ----------------------------------------------------------------------------------------
-# Bessel K in log space.
-
-# Debye polynomials u_1..u_4 of p (Abramowitz-Stegun 9.3.9, 9.3.10).
-_DEBYE = (
-    np.array([0, 3, 0, -5]) / 24.0,
-    np.array([0, 0, 81, 0, -462, 0, 385]) / 1152.0,
-    np.array([0, 0, 0, 30375, 0, -369603, 0, 765765, 0, -425425]) / 414720.0,
-    np.array([0, 0, 0, 0, 4465125, 0, -94121676, 0, 349922430, 0, -446185740, 0, 185910725])
-    / 39813120.0,
-)
-
-
-def _log_kv(nu: float, x: np.ndarray) -> np.ndarray:
-    """log K_nu(x) for x > 0 without overflow (kve where representable, else asymptotics)."""
-    x = np.asarray(x, dtype=np.float64)
-    with np.errstate(over="ignore", divide="ignore"):
-        kve = special.kve(nu, x)
-        out = np.log(kve) - x
-    bad = ~np.isfinite(out) | (kve > 1e300)
-    if np.any(bad):
-        xb = x[bad]
-        if nu >= 20.0:
-            # Uniform (Debye) expansion K_nu(nu z), relative error O(nu^-5) < 1e-9.
-            z = xb / nu
-            sq = np.sqrt(1.0 + z * z)
-            p = 1.0 / sq
-            series = np.ones_like(z)
-            for j, coef in enumerate(_DEBYE, start=1):
-                series += (-1.0) ** j * np.polynomial.polynomial.polyval(p, coef) / nu**j
-            eta = sq + np.log(z) - np.log1p(sq)
-            out[bad] = (
-                0.5 * np.log(np.pi / (2.0 * nu)) - nu * eta - 0.5 * np.log(sq) + np.log(series)
-            )
-        elif nu > 0.0:
-            # Small x (only way to overflow for moderate nu): K ~ Gamma(nu)/2 (2/x)^nu.
-            out[bad] = special.gammaln(nu) - math.log(2.0) + nu * (math.log(2.0) - np.log(xb))
-        else:
-            out[bad] = np.log(-np.log(xb / 2.0) - np.euler_gamma)
-    return out
-
-
-# ----------------------------------------------------------------------------------------
-# Tail probabilities of weighted chi-square differences.
-
-
-def _chi2_quantile_from_score(dof: float, score: float) -> float:
-    """y with P(chi2_dof <= y) = Phi(score), accurate in both tails."""
-    if score >= 0.0:
-        return 2.0 * special.gammainccinv(0.5 * dof, special.ndtr(-score))
-    return 2.0 * special.gammaincinv(0.5 * dof, special.ndtr(score))
-
-
-def _sf_diff(t: float, a: float, b: float, dof: float) -> float:
-    """P(a X - b Y > t) for X, Y i.i.d. chi2(dof), a > 0, b >= 0 (conditioning on Y).
-
-    sf(t) = E_Y[chi2.sf((t + b Y)/a)], integrated over Y's normal score so both tails of Y
-    are resolved; accurate to ~1e-13 absolute and ~1e-10 relative.
-    """
-    if b == 0.0:
-        return float(special.chdtrc(dof, t / a)) if t > 0 else 1.0
-
-    def integrand(score: float) -> float:
-        y = _chi2_quantile_from_score(dof, score)
-        return special.chdtrc(dof, max((t + b * y) / a, 0.0)) * math.exp(-0.5 * score * score)
-
-    norm = 1.0 / math.sqrt(2.0 * math.pi)
-    lo, head = _PANELS[0], 0.0
-    if t < 0:
-        # Y < -t/b gives a X - b Y > t surely: that part is P(Y < -t/b) in closed form.
-        y_star = -t / b
-        head = float(special.chdtr(dof, y_star))
-        upper = float(special.chdtrc(dof, y_star))
-        lo = -float(special.ndtri(upper)) if upper > 0 else _PANELS[-1]
-        lo = max(lo, _PANELS[0])
-    edges = [lo] + [p for p in _PANELS if p > lo]
-    total = 0.0
-    for left, right in zip(edges[:-1], edges[1:], strict=True):
-        val, _ = integrate.quad(
-            integrand, left, right, epsabs=_EPSABS / norm, epsrel=_EPSREL, limit=_LIMIT
-        )
-        total += val
-    return min(head + norm * total, 1.0)
-
-
-def _imhof_sf(x: float, weights: Sequence[float], dofs: Sequence[float]) -> float:
-    """P(sum_j w_j chi2_{h_j} > x) by Imhof's (1961) inversion formula.
-
-    P = 1/2 + (1/pi) int_0^inf sin(theta(u)) / (u rho(u)) du with
-    theta(u) = sum_j h_j atan(w_j u)/2 - x u/2, rho(u) = prod_j (1 + w_j^2 u^2)^(h_j/4).
-    """
-    w = np.asarray(weights, dtype=np.float64)
-    h = np.asarray(dofs, dtype=np.float64)
-    scale = float(np.max(np.abs(w)))
-    w, xs = w / scale, x / scale
-
-    def phase_amp(u: float) -> tuple[float, float]:
-        phase = 0.5 * float(np.dot(h, np.arctan(w * u)))
-        amp = math.exp(-0.25 * float(np.dot(h, np.log1p((w * u) ** 2)))) / u
-        return phase, amp
-
-    def integrand(u: float) -> float:
-        if u == 0.0:
-            return 0.5 * (float(np.dot(h, w)) - xs)
-        phase, amp = phase_amp(u)
-        return math.sin(phase - 0.5 * xs * u) * amp
-
-    kw = {"epsabs": 1e-14, "epsrel": 1e-12, "limit": _LIMIT}
-    pieces = [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
-    total = sum(
-        integrate.quad(integrand, lo, hi, **kw)[0]
-        for lo, hi in zip(pieces[:-1], pieces[1:], strict=True)
-    )
-    if xs == 0.0:
-        total += integrate.quad(integrand, pieces[-1], np.inf, **kw)[0]
-    else:
-        # sin(phase - omega u) = sin(phase) cos(omega u) - cos(phase) sin(omega u): QAWF tail.
-        omega = 0.5 * xs
-
-        def even(u: float) -> float:
-            phase, amp = phase_amp(u)
-            return math.sin(phase) * amp
-
-        def odd(u: float) -> float:
-            phase, amp = phase_amp(u)
-            return math.cos(phase) * amp
-
-        tail_kw = {"epsabs": 1e-14, "limlst": 200}
-        total += integrate.quad(even, pieces[-1], np.inf, weight="cos", wvar=omega, **tail_kw)[0]
-        total -= integrate.quad(odd, pieces[-1], np.inf, weight="sin", wvar=omega, **tail_kw)[0]
-    return 0.5 + total / np.pi
-
 
 # ----------------------------------------------------------------------------------------
 # The law of z.
@@ -288,7 +154,7 @@ class ScoreLaw:
             const
             + nu * (np.log(absx) - math.log(p))
             + 0.5 * (l2 - l1) * arr[~zero]
-            + _log_kv(nu, 0.5 * p * absx)
+            + log_kv(nu, 0.5 * p * absx)
         )
         if d == 1:
             out[zero] = np.inf
@@ -304,7 +170,7 @@ class ScoreLaw:
 
     def sf(self, t):
         """P(z > t), accurate to ~1e-12 absolute and ~1e-10 relative in the upper tail."""
-        return self._map("t", t, lambda v: _sf_diff(v, self.scale_pos, self.scale_neg, self.dim))
+        return self._map("t", t, lambda v: diff_sf(v, self.scale_pos, self.scale_neg, self.dim))
 
     def cdf(self, t):
         """P(z <= t), computed directly (not 1 - sf) so the lower tail keeps relative accuracy."""
@@ -312,7 +178,7 @@ class ScoreLaw:
         def one(v: float) -> float:
             if self.scale_neg == 0.0:
                 return float(special.chdtr(self.dim, v / self.scale_pos)) if v > 0 else 0.0
-            return _sf_diff(-v, self.scale_neg, self.scale_pos, self.dim)
+            return diff_sf(-v, self.scale_neg, self.scale_pos, self.dim)
 
         return self._map("t", t, one)
 
@@ -400,10 +266,7 @@ def exact_roc(config: GaussianGameConfig, adversary: str, fpr):
 
 def exact_tpr_at_fpr(config: GaussianGameConfig, adversary: str, fpr) -> float:
     """Marginal TPR at one FPR level (``fpr`` a scalar in (0, 1))."""
-    fpr_arr = check_open_unit_array("fpr", fpr)
-    if fpr_arr.ndim != 0:
-        raise ValueError(f"fpr must be a scalar, got shape {fpr_arr.shape}")
-    return float(exact_roc(config, adversary, float(fpr_arr)))
+    return float(exact_roc(config, adversary, check_open_unit("fpr", fpr)))
 
 
 def exact_auc(config: GaussianGameConfig, adversary: str) -> float:
@@ -415,7 +278,7 @@ def exact_auc(config: GaussianGameConfig, adversary: str) -> float:
     d = law_in.dim
     weights = [law_in.scale_pos, -law_in.scale_neg, -law_out.scale_pos, law_out.scale_neg]
     keep = [(w, d) for w in weights if w != 0.0]
-    return float(min(max(_imhof_sf(0.0, *zip(*keep, strict=True)), 0.0), 1.0))
+    return float(min(max(imhof_sf(0.0, *zip(*keep, strict=True)), 0.0), 1.0))
 
 
 def exact_percentile_table(
@@ -478,12 +341,12 @@ def exact_per_game_auc(config: GaussianGameConfig, adversary: str) -> float:
     d = config.dim
 
     def integrand(score: float) -> float:
-        x = _chi2_quantile_from_score(d, score)
+        x = chi2_quantile_from_score(d, score)
         return special.ndtr(kappa * math.sqrt(x)) * math.exp(-0.5 * score * score)
 
     total = sum(
-        integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=_LIMIT)[0]
-        for lo, hi in zip(_PANELS[:-1], _PANELS[1:], strict=True)
+        integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-12, limit=QUAD_LIMIT)[0]
+        for lo, hi in zip(PANELS[:-1], PANELS[1:], strict=True)
     )
     return float(total / math.sqrt(2.0 * math.pi))
 
@@ -505,10 +368,7 @@ def normal_roc(config: GaussianGameConfig, adversary: str, fpr):
 
 def normal_tpr_at_fpr(config: GaussianGameConfig, adversary: str, fpr) -> float:
     """Normal-approximation TPR at one FPR level."""
-    fpr_arr = check_open_unit_array("fpr", fpr)
-    if fpr_arr.ndim != 0:
-        raise ValueError(f"fpr must be a scalar, got shape {fpr_arr.shape}")
-    return float(normal_roc(config, adversary, float(fpr_arr)))
+    return float(normal_roc(config, adversary, check_open_unit("fpr", fpr)))
 
 
 def normal_auc(config: GaussianGameConfig, adversary: str) -> float:

@@ -1,7 +1,7 @@
 r"""The optimal (Neyman-Pearson) tracing test of the Gaussian game: the statistic Lambda, its
 exact law, ROC, AUC, TPR at FPR and percentile tables.
 
-Host code: NumPy/SciPy in float64. Notation of :mod:`~mtl_tracing.gaussian.moments`.
+Host code: NumPy/SciPy in float64. Notation of :mod:`~mtl_tracing.gaussian.exact_moments`.
 
 The likelihood-ratio statistic
 ------------------------------
@@ -72,18 +72,27 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy import special
 
 from mtl_tracing._validate import (
     as_float_array,
     check_choice,
-    check_int,
+    check_fields,
+    check_int_fields,
     check_nonnegative,
+    check_open_unit,
     check_open_unit_array,
     scalar_or_array,
 )
+from mtl_tracing.gaussian.batched import roc_curve_theory, roc_theory
 from mtl_tracing.gaussian.config import IN_ADVERSARIES, GaussianGameConfig, check_config
+from mtl_tracing.gaussian.exact_moments import (
+    config_args,
+    law_scale_parts,
+    noisy_second_order,
+    second_order,
+)
 from mtl_tracing.gaussian.law import ScoreLaw, percentile_table
-from mtl_tracing.gaussian.moments import config_args, law_scale_parts, second_order
 
 __all__ = [
     "LrtLaw",
@@ -116,20 +125,11 @@ class LrtLaw:
     scale_neg: float
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "dim", check_int("dim", self.dim, low=1))
-        set_(self, "scale_pos", check_nonnegative("scale_pos", self.scale_pos))
-        set_(self, "scale_neg", check_nonnegative("scale_neg", self.scale_neg))
+        check_int_fields(self, dim=1)
+        check_fields(self, check_nonnegative, "scale_pos", "scale_neg")
 
-    @property
-    def mean(self) -> float:
-        """E Lambda = d (a - b)."""
-        return self.dim * (self.scale_pos - self.scale_neg)
-
-    @property
-    def var(self) -> float:
-        """Var Lambda = 2 d (a^2 + b^2)."""
-        return 2.0 * self.dim * (self.scale_pos**2 + self.scale_neg**2)
+    mean = ScoreLaw.mean  # E Lambda = d (a - b)
+    var = ScoreLaw.var  # Var Lambda = 2 d (a^2 + b^2)
 
     @property
     def is_point_mass(self) -> bool:
@@ -143,37 +143,41 @@ class LrtLaw:
             return ScoreLaw(self.dim, self.scale_neg, 0.0), -1.0
         return None, 0.0
 
-    def sf(self, t):
-        """P(Lambda > t)."""
+    def _tail(self, t, upper: bool):
+        """P(Lambda > t) (``upper``) or P(Lambda <= t); -b Y's tails are b Y's, mirrored."""
         law, sign = self._parts()
         t = as_float_array("t", t)
         if law is None:
-            return scalar_or_array((t < 0).astype(np.float64))
-        return law.sf(t) if sign > 0 else law.cdf(-t)
+            return scalar_or_array((t < 0 if upper else t >= 0).astype(np.float64))
+        if sign > 0:
+            return law.sf(t) if upper else law.cdf(t)
+        return law.cdf(-t) if upper else law.sf(-t)
+
+    def _quantile(self, name: str, p, upper: bool):
+        """The upper (``isf``) or lower (``ppf``) p-quantile; 0 for the point mass."""
+        law, sign = self._parts()
+        p = check_open_unit_array(name, p)
+        if law is None:
+            return scalar_or_array(np.zeros_like(p))
+        if sign > 0:
+            return law.isf(p) if upper else law.ppf(p)
+        return scalar_or_array(-np.asarray(law.ppf(p) if upper else law.isf(p)))
+
+    def sf(self, t):
+        """P(Lambda > t)."""
+        return self._tail(t, upper=True)
 
     def cdf(self, t):
         """P(Lambda <= t)."""
-        law, sign = self._parts()
-        t = as_float_array("t", t)
-        if law is None:
-            return scalar_or_array((t >= 0).astype(np.float64))
-        return law.cdf(t) if sign > 0 else law.sf(-t)
+        return self._tail(t, upper=False)
 
     def isf(self, p):
         """t with P(Lambda > t) = p (0 for the point mass)."""
-        law, sign = self._parts()
-        p = check_open_unit_array("p", p)
-        if law is None:
-            return scalar_or_array(np.zeros_like(p))
-        return law.isf(p) if sign > 0 else scalar_or_array(-np.asarray(law.ppf(p)))
+        return self._quantile("p", p, upper=True)
 
     def ppf(self, q):
         """t with P(Lambda <= t) = q (0 for the point mass)."""
-        law, sign = self._parts()
-        q = check_open_unit_array("q", q)
-        if law is None:
-            return scalar_or_array(np.zeros_like(q))
-        return law.ppf(q) if sign > 0 else scalar_or_array(-np.asarray(law.isf(q)))
+        return self._quantile("q", q, upper=False)
 
     def pdf(self, t):
         """Density at ``t``; ``ValueError`` for the point mass (no density)."""
@@ -216,8 +220,6 @@ def lrt_second_order(config: GaussianGameConfig, adversary: str, release=None):
     args = config_args(config)
     if release is None:
         return second_order(*args, adversary)
-    from mtl_tracing.gaussian.release import noisy_second_order
-
     return noisy_second_order(*args, adversary, release.noise_std(config.tasks))
 
 
@@ -245,8 +247,6 @@ def lrt_roc(config: GaussianGameConfig, adversary: str, fpr, release=None):
     t = OUT.isf(fpr), i.e. P((1 - rho^2) z_OUT > -q_fpr). Vectorised on fixed nodes
     (``batched.roc_curve_theory``; ~1e-14 from ``law_in.sf(law_out.isf(fpr))`` of
     :func:`lrt_law`, which is adaptive and ~100x slower)."""
-    from mtl_tracing.gaussian.batched import roc_curve_theory
-
     config = _exact(config, adversary, release)
     abc = lrt_second_order(config, adversary, release)
     return scalar_or_array(roc_curve_theory(config.dim, *abc, fpr, statistic="lrt"))
@@ -256,8 +256,6 @@ def lrt_mu_profile(config: GaussianGameConfig, adversary: str, fpr, release=None
     """mu_eff(fpr) = Phi^-1(TPR) - Phi^-1(FPR) of Lambda's exact ROC: the mu of the Gaussian
     (mu-GDP) trade-off curve through each point. The ROC lies under the mu-GDP curve
     TPR = Phi(Phi^-1(FPR) + mu) exactly where mu_eff <= mu."""
-    from scipy import special
-
     fpr = check_open_unit_array("fpr", fpr)
     tpr = np.asarray(lrt_roc(config, adversary, fpr, release), dtype=np.float64)
     return scalar_or_array(special.ndtri(tpr) - special.ndtri(fpr))
@@ -265,17 +263,12 @@ def lrt_mu_profile(config: GaussianGameConfig, adversary: str, fpr, release=None
 
 def lrt_tpr_at_fpr(config: GaussianGameConfig, adversary: str, fpr, release=None) -> float:
     """Exact TPR of Lambda at one FPR level."""
-    fpr_arr = check_open_unit_array("fpr", fpr)
-    if fpr_arr.ndim != 0:
-        raise ValueError(f"fpr must be a scalar, got shape {fpr_arr.shape}")
-    return float(lrt_roc(config, adversary, float(fpr_arr), release))
+    return float(lrt_roc(config, adversary, check_open_unit("fpr", fpr), release))
 
 
 def lrt_auc(config: GaussianGameConfig, adversary: str, release=None) -> float:
     """Exact AUC of Lambda, P(Lambda_IN > Lambda_OUT) for independent copies, by Imhof's
     formula on fixed nodes (``roc_theory(..., statistic="lrt")``, ~1e-13)."""
-    from mtl_tracing.gaussian.batched import roc_theory
-
     config = _exact(config, adversary, release)
     t, n, k, sb, s = config_args(config)
     sig = 0.0 if release is None else release.noise_std(t)

@@ -1,4 +1,4 @@
-r"""The Gaussian game with a differentially private release: clipping, noise, exact theory.
+r"""The Gaussian game with a differentially private release: clipping, noise, samplers.
 
 The release (notation of :mod:`mtl_tracing.gaussian.config`; C ``clip``, z
 ``noise_multiplier``, sigma ``release_noise_std``):
@@ -6,7 +6,8 @@ The release (notation of :mod:`mtl_tracing.gaussian.config`; C ``clip``, z
     c_i = clip_C(xbar_i - mu_bar),    clip_C(v) = v min(1, C / ||v||),
     mu_hat = mu_bar + (sum_i c_i + xi) / T + sigma n,   xi ~ N(0, (z C)^2 I_d), n ~ N(0, I_d),
 
-where xbar_i is the mean of task i's N samples. ``DPRelease()`` (no clipping, z = 0,
+where xbar_i is the mean of task i's N samples; the release is a :class:`~.config.DPRelease`
+(``clip=None``: no clipping). ``DPRelease()`` (no clipping, z = 0,
 sigma = 0) is today's release: :func:`simulate_release` then calls
 :func:`~mtl_tracing.gaussian.game.simulate` itself, bit for bit.
 
@@ -30,8 +31,8 @@ nothing is clipped and z C is undefined). Per coordinate alpha = mu_hat - mu_bar
 variance sigma_tot^2 and nothing else changes: A -> A + sigma_tot^2, while B and
 c = Cov(alpha, beta) are unchanged (the noise is independent of every batch). The whole exact
 theory (moments, the law z = a X - b Y, ROC, AUC, TPR) follows with this A
-(:func:`noisy_second_order`, :func:`release_law`, :func:`release_roc`; ``roc_theory`` takes the
-noise as one more broadcast column, ``release_noise_std``).
+(:mod:`~mtl_tracing.gaussian.release_theory`; ``roc_theory`` takes the noise as one more
+broadcast column, ``release_noise_std``).
 
 **Samplers.** ``"faithful"`` draws the release literally and supports everything.
 ``"sufficient"`` supports noise without clipping exactly: per coordinate the noise enters
@@ -44,9 +45,7 @@ sufficient sampler refuses a clipped release and points to ``sampler="faithful"`
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -54,21 +53,15 @@ import numpy as np
 from jax import Array
 
 from mtl_tracing import flat_random
-from mtl_tracing._validate import (
-    check_choice,
-    check_dtype,
-    check_int,
-    check_key,
-    check_nonnegative,
-    check_positive_float,
-    check_probability,
-    scalar_or_array,
-)
+from mtl_tracing._validate import check_choice, check_dtype, check_int, check_key
+from mtl_tracing.gaussian import streamed
 from mtl_tracing.gaussian.config import (
-    IN_ADVERSARIES,
+    SAMPLERS,
+    DPRelease,
     GameShape,
     GaussianGameConfig,
     check_config,
+    check_release,
 )
 from mtl_tracing.gaussian.draws import (
     norms_from,
@@ -77,191 +70,18 @@ from mtl_tracing.gaussian.draws import (
     static_shape_args,
 )
 from mtl_tracing.gaussian.game import (
-    SAMPLERS,
     GameNorms,
     GameScores,
+    game_kernel,
     pack_outputs,
     simulate,
     sufficient_draws,
 )
-from mtl_tracing.gaussian.moments import ScoreMoments, law_scale_parts, second_order
+from mtl_tracing.gaussian.memory import bytes_per_game, device_memory_bytes
 
-__all__ = [
-    "DPRelease",
-    "with_release_noise",
-    "noisy_second_order",
-    "release_law",
-    "release_roc",
-    "release_auc",
-    "release_tpr_at_fpr",
-    "release_moments",
-    "simulate_release",
-    "release_kernel",
-]
-
-
-@dataclasses.dataclass(frozen=True)
-class DPRelease:
-    """How mu_hat is released: ``clip`` C (None: no clipping), ``noise_multiplier`` z (noise
-    std z C on the clipped sum; needs ``clip``), ``release_noise_std`` sigma (noise on mu_hat,
-    no guarantee). The default is today's release."""
-
-    clip: float | None = None
-    noise_multiplier: float = 0.0
-    release_noise_std: float = 0.0
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        if self.clip is not None:
-            set_(self, "clip", check_positive_float("clip", self.clip))
-        set_(self, "noise_multiplier", check_nonnegative("noise_multiplier", self.noise_multiplier))
-        if self.noise_multiplier > 0 and self.clip is None:
-            raise ValueError(
-                "noise_multiplier needs clip (the noise std is noise_multiplier * clip), got "
-                f"noise_multiplier={self.noise_multiplier!r} with clip=None; use "
-                "release_noise_std for noise without clipping"
-            )
-        set_(
-            self,
-            "release_noise_std",
-            check_nonnegative("release_noise_std", self.release_noise_std),
-        )
-
-    @property
-    def is_plain(self) -> bool:
-        """No clipping and no noise: today's release."""
-        return self.clip is None and self.noise_multiplier == 0 and self.release_noise_std == 0
-
-    def sum_noise_std(self) -> float:
-        """z C, the std of xi on the clipped sum (0 without noise)."""
-        return self.noise_multiplier * self.clip if self.noise_multiplier > 0 else 0.0
-
-    def noise_std(self, tasks: int) -> float:
-        """sigma_tot = sqrt((z C / T)^2 + sigma^2), the noise std per coordinate of mu_hat."""
-        tasks = check_int("tasks", tasks, low=1)
-        return math.hypot(self.sum_noise_std() / tasks, self.release_noise_std)
-
-    @property
-    def mu(self) -> float:
-        """The GDP mu of the release: 2/z with clipping (replace-one adjacency), inf otherwise."""
-        if self.clip is None or self.noise_multiplier == 0:
-            return math.inf
-        return 2.0 / self.noise_multiplier
-
-    def epsilon(self, delta: float) -> float:
-        """epsilon at ``delta`` implied by mu-GDP (inf without a guarantee)."""
-        from mtl_tracing.audit.gdp import gdp_epsilon
-
-        delta = check_probability("delta", delta)
-        return math.inf if math.isinf(self.mu) else float(gdp_epsilon(self.mu, delta))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _check_release(release: object) -> DPRelease:
-    if not isinstance(release, DPRelease):
-        raise ValueError(f"release must be a DPRelease, got {release!r}")
-    return release
-
-
-def _exact_release(config: GaussianGameConfig, release: DPRelease) -> float:
-    """sigma_tot for the exact theory; refuses a clipped release (no closed form)."""
-    if release.clip is not None:
-        raise ValueError(
-            f"the exact theory covers unclipped releases only, got clip={release.clip!r}; "
-            "simulate a clipped release with sampler='faithful'"
-        )
-    return release.noise_std(config.tasks)
-
-
-# ------------------------------------------------------------------------------- exact theory
-
-
-def with_release_noise(m: ScoreMoments, noise_std, dim) -> ScoreMoments:
-    """Moments with release noise of std ``noise_std`` on mu_hat: A + sigma^2, same B and c;
-    mean d c, var d((A + sigma^2) B + c^2). The paper's fields are kept (noiseless)."""
-    sig2 = np.asarray(noise_std, dtype=np.float64) ** 2
-    d = np.asarray(dim, dtype=np.float64)
-    a_var = np.asarray(m.A, dtype=np.float64) + sig2
-    var = d * (a_var * np.asarray(m.B) + np.asarray(m.c) ** 2)
-    fields = np.broadcast_arrays(a_var, m.B, m.c, m.mean, var, m.paper_mean, m.paper_var)
-    return ScoreMoments(*(scalar_or_array(np.array(x, dtype=np.float64)) for x in fields))
-
-
-def noisy_second_order(
-    tasks, samples, challenge, task_std, sample_std, adversary: str, noise_std=0.0
-):
-    """(A + sigma^2, B, c) per coordinate; broadcast over the numeric arguments."""
-    from mtl_tracing._validate import check_nonnegative_array
-
-    sig = check_nonnegative_array("release_noise_std", noise_std)
-    a_var, b_var, cov = second_order(tasks, samples, challenge, task_std, sample_std, adversary)
-    a_var, b_var, cov = np.broadcast_arrays(np.asarray(a_var) + sig**2, b_var, cov)
-    return tuple(scalar_or_array(np.array(x)) for x in (a_var, b_var, cov))
-
-
-def release_moments(config: GaussianGameConfig, release: DPRelease) -> dict[str, ScoreMoments]:
-    """``{adversary: ScoreMoments}`` of the unclipped noisy release."""
-    from mtl_tracing.gaussian.moments import moments
-
-    sig = _exact_release(check_config(config), _check_release(release))
-    return {adv: with_release_noise(m, sig, config.dim) for adv, m in moments(config).items()}
-
-
-def release_law(config: GaussianGameConfig, release: DPRelease, adversary: str):
-    """The exact law of z (``ScoreLaw``: z = a X - b Y) under the unclipped noisy release."""
-    from mtl_tracing.gaussian.law import ScoreLaw
-
-    config, release = check_config(config), _check_release(release)
-    sig = _exact_release(config, release)
-    t, n, k, sb, s = (
-        config.tasks,
-        config.samples,
-        config.challenge,
-        config.task_std,
-        config.sample_std,
-    )
-    a_var, b_var, cov = noisy_second_order(t, n, k, sb, s, adversary, sig)
-    _, pos, neg = law_scale_parts(a_var, b_var, cov)
-    return ScoreLaw(config.dim, float(pos), float(neg))
-
-
-def release_roc(config: GaussianGameConfig, release: DPRelease, adversary: str, fpr):
-    """Exact marginal ROC TPR(fpr) of the unclipped noisy release; ``fpr`` in (0, 1)."""
-    from mtl_tracing._validate import check_open_unit_array
-
-    check_choice("adversary", adversary, IN_ADVERSARIES)
-    law_in = release_law(config, release, adversary)
-    law_out = release_law(config, release, "out")
-    return law_in.sf(np.asarray(law_out.isf(check_open_unit_array("fpr", fpr))))
-
-
-def _theory(config, release, adversary, fpr):
-    from mtl_tracing.gaussian.batched import roc_theory
-
-    sig = _exact_release(check_config(config), _check_release(release))
-    return roc_theory(
-        config.tasks,
-        config.samples,
-        config.dim,
-        config.challenge,
-        config.task_std,
-        config.sample_std,
-        adversary,
-        fpr,
-        release_noise_std=sig,
-    )
-
-
-def release_auc(config: GaussianGameConfig, release: DPRelease, adversary: str) -> float:
-    """Exact marginal AUC of the unclipped noisy release (``roc_theory``'s quadrature)."""
-    return float(_theory(config, release, adversary, 0.5)["exact_auc"])
-
-
-def release_tpr_at_fpr(config, release: DPRelease, adversary: str, fpr: float) -> float:
-    """Exact marginal TPR at ``fpr`` of the unclipped noisy release."""
-    return float(_theory(config, release, adversary, fpr)["exact_tpr"])
+# The theory of a release is in ``release_theory`` (``gaussian.release_auc``, ...); DPRelease is
+# defined in ``config`` and importable from here too.
+__all__ = ["DPRelease", "simulate_release", "release_kernel"]
 
 
 # ----------------------------------------------------------------------------------- samplers
@@ -340,8 +160,6 @@ def release_kernel(sampler: str, shape: GameShape, dtype=None, norms: bool = Fal
     clipping, ``sum_noise_std`` is z C (0 without noise). No validation inside; the sufficient
     sampler silently ignores ``clip`` (callers must refuse a finite clip there, as
     :func:`simulate_release` does)."""
-    from mtl_tracing.gaussian.game import game_kernel
-
     game_kernel(sampler, shape, dtype)  # validates sampler and shape
     dt = check_dtype(dtype)
     return functools.partial(_KERNELS[sampler], shape=GameShape(*shape), dtype=dt, norms=norms)
@@ -394,7 +212,7 @@ def simulate_release(
       GameScores, each (games, T), in ``dtype``; with ``norms``, ``(GameScores, GameNorms)``.
     """
     key = check_key("key", key)
-    config, release = check_config(config), _check_release(release)
+    config, release = check_config(config), check_release(release)
     games = check_int("games", games, low=1)
     check_choice("sampler", sampler, SAMPLERS)
     dt = check_dtype(dtype)
@@ -418,9 +236,6 @@ def simulate_release(
         release.release_noise_std,
     )
     if sampler == "faithful":
-        from mtl_tracing.gaussian import streamed
-        from mtl_tracing.gaussian.game import bytes_per_game, device_memory_bytes
-
         cap = max(budget, device_memory_bytes() // 2)
         if task_block is not None or bytes_per_game(sampler, config.shape, dt) > cap:
             block = streamed.plan_block(config.shape, dt, budget, cap, task_block)

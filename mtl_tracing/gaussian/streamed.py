@@ -43,6 +43,7 @@ from mtl_tracing import flat_random
 from mtl_tracing._validate import check_int
 from mtl_tracing.gaussian.config import GameShape
 from mtl_tracing.gaussian.draws import score_batches
+from mtl_tracing.gaussian.memory import bytes_per_game
 
 __all__ = ["streamed_game", "block_bytes", "plan_block", "simulate_streamed"]
 
@@ -118,10 +119,8 @@ def streamed_game(
 
 def block_bytes(shape: GameShape, block: int, dtype=None) -> int:
     """A conservative estimate of the peak memory of one streamed game with ``block`` tasks
-    per block: one block's draws (``game.bytes_per_game`` of a ``block``-task game) plus the
+    per block: one block's draws (:func:`~.memory.bytes_per_game` of a ``block``-task game) plus the
     sum, the noise, mu_hat and the 3T scores (exact integers)."""
-    from mtl_tracing.gaussian.game import bytes_per_game
-
     T, N, d, k = shape
     item = jnp.dtype(jnp.float32 if dtype is None else dtype).itemsize
     draws = bytes_per_game("faithful", GameShape(min(block, T), N, d, k), dtype)

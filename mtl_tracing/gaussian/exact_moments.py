@@ -46,6 +46,8 @@ __all__ = [
     "law_scales",
     "variance_ratio",
     "moments",
+    "with_release_noise",
+    "noisy_second_order",
 ]
 
 
@@ -178,3 +180,28 @@ def moments(config: GaussianGameConfig) -> dict[str, ScoreMoments]:
     """``{adversary: ScoreMoments}`` for ``strong``, ``weak`` and ``out``."""
     t, n, k, sb, s = config_args(config)
     return {adv: score_moments(t, n, config.dim, k, sb, s, adv) for adv in ADVERSARIES}
+
+
+# Release noise (:mod:`~mtl_tracing.gaussian.release`): Gaussian noise of std sigma per
+# coordinate on mu_hat, independent of every batch, adds sigma^2 to A and nothing else.
+
+
+def with_release_noise(m: ScoreMoments, noise_std, dim) -> ScoreMoments:
+    """Moments with release noise of std ``noise_std`` on mu_hat: A + sigma^2, same B and c;
+    mean d c, var d((A + sigma^2) B + c^2). The paper's fields are kept (noiseless)."""
+    sig2 = np.asarray(noise_std, dtype=np.float64) ** 2
+    d = np.asarray(dim, dtype=np.float64)
+    a_var = np.asarray(m.A, dtype=np.float64) + sig2
+    var = d * (a_var * np.asarray(m.B) + np.asarray(m.c) ** 2)
+    fields = np.broadcast_arrays(a_var, m.B, m.c, m.mean, var, m.paper_mean, m.paper_var)
+    return ScoreMoments(*(scalar_or_array(np.array(x, dtype=np.float64)) for x in fields))
+
+
+def noisy_second_order(
+    tasks, samples, challenge, task_std, sample_std, adversary: str, noise_std=0.0
+):
+    """(A + sigma^2, B, c) per coordinate; broadcast over the numeric arguments."""
+    sig = check_nonnegative_array("release_noise_std", noise_std)
+    a_var, b_var, cov = second_order(tasks, samples, challenge, task_std, sample_std, adversary)
+    a_var, b_var, cov = np.broadcast_arrays(np.asarray(a_var) + sig**2, b_var, cov)
+    return tuple(scalar_or_array(np.array(x)) for x in (a_var, b_var, cov))
