@@ -106,9 +106,10 @@ def test_release_values_are_traced_columns(tmp_path):
     t2 = sweep.run_sweep(spec2, chunk_cells=4, progress=False)
     assert sweep.trace_counts() == after
     np.testing.assert_array_equal(t2["mu"][t2["noise_multiplier"] > 0], 1.0)  # mu = 2/z
-    noise = np.hypot(t2["noise_multiplier"] * t2["clip"] / 4, 0.25)
+    noise = np.hypot(t2["noise_multiplier"] * t2["clip"].astype(float) / 4, 0.25)
     np.testing.assert_allclose(t2["noise_std"], noise, rtol=1e-15)
-    clipped = ~np.isnan(t["clip"])
+    clipped = np.array([c is not None for c in t["clip"]])
+    assert set(t["clip"][~clipped]) == {None}  # no clip: None, the one encoding
     assert np.all(np.isnan(t["exact_auc"][clipped])) and np.all(np.isnan(t2["theory_var_in"]))
     assert np.all(np.isfinite(t["exact_auc"][~clipped]))
     # Unclipped cells: the theory column is roc_theory with the release noise.
@@ -156,3 +157,25 @@ def test_cli_release_flags(tmp_path, capsys):
         out = tmp_path / "o"
         assert cli.main([*base, "--out", str(out), *extra, "--no-progress"]) == 2
         assert match in capsys.readouterr().err and not out.exists()
+
+
+def test_no_clip_is_none_in_python_and_empty_on_disk(tmp_path):
+    """No clip is ``None`` in the spec, the cells and the table, ``null`` in the JSON files, an
+    empty string in ``sweep.npz`` and an empty CSV field; folders written before, with NaN or
+    inf for no clip in the table, load with ``None`` there."""
+    spec = sweep.SweepSpec(**{**RELEASE, "games": 20}, clip=(None, 1.0))
+    assert [c.clip for _, c, _ in spec.cells()] == [None, 1.0]
+    assert sweep.cell_table(spec)["clip"].tolist() == [None, 1.0]
+    t = sweep.run_sweep(spec, None, tmp_path / "s", chunk_cells=4, progress=False)
+    assert t["clip"].tolist() == [None, None, 1.0, 1.0]  # one row per adversary
+    assert json.loads((tmp_path / "s" / "spec.json").read_text())["spec"]["clip"] == [None, 1.0]
+    with np.load(tmp_path / "s" / "sweep.npz") as z:  # no pickle needed
+        assert z["clip"].tolist() == ["", "", "1.0", "1.0"]
+    rows = (tmp_path / "s" / "sweep.csv").read_text().splitlines()
+    col = rows[0].split(",").index("clip")
+    assert [r.split(",")[col] for r in rows[1:]] == ["", "", "1.0", "1.0"]
+    assert sweep.load_sweep(tmp_path / "s")["clip"].tolist() == [None, None, 1.0, 1.0]
+    # An old folder: the clip column as floats, NaN (and inf) for no clip.
+    old = {k: v for k, v in sweep.load_sweep(tmp_path / "s").items() if k != "clip"}
+    np.savez(tmp_path / "sweep.npz", **old, clip=np.array([np.nan, np.inf, 1.0, 1.0]))
+    assert sweep.load_sweep(tmp_path)["clip"].tolist() == [None, None, 1.0, 1.0]

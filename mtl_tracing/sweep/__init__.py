@@ -4,7 +4,8 @@ Modules (one concept each):
 
 * :mod:`~mtl_tracing.sweep.spec`: :class:`SweepSpec` (the Gaussian game's grid) and the cell
   table;
-* :mod:`~mtl_tracing.sweep.engine`: :func:`run_sweep` and the :class:`CellRunner` protocol;
+* :mod:`~mtl_tracing.sweep.runner`: the :class:`CellRunner` protocol;
+* :mod:`~mtl_tracing.sweep.engine`: :func:`run_sweep`;
 * :mod:`~mtl_tracing.sweep.store`: the output folder, chunk files (resume), npz/json/csv;
 * :mod:`~mtl_tracing.sweep.gaussian`: the Gaussian game's runner, its statistics and theory
   columns.
@@ -13,8 +14,15 @@ Modules (one concept each):
 default).
 """
 
-from mtl_tracing.sweep.engine import CellRunner, run_sweep, trace_count, trace_counts
-from mtl_tracing.sweep.gaussian import COLUMNS, RELEASE_COLUMNS, bytes_per_cell, gaussian_runner
+from mtl_tracing.sweep.engine import run_sweep, trace_count, trace_counts
+from mtl_tracing.sweep.gaussian import (
+    COLUMNS,
+    LRT_COLUMNS,
+    RELEASE_COLUMNS,
+    bytes_per_cell,
+    gaussian_runner,
+)
+from mtl_tracing.sweep.runner import CellRunner
 from mtl_tracing.sweep.spec import (
     ADVERSARIES,
     CONFIG_FIELDS,
@@ -24,26 +32,30 @@ from mtl_tracing.sweep.spec import (
     ReleaseCellConfig,
     SweepSpec,
     cell_table,
+    field_column,
 )
-from mtl_tracing.sweep.store import FORMAT, load_sweep
+from mtl_tracing.sweep.store import FORMAT, OPTIONAL_COLUMNS, load_sweep
 
 __all__ = [
     "ADVERSARIES",
+    "COLUMNS",
     "CONFIG_FIELDS",
+    "FORMAT",
+    "LRT_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "RELEASE_COLUMNS",
+    "RELEASE_FIELDS",
     "SHAPE_FIELDS",
     "TRACED_FIELDS",
-    "RELEASE_FIELDS",
-    "COLUMNS",
-    "RELEASE_COLUMNS",
-    "FORMAT",
-    "SweepSpec",
-    "ReleaseCellConfig",
     "CellRunner",
-    "gaussian_runner",
+    "ReleaseCellConfig",
+    "SweepSpec",
     "bytes_per_cell",
     "cell_table",
-    "run_sweep",
+    "field_column",
+    "gaussian_runner",
     "load_sweep",
+    "run_sweep",
     "trace_count",
     "trace_counts",
 ]

@@ -2,8 +2,9 @@
 
 A sweep is a spec (:class:`~mtl_tracing.sweep.spec.SweepSpec` for the Gaussian game) whose
 ``cells()`` are (cell_id, config, seed), and a runner that says how to simulate and score one
-cell. The engine groups, chunks, shards, compiles, resumes and assembles; it knows nothing of
-the game.
+cell (:class:`~mtl_tracing.sweep.runner.CellRunner`). The engine groups, chunks, shards,
+compiles, resumes and assembles; it knows nothing of the game but its default runner
+(:func:`~mtl_tracing.sweep.gaussian.gaussian_runner`).
 
 Engine
   * Cells sharing the runner's ``static_fields`` (the Gaussian game: T, N, d, k) form a group;
@@ -45,9 +46,8 @@ import functools
 import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,56 +58,10 @@ from jax.sharding import PartitionSpec as P
 from mtl_tracing import results
 from mtl_tracing._validate import check_dtype, check_int
 from mtl_tracing.sweep import store
+from mtl_tracing.sweep.gaussian import gaussian_runner
+from mtl_tracing.sweep.runner import CellRunner
 
-__all__ = ["CellRunner", "run_sweep", "trace_count", "trace_counts"]
-
-
-class CellRunner(NamedTuple):
-    """How to simulate and score one sweep cell: pure functions the engine compiles.
-
-    Like optax's ``GradientTransformation``, a runner is a tuple of functions; a new game is a
-    new runner, the engine stays the same.
-
-    Attributes:
-      static_fields: config fields that fix the simulation's shapes; cells are grouped by
-        their values, one simulation program per group.
-      traced_fields: config fields passed to the simulation as traced scalars (``dtype``).
-      simulate: ``simulate(static, games, dtype) -> sim``, where ``static`` is the tuple of
-        ``static_fields`` values and ``sim(cell_key, *traced) -> pytree`` is pure and
-        traceable, its output shapes fixed by ``static`` and ``games``.
-      statistics: ``statistics(cell_key, sim_out) -> dict[str, array]``, pure and traceable:
-        a cell's results from its simulation output. Compiled once per shape of ``sim_out``.
-      bytes_per_cell: ``bytes_per_cell(static, games, dtype) -> int``, the memory estimate of
-        one cell (simulation and statistics), for the chunk size.
-      table: ``table(spec, cells, results) -> {column: (rows,)}``, the result table on the
-        host from ``cells`` (``spec.cells()``) and each cell's results, in the same order.
-      columns: ``{column: description}`` of the table, written to ``sweep.json``.
-      bucket: optional ``bucket([(static, cells)], games) -> {static: sim_static}``: cells
-        whose statics map to the same ``sim_static`` share ONE simulation program,
-        ``simulate(sim_static, games, dtype)``, whose ``sim`` then takes each cell's
-        ``static_args(static)`` as traced scalars after the traced fields (the Gaussian
-        game: one program for every (T, N, d, k), T padded to the bucket's width).
-      static_args: with ``bucket``, ``static_args(static, dtype) -> tuple`` of NumPy
-        scalars, one cell's extra ``sim`` arguments (integers go as int32, floats as ``dtype``).
-      trim: optional ``trim(static, cell_out) -> cell_out``: a cell's simulation output (NumPy,
-        one cell) cut to the cell's own shape before its statistics (with ``bucket``).
-      fallback_statistics: optional; when ``statistics`` returns ``"_ok"`` False for a cell
-        (the Gaussian game: its bootstrap needs the sorted path), the cell's results are
-        recomputed by this function (same signature), compiled only when a cell needs it.
-        ``"_ok"`` is not kept.
-    """
-
-    static_fields: tuple[str, ...]
-    traced_fields: tuple[str, ...]
-    simulate: Callable[[tuple, int, Any], Callable]
-    statistics: Callable[..., dict]
-    bytes_per_cell: Callable[[tuple, int, Any], int]
-    table: Callable[..., dict]
-    columns: Mapping[str, str]
-    bucket: Callable[[list, int], Mapping[tuple, tuple]] | None = None
-    static_args: Callable[[tuple, Any], tuple] | None = None
-    trim: Callable[[tuple, Any], Any] | None = None
-    fallback_statistics: Callable[..., dict] | None = None
+__all__ = ["CellRunner", "run_sweep", "trace_count", "trace_counts"]  # CellRunner: .runner's
 
 
 _TRACES = {"simulation": 0, "statistics": 0}
@@ -311,8 +265,6 @@ def run_sweep(
     ``spec.adversaries`` order).
     """
     if runner is None:
-        from mtl_tracing.sweep.gaussian import gaussian_runner
-
         runner = gaussian_runner(spec)
     if not isinstance(runner, CellRunner):
         raise ValueError(f"runner must be a CellRunner, got {runner!r}")

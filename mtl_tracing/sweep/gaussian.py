@@ -1,4 +1,4 @@
-"""The Gaussian tracing game as a sweep :class:`~mtl_tracing.sweep.engine.CellRunner`.
+"""The Gaussian tracing game as a sweep :class:`~mtl_tracing.sweep.runner.CellRunner`.
 
 Per cell and IN adversary (statistics pool the G*T scores; SEs are over games because the
 scores of one game share mu_hat): mean and variance of z for IN and OUT with SEs
@@ -22,13 +22,13 @@ it refuses (ties, a short TPR window: rare) is rescored by the fallback program 
 with the sorted path under ``lax.cond``), compiled only then; the numbers are those of the
 ``lax.cond`` program either way (tested).
 
-A release sweep (``spec.has_release``: a clip C, noise multiplier z or release noise sigma;
-see :mod:`mtl_tracing.sweep.spec`) runs ``gaussian.release_kernel`` with the release as three
-more traced columns (C, inf for no clip; z C; sigma), so one simulation program per shape
-serves every release value, and adds the columns in :data:`RELEASE_COLUMNS`. Its theory
-columns are the exact theory with A + sigma_tot^2 (``roc_theory``'s ``release_noise_std``
-column, sigma_tot^2 = (z C / T)^2 + sigma^2); a clipped cell has no closed form, so its
-theory columns are NaN (``paper_var`` stays: it is the paper's noiseless formula).
+A release sweep (``spec.has_release``: a clip C, noise multiplier z or release noise sigma; see
+:mod:`mtl_tracing.sweep.spec`) runs ``gaussian.release_kernel`` with the release as three more
+traced columns (C, or inf for no clip: the kernel's argument; z C; sigma), so one simulation program
+per shape serves every release value, and adds the columns in :data:`RELEASE_COLUMNS`. Its theory
+columns are the exact theory with A + sigma_tot^2 (``roc_theory``'s ``release_noise_std`` column,
+sigma_tot^2 = (z C / T)^2 + sigma^2); a clipped cell has no closed form, so its theory columns are
+NaN (``paper_var`` stays: it is the paper's noiseless formula).
 
 ``spec.lrt`` adds the optimal (likelihood-ratio) statistic Lambda of
 :mod:`mtl_tracing.gaussian.optimal` (:data:`LRT_COLUMNS`): the simulation runs the sampler with
@@ -47,11 +47,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from mtl_tracing import metrics
+from mtl_tracing.gaussian.batched import roc_theory
 from mtl_tracing.gaussian.config import GameShape
+from mtl_tracing.gaussian.game import game_kernel, padded_game_args, padded_sufficient_game
+from mtl_tracing.gaussian.memory import bytes_per_game
 from mtl_tracing.gaussian.optimal import lrt_statistic
-from mtl_tracing.metrics.bootstrap import paired_group_counts
-from mtl_tracing.sweep.engine import CellRunner
-from mtl_tracing.sweep.spec import SHAPE_FIELDS, TRACED_FIELDS, SweepSpec
+from mtl_tracing.gaussian.release import release_kernel
+from mtl_tracing.metrics.bootstrap import bootstrap_intervals, paired_group_counts
+from mtl_tracing.sweep.runner import CellRunner
+from mtl_tracing.sweep.spec import SHAPE_FIELDS, TRACED_FIELDS, SweepSpec, field_column
 
 __all__ = ["COLUMNS", "RELEASE_COLUMNS", "LRT_COLUMNS", "gaussian_runner", "bytes_per_cell"]
 
@@ -105,13 +109,13 @@ COLUMNS: dict[str, str] = {
 
 # Added after ``mean`` in a release sweep's table (the plain table is unchanged).
 RELEASE_COLUMNS: dict[str, str] = {
-    "clip": "C, clipping norm of each task's contribution xbar_i - mu_bar (NaN: no clipping)",
+    "clip": "C, clipping norm of each task's contribution xbar_i - mu_bar (empty: no clipping)",
     "noise_multiplier": "z, the noise on the clipped sum has std z C",
     "release_noise_std": "sigma, extra Gaussian noise on mu_hat (no guarantee)",
     "noise_std": "sigma_tot = sqrt((z C / T)^2 + sigma^2), noise std per coordinate of mu_hat",
     "mu": "GDP mu = 2/z of the clipped release (replace-one adjacency; inf: no guarantee)",
 }
-_RELEASE_TRACED = ("clip_value", "sum_noise_std", "release_noise_std")
+_RELEASE_TRACED = ("kernel_clip", "sum_noise_std", "release_noise_std")
 
 # Added at the end of the table when ``spec.lrt`` (the optimal statistic Lambda).
 LRT_COLUMNS: dict[str, str] = {
@@ -142,8 +146,6 @@ def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
     The statistics part is :func:`metrics.bootstrap_memory_bytes` of the paired (G, T)
     bootstrap the cell runs, plus the three (G, T) score sets.
     """
-    from mtl_tracing.gaussian.game import bytes_per_game
-
     games_b = spec.games * bytes_per_game(spec.sampler, shape, dtype, norms=spec.lrt)
     scores_b = 3 * spec.games * shape.tasks * max(jnp.dtype(dtype).itemsize, 4)
     stats_b = metrics.bootstrap_memory_bytes(
@@ -168,8 +170,6 @@ def _roc_stats(s_in, s_out, counts, *, fpr, level, path: str):
     :func:`metrics.grouped_bootstrap` traced). Returns
     ((auc, auc_lo, auc_hi, tpr, tpr_lo, tpr_hi), ok).
     """
-    from mtl_tracing.metrics.bootstrap import bootstrap_intervals
-
     (auc, tpr), ok = bootstrap_intervals(
         (counts, counts),
         s_in,
@@ -214,8 +214,6 @@ def _bucket_lrt(statics, games) -> dict[tuple, tuple]:
 
 
 def _static_args(static, dtype) -> tuple:
-    from mtl_tracing.gaussian.game import padded_game_args
-
     return padded_game_args(GameShape(*static), dtype)
 
 
@@ -265,9 +263,6 @@ def _gaussian_runner(
     bucketed = sampler == "sufficient" and not release
 
     def simulate(static, games, dtype):
-        from mtl_tracing.gaussian.game import game_kernel, padded_sufficient_game
-        from mtl_tracing.gaussian.release import release_kernel
-
         if bucketed:  # static = (width[, rows]): T, N, d, k are traced int32 columns
             width, *rows = static
             kernel = functools.partial(
@@ -373,21 +368,16 @@ def _gaussian_runner(
 def _theory_columns(spec: SweepSpec, cells, statistic="z") -> dict[str, dict[str, np.ndarray]]:
     """``{adversary: {theory column: (cells,)}}``: one vectorised ``gaussian.roc_theory`` call per
     adversary over all cells (no cache: each assembled table computes its theory once)."""
-    from mtl_tracing import gaussian
-
     fields = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std")
     args = {f: np.array([getattr(config, f) for _, config, _ in cells]) for f in fields}
     args["statistic"] = statistic
     if not spec.has_release:
-        return {
-            adv: gaussian.roc_theory(**args, adversary=adv, fpr=spec.fpr)
-            for adv in spec.adversaries
-        }
+        return {adv: roc_theory(**args, adversary=adv, fpr=spec.fpr) for adv in spec.adversaries}
     sig = np.array([config.noise_std for _, config, _ in cells])
     clipped = np.array([config.clip is not None for _, config, _ in cells])
     out = {}
     for adv in spec.adversaries:
-        cols = gaussian.roc_theory(**args, adversary=adv, fpr=spec.fpr, release_noise_std=sig)
+        cols = roc_theory(**args, adversary=adv, fpr=spec.fpr, release_noise_std=sig)
         # No closed form with clipping: NaN (the paper's noiseless formula stays).
         out[adv] = {
             k: v if k == "paper_var" else np.where(clipped, np.nan, v) for k, v in cols.items()
@@ -419,9 +409,7 @@ def _table(spec: SweepSpec, cells, res) -> dict[str, np.ndarray]:
         "adversary": np.array(list(advs) * len(cells), dtype="<U6"),
     }
     for f in spec.cell_fields:
-        dt = np.int64 if f in SHAPE_FIELDS else np.float64
-        vals = [getattr(c, f) for _, c, _ in cells]
-        table[f] = per_row(np.array([np.nan if v is None else v for v in vals], dt))
+        table[f] = per_row(field_column(f, [getattr(c, f) for _, c, _ in cells]))
     if spec.has_release:
         table["noise_std"] = per_row(np.array([c.noise_std for _, c, _ in cells], np.float64))
         table["mu"] = per_row(np.array([c.release.mu for _, c, _ in cells], np.float64))

@@ -7,15 +7,21 @@ the *full* spec (tasks, samples, dim, challenge, task_std, sample_std, mean, cli
 noise_multiplier, release_noise_std, seed; last fastest), and its key is
 ``fold_in(key(root_seed), cell_id)``.
 
-The DP release (:mod:`mtl_tracing.gaussian.release`): ``clip`` C (None: no clipping),
-``noise_multiplier`` z (noise std z C on the clipped sum; needs a clip) and
-``release_noise_std`` sigma (noise on mu_hat). Their defaults ((None,), (0,), (0,)) are the
-plain game: the same cells, ids, fingerprint, programs and numbers as before these fields
-existed. A spec with any other value is a *release sweep*: every cell, including a noiseless
-one, runs :func:`~mtl_tracing.gaussian.release.release_kernel` with (task_std, sample_std,
-mean, clip, z C, sigma) as traced columns (one program per shape across all release values;
-its draws differ from the plain game's, so a noiseless cell of a release sweep is a different
-sample of the same law). Its cells are :class:`ReleaseCellConfig`.
+The DP release (:mod:`mtl_tracing.gaussian.release`): ``clip`` C, ``noise_multiplier`` z
+(noise std z C on the clipped sum; needs a clip) and ``release_noise_std`` sigma (noise on
+mu_hat). **No clip** has one encoding: ``None`` in Python (the spec, the cells, the table's
+``clip`` column, an object array of floats and ``None``) and an empty or absent value on disk
+(``null`` in ``spec.json``/``sweep.json``, an empty string in ``sweep.npz``, an empty field in
+``sweep.csv``). Folders written before (``NaN`` or ``inf`` in the ``clip`` column) load with
+``None`` there (:func:`~mtl_tracing.sweep.store.load_sweep`).
+
+The release fields' defaults ((None,), (0,), (0,)) are the plain game: the same cells, ids,
+fingerprint, programs and numbers as before these fields existed. A spec with any other value is a
+*release sweep*: every cell, including a noiseless one, runs
+:func:`~mtl_tracing.gaussian.release.release_kernel` with (task_std, sample_std, mean, clip, z C,
+sigma) as traced columns (one program per shape across all release values; its draws differ from the
+plain game's, so a noiseless cell of a release sweep is a different sample of the same law). Its
+cells are :class:`ReleaseCellConfig`.
 
 What the engine reads of a spec (a new game's spec provides the same): ``cells()``,
 ``games``, ``root_seed``, ``num_cells``, ``fingerprint(dtype)``, ``to_dict()``.
@@ -43,7 +49,7 @@ from mtl_tracing._validate import (
     check_positive_float,
     check_probability,
 )
-from mtl_tracing.gaussian.config import GaussianGameConfig
+from mtl_tracing.gaussian.config import SAMPLERS, DPRelease, GaussianGameConfig
 from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
 __all__ = [
@@ -55,6 +61,7 @@ __all__ = [
     "ReleaseCellConfig",
     "SweepSpec",
     "cell_table",
+    "field_column",
 ]
 
 CONFIG_FIELDS = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std", "mean")
@@ -68,8 +75,9 @@ _RELEASE_DEFAULTS = {"clip": (None,), "noise_multiplier": (0.0,), "release_noise
 class ReleaseCellConfig(GaussianGameConfig):
     """A cell of a release sweep: the game's config plus its DP release (C, z, sigma).
 
-    The traced columns the runner reads: ``clip_value`` (C, inf without clipping),
-    ``sum_noise_std`` (z C) and ``release_noise_std`` (sigma).
+    ``clip`` is C, or ``None`` for no clipping. The traced columns the runner reads:
+    ``kernel_clip`` (the release kernel's argument), ``sum_noise_std`` (z C) and
+    ``release_noise_std`` (sigma).
     """
 
     clip: float | None = None
@@ -82,13 +90,13 @@ class ReleaseCellConfig(GaussianGameConfig):
 
     @property
     def release(self):
-        """The :class:`~mtl_tracing.gaussian.release.DPRelease` of this cell."""
-        from mtl_tracing.gaussian.release import DPRelease
-
+        """The :class:`~mtl_tracing.gaussian.config.DPRelease` of this cell."""
         return DPRelease(self.clip, self.noise_multiplier, self.release_noise_std)
 
     @property
-    def clip_value(self) -> float:
+    def kernel_clip(self) -> float:
+        """The release kernel's traced clip argument: C, or +inf for no clip (a traced value
+        cannot be None; min(1, inf / ||v||) = 1 leaves every task unclipped). Never stored."""
         return math.inf if self.clip is None else self.clip
 
     @property
@@ -169,7 +177,7 @@ class SweepSpec:
         set_(self, "games", check_int("games", self.games, low=2))
         advs = _as_tuple("adversaries", self.adversaries)
         set_(self, "adversaries", tuple(check_choice("adversaries", a, ADVERSARIES) for a in advs))
-        check_choice("sampler", self.sampler, ("sufficient", "faithful"))
+        check_choice("sampler", self.sampler, SAMPLERS)
         set_(self, "fpr", check_probability("fpr", self.fpr))
         set_(self, "level", check_probability("level", self.level))
         set_(self, "num_resamples", check_int("num_resamples", self.num_resamples, low=2))
@@ -248,7 +256,13 @@ def cell_table(spec: SweepSpec) -> dict[str, np.ndarray]:
     table = {"cell_id": np.array([r[0] for r in rows], np.int64)}
     table["seed"] = np.array([r[2] for r in rows], np.int64)
     for f in spec.cell_fields:
-        dt = np.int64 if f in SHAPE_FIELDS else np.float64
-        vals = [getattr(r[1], f) for r in rows]
-        table[f] = np.array([np.nan if v is None else v for v in vals], dt)
+        table[f] = field_column(f, [getattr(r[1], f) for r in rows])
     return table
+
+
+def field_column(field: str, values) -> np.ndarray:
+    """A cell field's table column: int64 for the shapes, float64 for the other numbers, and
+    for ``clip`` an object array of floats and ``None`` (no clip)."""
+    if field == "clip":
+        return np.array([None if v is None else float(v) for v in values], dtype=object)
+    return np.array(values, np.int64 if field in SHAPE_FIELDS else np.float64)

@@ -5,10 +5,12 @@ Output format (``out_dir``):
   * ``chunks/chunk-<group>-<first cell>.npz``: per-cell results of one finished chunk, written
     atomically; a re-run skips the cells found there;
   * ``sweep.npz``: one array per column, one entry per row; strings are NumPy unicode arrays,
-    so ``np.load(path)`` works without pickle. Written last: it marks the sweep finished;
+    so ``np.load(path)`` works without pickle. A column of optional numbers (``clip``: ``None``
+    is no clip) is stored as strings, ``""`` for ``None``; :func:`load_sweep` reads it back as
+    floats and ``None``. Written last: it marks the sweep finished;
   * ``sweep.json``: ``{"format": "mtl-tracing-sweep/1", "spec": ..., "metadata":
     results.run_metadata(...), "columns": {name: description}, "rows": n}``;
-  * ``sweep.csv``: the same table with a header row.
+  * ``sweep.csv``: the same table with a header row (``None``: an empty field).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import numpy as np
 
 from mtl_tracing import results
 
-__all__ = ["FORMAT", "load_sweep"]
+__all__ = ["FORMAT", "OPTIONAL_COLUMNS", "load_sweep"]
 
 FORMAT = "mtl-tracing-sweep/1"
+#: Columns of numbers or ``None`` (an object array in Python, strings on disk).
+OPTIONAL_COLUMNS = ("clip",)
 
 
 def atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -96,19 +100,44 @@ def write_table(out: Path, spec, table: dict[str, np.ndarray], columns, metadata
         for i in range(len(table["cell_id"])):
             fh.write(",".join(_csv(table[n][i]) for n in names) + "\n")
     os.replace(tmp, out / "sweep.csv")
-    atomic_savez(out / "sweep.npz", table)  # written last: marks the sweep finished
+    on_disk = {n: _to_disk(n, v) for n, v in table.items()}
+    atomic_savez(out / "sweep.npz", on_disk)  # written last: marks the sweep finished
 
 
 def _csv(v) -> str:
-    if isinstance(v, np.floating):
+    if v is None:
+        return ""
+    if isinstance(v, np.floating | float):
         return repr(float(v))
     return str(v)
 
 
+def _to_disk(name: str, column: np.ndarray) -> np.ndarray:
+    """An optional-number column as strings (``""``: None), so the npz needs no pickle."""
+    if column.dtype != object:
+        return column
+    if name not in OPTIONAL_COLUMNS:
+        raise ValueError(f"column {name!r} holds Python objects; only {OPTIONAL_COLUMNS} may")
+    return np.array(["" if v is None else repr(float(v)) for v in column], dtype=str)
+
+
+def _from_disk(name: str, column: np.ndarray) -> np.ndarray:
+    """An optional-number column read back: floats and ``None`` (empty strings, and the NaN or
+    inf that sweeps written before used for no clip)."""
+    if name not in OPTIONAL_COLUMNS:
+        return column
+    if column.dtype.kind in "US":
+        values = [None if v == "" else float(v) for v in column.tolist()]
+    else:
+        values = [float(v) if np.isfinite(v) else None for v in column.tolist()]
+    return np.array(values, dtype=object)
+
+
 def load_sweep(out_dir: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load ``out_dir/sweep.npz`` as {column: (rows,)} (NumPy only, no pickle)."""
+    """Load ``out_dir/sweep.npz`` as {column: (rows,)} (NumPy only, no pickle); the optional
+    columns (:data:`OPTIONAL_COLUMNS`) as object arrays of floats and ``None``."""
     path = Path(out_dir) / "sweep.npz"
     if not path.exists():
         raise ValueError(f"out_dir {str(out_dir)!r} has no sweep.npz (sweep not finished?)")
     with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+        return {k: _from_disk(k, z[k]) for k in z.files}
