@@ -3,61 +3,97 @@
 Two kinds of subcommand, neither of which edits this file to add:
 
 - hand-written commands (``game``, ``sweep``, ``attack``, ``verify``, ``plot-sweep``,
-  ``reproduce``), one module each under ``mtl_tracing.commands`` defining ``NAME``, ``HELP``,
-  ``add_arguments(parser)`` and ``run(args) -> int``, discovered automatically;
+  ``reproduce``, ...), one module each, registered in :data:`mtl_tracing.commands.COMMANDS`;
 - one command per job of :data:`mtl_tracing.experiments.registry.JOBS` (``figure7``,
-  ``figure3``, ...), with the job's flags (:func:`registry.add_job_arguments`); it runs the job,
-  prints its headline and the written paths, and checks the output.
+  ``figure3``, ``sweep-auc-tasks-dim``, ...), with the job's flags
+  (:func:`registry.add_job_arguments`); it runs the job, prints its headline and the written
+  paths, and checks the output.
 
-Building the parser imports no JAX (the job modules import it when they run), so ``--help`` is
-fast. Bad input and unusable paths (any ``OSError``) end in one line, ``mtl-tracing CMD: error:
-...``, and exit status 2.
+Every command and job is reachable with hyphens, and with underscores too
+(``sweep-auc-tasks-dim`` and ``sweep_auc_tasks_dim``). ``mtl-tracing --help`` lists them in
+two groups, one line each. Building the parser imports no JAX (the job modules import it when
+they run), so ``--help`` is fast. Bad input and unusable paths (any ``OSError``) end in one
+line, ``mtl-tracing CMD: error: ...``, and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib
-import os
-import pkgutil
 import sys
 
-import mtl_tracing.commands as _commands
+from mtl_tracing.commands import COMMANDS, check_required
+from mtl_tracing.commands.cache import CACHE_MAX_BYTES, cache_dir, enable_compilation_cache
 from mtl_tracing.experiments import registry
 
-__all__ = ["main", "entry", "build_parser"]
+__all__ = [
+    "main",
+    "entry",
+    "build_parser",
+    "command_name",
+    "CACHE_MAX_BYTES",
+    "cache_dir",
+    "enable_compilation_cache",
+]
 
 
-def _command_modules():
-    mods = []
-    for info in pkgutil.iter_modules(_commands.__path__):
-        if info.name.startswith("_"):
-            continue
-        mod = importlib.import_module(f"{_commands.__name__}.{info.name}")
-        if hasattr(mod, "NAME") and hasattr(mod, "run"):
-            mods.append(mod)
-    return sorted(mods, key=lambda m: m.NAME)
+def command_name(name: str) -> str:
+    """The command of a job or command name: hyphens (``sweep_auc_tasks_dim`` ->
+    ``sweep-auc-tasks-dim``)."""
+    return name.replace("_", "-")
+
+
+def _names(name: str, aliases=()) -> tuple[str, list[str]]:
+    """(command, [its other spellings]): the hyphenated name, then the underscore spellings
+    and the aliases (in both spellings), without repeats."""
+    main_name = command_name(name)
+    more = []
+    for n in (name.replace("-", "_"), *aliases, *(command_name(a) for a in aliases)):
+        if n != main_name and n not in more:
+            more.append(n)
+    return main_name, more
+
+
+def _listing() -> str:
+    """The grouped list of ``--help``: commands, then jobs, one line each."""
+
+    def line(name: str, shown: list[str], text: str) -> str:
+        label = name + (f" ({', '.join(shown)})" if shown else "")
+        return f"  {label:<28} {text}"
+
+    lines = ["commands:"]
+    for mod in COMMANDS:
+        lines.append(line(command_name(mod.NAME), [], mod.HELP))
+    lines += ["", "jobs (figures, tables, sweeps; `reproduce` runs the default ones):"]
+    for job in registry.JOBS:
+        if job.command:
+            lines.append(line(command_name(job.name), list(job.aliases), job.help))
+    lines += ["", "`mtl-tracing COMMAND --help` for a command's flags; underscores work too."]
+    return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mtl-tracing",
         description="Task-inference (tracing) attacks on multitask learning: theory, simulation.",
+        epilog=_listing(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help="a command or job, below")
     sub.required = True
-    for mod in _command_modules():
+    for mod in COMMANDS:
+        name, aliases = _names(mod.NAME)
         description = getattr(mod, "DESCRIPTION", mod.HELP)
-        p = sub.add_parser(mod.NAME, help=mod.HELP, description=description)
+        p = sub.add_parser(name, aliases=aliases, description=description)
         mod.add_arguments(p)
-        p.set_defaults(_run=mod.run)
+        p.set_defaults(_run=mod.run, _parser=p)
     for job in registry.JOBS:
         if not job.command:
             continue
-        p = sub.add_parser(job.name, aliases=job.aliases, help=job.help, description=job.help)
+        name, aliases = _names(job.name, job.aliases)
+        p = sub.add_parser(name, aliases=aliases, description=job.help)
         registry.add_job_arguments(p, job)
-        p.set_defaults(_run=functools.partial(_run_job, job))
+        p.set_defaults(_run=functools.partial(_run_job, job), _parser=p)
     return parser
 
 
@@ -68,58 +104,13 @@ def _run_job(job: registry.Job, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    check_required(args._parser, args)
     try:
         return int(args._run(args) or 0)
     except (ValueError, OSError) as err:
         # Bad input and unusable paths are reported on one line, never as a traceback.
         print(f"mtl-tracing {args.command}: error: {err}", file=sys.stderr)
         return 2
-
-
-#: Default size limit of the persistent compilation cache (least recently used entries go).
-CACHE_MAX_BYTES = 2 * 2**30
-
-
-def cache_dir() -> str:
-    """``$MTL_TRACING_CACHE_DIR``, default ``~/.cache/mtl-tracing/xla``."""
-    return os.environ.get("MTL_TRACING_CACHE_DIR") or os.path.join(
-        os.path.expanduser("~"), ".cache", "mtl-tracing", "xla"
-    )
-
-
-def enable_compilation_cache() -> str | None:
-    """Keep compiled XLA programs on disk between runs (JAX's persistent compilation cache).
-
-    A re-run, a resumed sweep or another job with the same shapes then skips compilation
-    (benchmarks/README.md, ``bench_startup.py``). Folder: :func:`cache_dir`; set
-    ``MTL_TRACING_NO_CACHE=1`` to turn it off. Every program is cached, however fast it
-    compiled (JAX's default skips those under 1 s, which are most of a small run's). The
-    cache is capped at ``$MTL_TRACING_CACHE_MAX_MB`` (default 2048 MiB; least recently used
-    entries are evicted, via ``filelock``); ``mtl-tracing cache --clear`` empties it. The key
-    covers the program, the compile options, the device and the jax version, so a stale entry
-    is never used. Configured through JAX's environment variables, so JAX is not imported
-    here (``mtl-tracing --help`` stays fast). Returns the folder, or None when off.
-    """
-    if os.environ.get("MTL_TRACING_NO_CACHE", "") not in ("", "0"):
-        return None
-    path = cache_dir()
-    max_mb = os.environ.get("MTL_TRACING_CACHE_MAX_MB")
-    max_bytes = CACHE_MAX_BYTES if not max_mb else int(float(max_mb) * 2**20)
-    options = {
-        "jax_compilation_cache_dir": path,
-        "jax_persistent_cache_min_compile_time_secs": 0.0,
-        "jax_persistent_cache_min_entry_size_bytes": 0,
-        "jax_compilation_cache_max_size": max_bytes,
-    }
-    if "jax" in sys.modules:  # already imported (e.g. a test): set the live config
-        import jax
-
-        for name, value in options.items():
-            jax.config.update(name, value)
-    else:
-        for name, value in options.items():
-            os.environ.setdefault(name.upper(), str(value))
-    return path
 
 
 def entry() -> int:

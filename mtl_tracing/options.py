@@ -14,7 +14,15 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["Option", "add_options", "rename_error", "int_list", "float_list", "str_list"]
+__all__ = [
+    "Option",
+    "add_options",
+    "rename_error",
+    "int_list",
+    "float_list",
+    "str_list",
+    "choice_list",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,3 +100,21 @@ def float_list(text: str) -> list[float]:
 def str_list(text: str) -> list[str]:
     """``"a, b"`` -> ``["a", "b"]`` (an ``argparse`` type)."""
     return _split(text)
+
+
+def choice_list(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    """An ``argparse`` type: comma-separated names, each one of ``choices`` (the ``choices=``
+    of a list flag: ``"strong, weak"`` -> ``["strong", "weak"]``)."""
+    allowed = tuple(choices)
+
+    def parse(text: str) -> list[str]:
+        names = _split(text)
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated names among {', '.join(allowed)}, got {text!r}"
+            )
+        return names
+
+    parse.__name__ = "choice_list"
+    return parse

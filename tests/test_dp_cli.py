@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from mtl_tracing import audit, cli
+from mtl_tracing import attacks, audit, cli
 from mtl_tracing.data import embeddings
 
 GAME = "--tasks 4 --samples 4 --dim 8 --challenge 2 --task-std 3 --sample-std 1 --seed 0".split()
@@ -76,7 +76,7 @@ def test_game_dp_flags_add_dp_and_audit(tmp_path):
     "extra, msg",
     [
         (["--clip", "0"], "clip must be > 0"),
-        (["--clip", "1", "--noise-multiplier", "-1"], "noise_multiplier must be >= 0"),
+        (["--clip", "1", "--noise-multiplier", "-1"], "--noise-multiplier must be >= 0"),
         (["--clip", "1", "--delta", "1"], "--delta"),
         (["--clip", "1"], "faithful"),  # sufficient sampler refuses clipping
     ],
@@ -104,5 +104,5 @@ def test_attack_audit_flag(tmp_path):
     argv = ["attack", "--embeddings", str(emb), "--challenge", "3", "--trials", "4"]
     assert cli.main(argv + ["--bootstrap", "10", "--audit", "--json", str(out)]) == 0
     got = json.loads(out.read_text())["audit"]
-    assert set(got) == {"variance", "inner_product"}
+    assert set(got) == set(attacks.ATTACKS)  # every registered attack, none hard-coded
     assert got["variance"]["guesses"] == 4 and got["variance"]["epsilon_lb"] >= 0

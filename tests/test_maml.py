@@ -231,14 +231,13 @@ def test_configs_validate():
         (["--shots", "0"], "--shots must be >= 1, got 0"),
         (["--ways", "11"], "--ways must be <= the 10 classes"),
         (["--sigma", "-1"], "--sigma must be >= 0"),
-        (["--noise-place", "labels"], "--noise-place must be one of"),
         (["--source", "mnist", "--data-dir", "/nonexistent/dir"], "--data-dir must be a readable"),
     ],
 )
 def test_cli_one_line_errors(tmp_path, capsys, argv, match):
     from mtl_tracing import cli
 
-    code = cli.main(["maml-attack", "--json", str(tmp_path / "o.json"), *argv])
+    code = cli.main(["maml-attack", "--out", str(tmp_path / "o.json"), *argv])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and match in err, err
 
@@ -249,7 +248,7 @@ def test_cli_empty_data_dir_is_one_line(tmp_path, capsys):
     code = cli.main(
         [
             "maml-attack",
-            "--json",
+            "--out",
             str(tmp_path / "o.json"),
             "--source",
             "mnist",

@@ -30,7 +30,18 @@ from scipy import optimize, special, stats
 
 from mtl_tracing._validate import check_int, check_nonnegative, check_probability
 
-__all__ = ["OneRunResult", "one_run_p_value", "one_run_epsilon_lb", "one_run_audit"]
+__all__ = [
+    "OneRunResult",
+    "one_run_p_value",
+    "one_run_epsilon_lb",
+    "one_run_audit",
+    "task_audit",
+    "attacks_audit",
+    "max_epsilon_lb",
+]
+
+#: How :func:`attacks_audit` names its method in a results file.
+ONE_RUN_METHOD = "one_run (Steinke, Nasr, Jagielski 2023)"
 
 
 class OneRunResult(NamedTuple):
@@ -121,3 +132,63 @@ def one_run_audit(
     r = k_in + k_out
     eps = one_run_epsilon_lb(canaries=m, guesses=r, correct=correct, delta=delta, level=level)
     return OneRunResult(eps, r, correct, m, float(delta), float(level))
+
+
+def task_audit(scores_in, scores_out, *, delta: float = 0.0, level: float = 0.95) -> OneRunResult:
+    """The one-run audit of one trained model from its tasks' scores (``mtl-tracing attack
+    --audit``, the ``dp_defence`` job): the canaries are the tasks, each scored by the mean of
+    its scores; guess IN for the top quarter and OUT for the bottom quarter of the tasks
+    (k = max(1, min(T_in, T_out) // 4) each, fixed before looking at the scores).
+
+    Args:
+      scores_in: (T_in, ...) the IN (trained) tasks' scores; trailing axes are averaged.
+      scores_out: (T_out, ...) the OUT tasks' scores.
+      delta, level: as in :func:`one_run_epsilon_lb`.
+
+    Caveat: the IN tasks of a model are fixed, not independent fair coins as the theorem
+    assumes (e.g. T IN and T OUT i.i.d. tasks: IN is a uniformly random half), so the bound
+    illustrates rather than certifies; and with r = 2k guesses it cannot exceed
+    :func:`max_epsilon_lb` (r, level).
+    """
+    s_in = np.asarray(scores_in, np.float64)
+    s_out = np.asarray(scores_out, np.float64)
+    if s_in.ndim < 1 or s_out.ndim < 1 or not s_in.shape[0] or not s_out.shape[0]:
+        raise ValueError(
+            f"scores_in and scores_out must have a leading tasks axis, got shapes {s_in.shape} "
+            f"and {s_out.shape}"
+        )
+    t_in, t_out = s_in.shape[0], s_out.shape[0]
+    s = np.r_[s_in.reshape(t_in, -1).mean(1), s_out.reshape(t_out, -1).mean(1)]
+    inc = np.r_[np.ones(t_in, bool), np.zeros(t_out, bool)]
+    k = max(1, min(t_in, t_out) // 4)
+    return one_run_audit(s, inc, guesses_in=k, guesses_out=k, delta=delta, level=level)
+
+
+def attacks_audit(scores, *, delta: float = 1e-5, level: float = 0.95) -> dict[str, dict]:
+    """:func:`task_audit` of one trained model for every attack of ``scores`` (``mtl-tracing
+    attack --audit``).
+
+    Args:
+      scores: ``{attack name: grouped scores}`` with ``scores_in`` (T_in, ...) and
+        ``scores_out`` (T_out, ...) per attack (an ``attacks.AttackScores``: every registered
+        attack that ran, none named here).
+      delta, level: as in :func:`one_run_epsilon_lb`.
+
+    Returns:
+      ``{name: OneRunResult's fields + "method"}``, JSON-ready.
+    """
+    return {
+        name: {
+            **task_audit(g.scores_in, g.scores_out, delta=delta, level=level)._asdict(),
+            "method": ONE_RUN_METHOD,
+        }
+        for name, g in scores.items()
+    }
+
+
+def max_epsilon_lb(guesses: int, *, level: float = 0.95) -> float:
+    """The largest epsilon_lb that r = ``guesses`` guesses can give (all correct, delta = 0):
+    logit(q) with q^r = 1 - level, and 0 when q <= 1/2 (too few guesses for any bound at
+    this level: r < log2(1 / (1 - level)), e.g. r <= 4 at level 0.95)."""
+    r = check_int("guesses", guesses, low=1)
+    return one_run_epsilon_lb(canaries=r, guesses=r, correct=r, level=level)

@@ -5,58 +5,61 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mtl_tracing._validate import check_choice, check_int, check_nonnegative
+from mtl_tracing.commands._common import add_option, check_output_file, enable_x64_if
+
 NAME = "maml-attack"
 HELP = "Meta-train MAML on few-shot tasks and run the query/support gradient-inversion attack."
 DESCRIPTION = (
-    HELP + " Writes --json (accuracy, recall, precision at the validation threshold, AUC and "
+    HELP + " Writes --out (accuracy, recall, precision at the validation threshold, AUC and "
     "TPR at 1% FPR with CIs from resampling trials, meta-test accuracy, metadata) and the test "
     "scores next to it (same name, .npz). Data: the bundled digits, or MNIST / Fashion-MNIST "
     "IDX files in --data-dir."
 )
 PLACES = ("none", "support", "adaptation", "query", "validation")
+SOURCES = ("digits", "mnist", "fashion-mnist")
+#: Old spelling -> flag, accepted (hidden) for one release.
+ALIASES = {"--json": "--out", "--bootstrap": "--resamples"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--source", default="digits", help="digits (default), mnist or fashion-mnist"
-    )
+    parser.add_argument("--source", default="digits", choices=SOURCES, help="few-shot data")
     parser.add_argument("--data-dir", default=None, help="folder with the IDX files")
-    parser.add_argument("--attack", default="query", help="query (default) or support")
+    parser.add_argument("--attack", default="query", choices=("query", "support"), help="attack")
     parser.add_argument("--ways", type=int, default=3, help="w, classes per task (default 3)")
     parser.add_argument("--shots", type=int, default=1, help="s, images per class (default 1)")
     parser.add_argument("--epochs", type=int, default=2, help="meta-training epochs (default 2)")
     parser.add_argument("--steps-per-epoch", type=int, default=20, help="meta-steps per epoch")
     parser.add_argument("--trials", type=int, default=32, help="trials per split (default 32)")
     parser.add_argument("--iterations", type=int, default=100, help="attack steps (default 100)")
-    parser.add_argument("--noise-place", default="none", help=f"one of {', '.join(PLACES)}")
+    parser.add_argument("--noise-place", default="none", choices=PLACES, help="noise defence")
     parser.add_argument("--sigma", type=float, default=0.0, help="noise std (default 0)")
-    parser.add_argument("--bootstrap", type=int, default=200, help="trial resamples for CIs")
+    add_option(
+        parser, "--resamples", aliases=ALIASES, type=int, default=200, help="trial resamples (CIs)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--x64", action="store_true", help="compute in float64")
-    parser.add_argument("--json", required=True, metavar="OUT.json", help="results file")
+    add_option(
+        parser, "--out", aliases=ALIASES, required=True, metavar="OUT.json", help="results file"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from mtl_tracing._validate import check_choice, check_int, check_nonnegative
-    from mtl_tracing.commands._common import enable_x64_if
-
     # Validate everything before touching JAX or the data.
-    check_choice("--source", args.source, ("digits", "mnist", "fashion-mnist"))
+    check_choice("--source", args.source, SOURCES)
     check_choice("--attack", args.attack, ("query", "support"))
     check_choice("--noise-place", args.noise_place, PLACES)
     check_nonnegative("--sigma", args.sigma)
     check_int("--shots", args.shots, low=1)
     check_int("--ways", args.ways, low=2)
-    for name in ("epochs", "trials", "iterations", "bootstrap", "seed"):
+    for name in ("epochs", "trials", "iterations", "resamples", "seed"):
         check_int(f"--{name}", getattr(args, name), low=0 if name in ("epochs", "seed") else 2)
     check_int("--steps-per-epoch", args.steps_per_epoch, low=1)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise ValueError(f"--data-dir must be a readable folder, got {args.data_dir!r}")
-    out_json = Path(args.json)
-    if out_json.suffix != ".json":
-        raise ValueError(f"--json must end in .json, got {args.json!r}")
+    out_json = check_output_file("--out", args.out, ".json")
     enable_x64_if(args.x64)
 
     import jax
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch,
         trials=args.trials,
         iterations=args.iterations,
-        bootstrap=args.bootstrap,
+        bootstrap=args.resamples,
     )
     res = mcom.run_setting(
         jax.random.key(args.seed),
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     sidecar = out_json.with_suffix(".npz")
     sidecar.parent.mkdir(parents=True, exist_ok=True)
     np.savez(sidecar, **res["scores"])
-    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "json"}
+    settings = {k: v for k, v in vars(args).items() if not k.startswith("_") and k != "out"}
     payload = {
         "attack": args.attack,
         "summary": summary,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.experiments import real
+from mtl_tracing.options import add_options
 
 NAME = "real"
 HELP = "Tables 1-2 and Figures 1-5 on the paper's real data (CelebA, FEMNIST, Stack Overflow)."
@@ -16,8 +18,6 @@ DESCRIPTION = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from mtl_tracing.experiments import real
-
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--quick", action="store_true", help="a tiny version (smoke test)")
     parser.add_argument("--seed", type=int, default=0, help="split and training seed (default 0)")
@@ -25,19 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-cache", action="store_true", help="do not cache decoded arrays")
     parser.add_argument("--replot", action="store_true", help="only redraw from the data in --out")
-    for opt in real.OPTIONS:
-        kw = {"type": opt.type, "default": opt.default, "help": opt.help, "dest": opt.dest}
-        if opt.choices is not None:
-            kw["choices"] = tuple(opt.choices)
-        if opt.flag == "--dataset":
-            kw["required"] = True
-        parser.add_argument(opt.flag, **kw)
+    add_options(parser, [o for o in real.OPTIONS if o.flag == "--dataset"], required=True)
+    add_options(parser, [o for o in real.OPTIONS if o.flag != "--dataset"])
 
 
 def run(args: argparse.Namespace) -> int:
     enable_x64_if(args.x64)
-    from mtl_tracing.experiments import real
-
     if not args.replot:
         if args.data_dir is None:
             raise ValueError("--data-dir is required (the dataset's folder)")

@@ -1,9 +1,12 @@
 """``mtl-tracing reproduce``: run the default jobs of the registry, each into ``OUT/<job>/``.
 
 The jobs and their order come from :data:`mtl_tracing.experiments.registry.JOBS` (those with
-``default=True``; ``--only`` may name any registered job); ``--quick`` runs each job's ``QUICK``
-version. After each job its ``check`` runs on the written files. A failing job (an exception or
-a failed check) is reported and the others still run; the exit status is 1 if any failed.
+``default=True``; ``--only`` may name any registered job, with hyphens or underscores);
+``--quick`` runs each job's ``QUICK`` version. After each job its ``check`` runs on the written
+files. A job that reads data from disk (``Job.needs_data_dir``: ``real``) runs through its
+module's ``reproduce`` with ``--data-dir``, and is skipped with a one-line note without it. A
+failing job (an exception or a failed check) is reported and the others still run; the exit
+status is 1 if any failed.
 """
 
 from __future__ import annotations
@@ -16,17 +19,18 @@ from pathlib import Path
 from mtl_tracing.experiments import registry
 
 NAME = "reproduce"
-HELP = "Run the default figure set (Figures 3-7, Tables 1-2, three sweeps) into OUT/<job>/."
+HELP = "Run the registry's default jobs (figures, tables, sweeps, studies) into OUT/<job>/."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="./figures", help="output root (default ./figures)")
     parser.add_argument("--quick", action="store_true", help="small, fast versions of every job")
+    needs = ", ".join(j.name for j in registry.JOBS if j.needs_data_dir)
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="folder with celeba/, femnist/, stackoverflow/: also run the real-data jobs "
-        "(Tables 1-2, Figs 1-5; skipped, with a one-line note, without it)",
+        help="folder with celeba/, femnist/, stackoverflow/: also run the jobs on data from "
+        f"disk ({needs}; skipped, with a one-line note, without it)",
     )
     parser.add_argument(
         "--only",
@@ -37,27 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _real_data(args: argparse.Namespace, root: Path, status: list) -> None:
-    """The real-data jobs (registry ``real``): run with ``--data-dir``, else one line why not."""
-    from mtl_tracing.experiments import real
-
-    t0 = time.perf_counter()
-    try:
-        lines = real.reproduce_real(root, args.data_dir, quick=bool(args.quick))
-    except Exception as err:  # one failing job must not hide the others
-        traceback.print_exc()
-        status.append(("real", False, time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
-        return
-    for line in lines:
-        print(f"[reproduce] {line}")
-    if args.data_dir is not None:
-        status.append(("real", True, time.perf_counter() - t0, str(root)))
-
-
 def _selected(only: str | None) -> list[str]:
     if not only:
         return registry.names(default_only=True)
-    wanted = [s.strip() for s in only.split(",") if s.strip()]
+    wanted = [s.strip().replace("-", "_") for s in only.split(",") if s.strip()]
     known = registry.names()
     unknown = [s for s in wanted if s not in known]
     if unknown:
@@ -65,29 +52,41 @@ def _selected(only: str | None) -> list[str]:
     return [n for n in known if n in wanted]  # registry order
 
 
+def _run_one(job: registry.Job, args: argparse.Namespace, root: Path) -> tuple[list, str]:
+    """Run one job; (printed lines, output folder), raising on failure. ``problems`` of the
+    job's check come back as lines starting with ``CHECK FAILED``."""
+    if job.needs_data_dir:
+        lines = job.load_module().reproduce(root, args.data_dir, quick=bool(args.quick))
+        return lines, str(root)
+    out_dir = root / job.name
+    paths = registry.run_job(job, out_dir, quick=bool(args.quick))
+    problems = job.load_module().check(out_dir)
+    lines = [f"  wrote {p}" for p in paths] + [f"  CHECK FAILED: {p}" for p in problems]
+    return lines, str(out_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.out)
     status: list[tuple[str, bool, float, str]] = []
-    selected = _selected(args.only)
-    for name in (n for n in selected if n != "real"):
-        out_dir = root / name
-        print(f"[reproduce] {name} -> {out_dir}{' (quick)' if args.quick else ''}", flush=True)
+    for name in _selected(args.only):
+        job = registry.get(name)
+        quick = " (quick)" if args.quick else ""
+        where = root if job.needs_data_dir else root / name
+        print(f"[reproduce] {name} -> {where}{quick}", flush=True)
         t0 = time.perf_counter()
         try:
-            paths = registry.run_job(name, out_dir, quick=bool(args.quick))
-            problems = registry.get(name).load_module().check(out_dir)
+            lines, out = _run_one(job, args, root)
         except Exception as err:  # one failing job must not hide the others
             traceback.print_exc()
             status.append((name, False, time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
             continue
-        for p in paths:
-            print(f"[reproduce]   wrote {p}")
-        for p in problems:
-            print(f"[reproduce]   CHECK FAILED: {p}")
-        info = f"check failed: {problems[0]}" if problems else str(out_dir)
-        status.append((name, not problems, time.perf_counter() - t0, info))
-    if args.only is None or "real" in selected:
-        _real_data(args, root, status)
+        for line in lines:
+            print(f"[reproduce] {line}")
+        if job.needs_data_dir and args.data_dir is None:
+            continue  # skipped (its line says why): not a run
+        failed = [x.split("CHECK FAILED: ", 1)[1] for x in lines if "CHECK FAILED: " in x]
+        info = f"check failed: {failed[0]}" if failed else out
+        status.append((name, not failed, time.perf_counter() - t0, info))
     print("[reproduce] summary:")
     for name, ok, secs, info in status:
         print(f"  {name:<24} {'ok' if ok else 'FAILED':<7} {secs:7.1f} s  {info}")

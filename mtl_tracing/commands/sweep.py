@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from mtl_tracing.commands._common import enable_x64_if, float_list, int_list, str_list
+from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.experiments.registry import check_out_dir
+from mtl_tracing.gaussian.config import SAMPLERS
+from mtl_tracing.options import choice_list, float_list, int_list
+from mtl_tracing.threat import IN_ADVERSARIES
 
 NAME = "sweep"
 HELP = "Sweep the Gaussian tracing game over lists of T, N, d, k, sbar, s, mu_bar and seeds."
@@ -38,11 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-std", type=float_list, default=[1.0], help="s values")
     parser.add_argument("--mean", type=float_list, default=[0.0], help="mu_bar values (scalars)")
     parser.add_argument(
-        "--adversary", type=str_list, default=["strong", "weak"], help="strong,weak"
+        "--adversary",
+        type=choice_list(IN_ADVERSARIES),
+        default=list(IN_ADVERSARIES),
+        help="IN adversaries, comma-separated (default strong,weak)",
     )
     parser.add_argument("--seeds", type=int_list, default=[0], help="seeds (default 0)")
     parser.add_argument("--games", type=int, default=500, help="G games per cell (default 500)")
-    parser.add_argument("--sampler", default="sufficient", help="sufficient|faithful")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="sufficient", help="game sampler")
     parser.add_argument(
         "--clip",
         type=clip_list,
@@ -103,8 +110,6 @@ def use_host_devices(count: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtl_tracing.experiments.registry import check_out_dir
-
     check_out_dir(args.out)
     use_host_devices(args.host_devices)
     enable_x64_if(args.x64)

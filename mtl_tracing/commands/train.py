@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import argparse
 
-from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing._validate import check_int
+from mtl_tracing.commands._common import add_option, check_output_file, enable_x64_if
+from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.data.embeddings import save_embeddings
 from mtl_tracing.options import Option, add_options, rename_error
 from mtl_tracing.victims import registry
 
 NAME = "train"
-HELP = "Train a registered victim on synthetic data; save its embeddings for attack."
+HELP = "Train a registered victim on synthetic data; save its embeddings for `attack`."
+#: Old spelling -> flag, accepted (hidden) for one release.
+ALIASES = {"--save-embeddings": "--out"}
 DESCRIPTION = (
     HELP + " With no other option: the default synthetic configuration (T=64, d=64, m=16, N=16, "
     "16 held-out samples) and Algorithm 3's training. Writes the .npz layout that "
@@ -37,8 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trainer", default="standard", choices=registry.names(), help="the victim's trainer"
     )
-    parser.add_argument(
-        "--save-embeddings", required=True, metavar="FILE.npz", help="output embeddings file"
+    add_option(
+        parser,
+        "--out",
+        aliases=ALIASES,
+        required=True,
+        metavar="FILE.npz",
+        help="output embeddings file",
     )
     add_options(parser, DATA_OPTIONS)
     add_options(parser, registry.options())
@@ -71,16 +81,12 @@ def build(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     enable_x64_if(args.x64)
-    if not str(args.save_embeddings).endswith(".npz"):
-        raise ValueError(f"--save-embeddings must end in .npz, got {args.save_embeddings!r}")
+    out = check_output_file("--out", args.out, ".npz")
     data_cfg, trainer = build(args)
     import jax
     import numpy as np
 
-    from mtl_tracing._validate import check_int
     from mtl_tracing.data import synthetic
-    from mtl_tracing.data.base import MultitaskData
-    from mtl_tracing.data.embeddings import save_embeddings
     from mtl_tracing.victims.trainer import fit
 
     seed = check_int("--seed", args.seed, low=0)
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     ids = np.arange(2 * T)
     path = save_embeddings(
-        args.save_embeddings,
+        out,
         in_embeddings=rows(data.x),
         in_task=np.repeat(ids[:T], N),
         out_embeddings=rows(data.x_out),

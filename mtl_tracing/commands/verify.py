@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mtl_tracing._validate import check_int
+from mtl_tracing.results import run_metadata, write_json
+
 NAME = "verify"
-HELP = "re-derive and check Sec. 4 / App. B of the paper; write verify.md and verify.json"
+HELP = "Re-derive and check Sec. 4 / App. B of the paper; write verify.md and verify.json."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,8 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run every check, print the table, write DIR/verify.md and DIR/verify.json; 1 on failure."""
-    from mtl_tracing._validate import check_int
-    from mtl_tracing.results import run_metadata, write_json
     from proofs_check import all_passed, payload, render_markdown, render_text, run_all
 
     seed = check_int("seed", args.seed, low=0)
