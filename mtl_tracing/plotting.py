@@ -9,14 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 __all__ = [
     "STYLE",
     "ADVERSARY_COLORS",
+    "ATTACK_LINESTYLES",
+    "attack_style",
     "pyplot",
     "style",
     "new_figure",
     "save_figure",
     "chance_line",
+    "log_roc_axes",
+    "errorbar_ci",
 ]
 
 #: rcParams applied to every figure (small, print-friendly, no TeX dependency).
@@ -87,6 +93,23 @@ def chance_line(ax, *, log: bool = False, lo: float = 1e-4) -> None:
     """Draw the TPR = FPR diagonal (on log axes from ``lo`` to 1)."""
     xs = [lo, 1.0] if log else [0.0, 1.0]
     ax.plot(xs, xs, color="0.5", linestyle=":", linewidth=1.0, label="chance")
+
+
+def log_roc_axes(ax, *, lo: float = 1e-4, title: str = "") -> None:
+    """ROC axes on log-log scales from ``lo`` to 1: the chance diagonal, the limits, the FPR and
+    TPR labels and ``title``."""
+    chance_line(ax, log=True, lo=lo)
+    ax.set(xscale="log", yscale="log", xlim=(lo, 1), ylim=(lo, 1.05), xlabel="FPR", ylabel="TPR")
+    ax.set_title(title)
+
+
+def errorbar_ci(ax, xs, estimate, low, high, *, color, label: str, markersize: float = 3) -> None:
+    """Points ``estimate`` at ``xs`` with the asymmetric error bars of their CIs [low, high]."""
+    est = np.asarray(estimate, dtype=float)
+    yerr = [est - np.asarray(low, dtype=float), np.asarray(high, dtype=float) - est]
+    ax.errorbar(
+        xs, est, yerr=yerr, color=color, marker="o", markersize=markersize, capsize=2, label=label
+    )
 
 
 def save_figure(fig, out_dir: str | os.PathLike, stem: str) -> list[Path]:

@@ -19,7 +19,7 @@ from _stats import assert_rejects, assert_within_se
 
 from mtl_tracing import gaussian
 from mtl_tracing.cli import main
-from mtl_tracing.experiments import figure7, registry
+from mtl_tracing.experiments import figure7, figure7_summary, registry
 from mtl_tracing.gaussian import game
 from mtl_tracing.gaussian.config import GaussianGameConfig
 
@@ -278,7 +278,7 @@ def test_downsampled_roc_is_the_empirical_curve_on_the_grid():
     fpr = np.repeat(np.linspace(0, 1, 11), 2)[1:]
     tpr = np.repeat(np.linspace(0, 1, 11), 2)[:-1]
     thr = np.linspace(1, 0, fpr.size)
-    f, t, h = figure7._downsample_roc(fpr, tpr, thr, 10, 20)
+    f, t, h = figure7_summary.downsample_roc(fpr, tpr, thr, 10, 20)
     orig = set(zip(fpr.tolist(), tpr.tolist(), thr.tolist(), strict=True))
     assert set(zip(f.tolist(), t.tolist(), h.tolist(), strict=True)) <= orig
     assert (f[0], t[0]) == (0.0, 0.0) and (f[-1], t[-1]) == (1.0, 1.0)

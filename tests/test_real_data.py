@@ -441,9 +441,9 @@ def test_end_to_end_stackoverflow_problems(tmp_path):
 def test_reproduce_helper_skips_without_data_dir(tmp_path):
     from mtl_tracing.experiments import real
 
-    lines = real.reproduce_real(tmp_path, None)
+    lines = real.reproduce(tmp_path, None)
     assert len(lines) == 1 and "skipped" in lines[0] and "--data-dir" in lines[0]
-    lines = real.reproduce_real(tmp_path, tmp_path / "empty")
+    lines = real.reproduce(tmp_path, tmp_path / "empty")
     cells = sum(len(d.settings) for d in datasets.DATASETS)
     assert len(lines) == cells and all("not found" in s for s in lines)
 

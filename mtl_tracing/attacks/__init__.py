@@ -42,8 +42,63 @@ The whitening is computed once per task, not per trial; since it is linear, whit
 and then drawing challenge sets equals drawing then whitening.
 """
 
-from mtl_tracing.attacks.challenge import *  # noqa: F403
-from mtl_tracing.attacks.evaluation import *  # noqa: F403
-from mtl_tracing.attacks.registry import ATTACKS, STATISTICS, Attack, GramForm  # noqa: F401
-from mtl_tracing.attacks.statistics import *  # noqa: F403
-from mtl_tracing.attacks.whitening import *  # noqa: F403
+from mtl_tracing.attacks.challenge import (
+    challenge_indices,
+    challenge_sets,
+    check_pool,
+    selection_masks,
+)
+from mtl_tracing.attacks.evaluation import (
+    AttackScores,
+    GroupedScores,
+    attack_kernel,
+    embed_tasks,
+    evaluate,
+    run_attacks,
+)
+from mtl_tracing.attacks.registry import ATTACKS, STATISTICS, Attack, GramForm
+from mtl_tracing.attacks.statistics import (
+    abs_gram,
+    centred_gram,
+    check_embeddings,
+    inner_product_from_gram,
+    inner_product_statistic,
+    variance_from_gram,
+    variance_statistic,
+)
+from mtl_tracing.attacks.whitening import (
+    DEFAULT_RIDGE,
+    Whitening,
+    apply_whitening,
+    loto_whitening,
+    whiten_for_gram,
+)
+
+__all__ = [
+    "ATTACKS",
+    "DEFAULT_RIDGE",
+    "STATISTICS",
+    "Attack",
+    "AttackScores",
+    "GramForm",
+    "GroupedScores",
+    "Whitening",
+    "abs_gram",
+    "apply_whitening",
+    "attack_kernel",
+    "centred_gram",
+    "challenge_indices",
+    "challenge_sets",
+    "check_embeddings",
+    "check_pool",
+    "embed_tasks",
+    "evaluate",
+    "inner_product_from_gram",
+    "inner_product_statistic",
+    "loto_whitening",
+    "run_attacks",
+    "selection_masks",
+    "variance_from_gram",
+    "variance_statistic",
+    "whiten_for_gram",
+]

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
+from mtl_tracing import metrics
 from mtl_tracing._validate import check_finite_float, check_int
 from mtl_tracing.attacks.challenge import check_pool, selection_masks
 from mtl_tracing.attacks.registry import ATTACKS, Attack, get
@@ -251,8 +252,6 @@ def evaluate(
       "percentile_table"}}`` (CIs are ``metrics.Interval``) with JAX arrays
       and the metrics' NamedTuples (``results.to_jsonable`` turns it into JSON).
     """
-    from mtl_tracing import metrics
-
     num_resamples = check_int("num_resamples", num_resamples, low=1)
     targets = tuple(float(f) for f in fprs)
     # One bootstrap per attack for the AUC and (if asked) every TPR: one sort, shared replicates.

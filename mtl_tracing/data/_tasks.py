@@ -21,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_tracing._validate import check_choice, check_int
+from mtl_tracing._validate import (
+    check_choice,
+    check_int_fields,
+)
 from mtl_tracing.data.base import MultitaskData
 
 __all__ = [
@@ -50,12 +53,7 @@ class TaskSpec:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "tasks", check_int("tasks", self.tasks, low=2))
-        set_(self, "out_tasks", check_int("out_tasks", self.out_tasks, low=1))
-        set_(self, "samples", check_int("samples", self.samples, low=2))
-        set_(self, "heldout", check_int("heldout", self.heldout, low=2))
-        set_(self, "seed", check_int("seed", self.seed, low=0))
+        check_int_fields(self, tasks=2, out_tasks=1, samples=2, heldout=2, seed=0)
 
     @property
     def per_task(self) -> int:

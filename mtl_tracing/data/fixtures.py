@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_tracing.data import celeba, stackoverflow
+from mtl_tracing.data._example_proto import encode_example
+
 __all__ = [
     "ATTRS",
     "CELEBA_ATTRIBUTES",
@@ -46,8 +49,6 @@ def write_celeba(
     +-1 at random), list_eval_partition.txt."""
     from PIL import Image
     from tqdm.auto import tqdm
-
-    from mtl_tracing.data import celeba
 
     attributes = list(ATTRS if attributes is None else attributes)
     rng = np.random.default_rng(seed)
@@ -106,8 +107,6 @@ def write_stackoverflow(
     tf.train.Example protos (tokens, title, tags, type, score, creation_date); each post has
     ``tags_per_post`` (low, high exclusive) tags drawn from ``tags`` (default :data:`TAGS`) and a
     body of ``body_words`` words from a vocabulary of ``words``, then its tags."""
-    from mtl_tracing.data import stackoverflow
-    from mtl_tracing.data._example_proto import encode_example
 
     tags = list(TAGS if tags is None else tags)
     rng = np.random.default_rng(seed)

@@ -46,8 +46,10 @@ from jax import Array
 from mtl_tracing import flat_random
 from mtl_tracing._validate import (
     check_dtype,
+    check_fields,
     check_finite_float,
     check_int,
+    check_int_fields,
     check_key,
     check_nonnegative,
     check_positive_float,
@@ -78,17 +80,12 @@ class SyntheticConfig:
     cluster_spread: float = 0.5
 
     def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "tasks", check_int("tasks", self.tasks, low=1))
-        set_(self, "dim", check_int("dim", self.dim, low=1))
-        set_(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
-        set_(self, "samples", check_int("samples", self.samples, low=1))
-        set_(self, "holdout", check_int("holdout", self.holdout, low=1))
-        set_(self, "task_std", check_positive_float("task_std", self.task_std))
-        set_(self, "sample_std", check_positive_float("sample_std", self.sample_std))
-        set_(self, "mean", check_finite_float("mean", self.mean))
-        set_(self, "clusters", check_int("clusters", self.clusters, low=0, high=self.tasks))
-        set_(self, "cluster_spread", check_nonnegative("cluster_spread", self.cluster_spread))
+        check_int_fields(self, tasks=1, dim=1, embed_dim=1, samples=1, holdout=1)
+        check_fields(self, check_positive_float, "task_std", "sample_std")
+        check_fields(self, check_finite_float, "mean")
+        clusters = check_int("clusters", self.clusters, low=0, high=self.tasks)
+        object.__setattr__(self, "clusters", clusters)
+        check_fields(self, check_nonnegative, "cluster_spread")
 
     def replace(self, **changes) -> SyntheticConfig:
         """A validated copy with ``changes`` applied."""

@@ -1,6 +1,6 @@
 """Job ``dp_defence``: task-level differential privacy as the defence (App. C.1), and audits.
 
-Panels (one figure, ``dp_defence.png``):
+Panels (one figure, ``dp_defence.png``; the numbers behind it in ``dp_defence.md``):
 
 - **(a) Gaussian game, exact ROC vs the GDP curves (log-log).** For each noise multiplier z
   (clip C = 1): the exact ROC of the strong tracing test on the *unclipped* release with the
@@ -9,29 +9,32 @@ Panels (one figure, ``dp_defence.png``):
   stay under their curve; the unclipped exact ROC crosses it (no guarantee without clipping).
   Dotted: the exact ROC of the optimal (likelihood-ratio) test Lambda on the same unclipped
   release (:mod:`mtl_tracing.gaussian.optimal`), above z's.
-- **(d) The optimal test against mu-GDP.** With a clip C* that (almost) never binds (the
+- **(b), (c) Synthetic MTL with task-level DP-SGD**
+  (:class:`~mtl_tracing.victims.dp.DPSGDTrainer`) at each target epsilon (z calibrated by the
+  RDP accountant at ``delta``; epsilon = inf is z = 0, clipping and sampling only):
+  variance-attack AUC (pooled, task-bootstrap CI), and TPR at 1% FPR for both adversaries with
+  the held-out IN accuracy (utility).
+- **(d), (e) Audits against the accountant.** mu_lb and epsilon_lb (Clopper-Pearson, split
+  threshold, :mod:`mtl_tracing.audit`) of the worst-case canary (independent trials in one
+  compiled call) and of the tracing attack on random tasks of the clipped Gaussian game (one
+  IN/OUT score pair per game), against mu = 2/z and its epsilon(delta).
+- **(f) The optimal test against mu-GDP.** With a clip C* that (almost) never binds (the
   1 - 1e-6 quantile of ||xbar_i - mu_bar||), the release is the unclipped one with noise
   z C* / T except with probability <= 2 T 1e-6, and it is mu = 2/z-GDP; the exact ROC of
   Lambda there is the exact trade-off curve of one random task's membership from (alpha,
   beta). It lies under G_mu (checked: excess <= 1e-4); its mu_eff(FPR) = Phi^-1(TPR) -
   Phi^-1(FPR) is about a quarter of mu (the average task's contribution is far from the
   worst-case sensitivity 2 C*): the GDP bound is loose by ~4x in mu for an average task.
-- **(b) Synthetic MTL with task-level DP-SGD** (:class:`~mtl_tracing.victims.dp.DPSGDTrainer`)
-  at each target epsilon (z calibrated by the RDP accountant at ``delta``; epsilon = inf is
-  z = 0, clipping and sampling only): variance-attack AUC (pooled, task-bootstrap CI) and TPR
-  at 1% FPR for both adversaries, and held-out IN accuracy (utility).
-- **(c) Audits against the accountant.** mu_lb and epsilon_lb (Clopper-Pearson, split
-  threshold, :mod:`mtl_tracing.audit`) of the worst-case canary (independent trials in one
-  compiled call) and of the strong tracing attack on random tasks of the clipped Gaussian game
-  (one IN/OUT score pair per game), against mu = 2/z and its epsilon(delta); and the one-run
-  audit (Steinke et al. 2023) of each DP-SGD model from the tracing scores of its 2T tasks
-  (IN = trained), against the accountant's epsilon.
 
-One-run audit caveat: the synthetic data hold T IN and T OUT i.i.d. tasks, so IN is a uniformly
-random half, not T independent fair coins as the theorem assumes; the numbers are reported as
-an illustration next to the accountant, not as a certified bound.
+The one-run audit (Steinke et al. 2023) of each DP-SGD model from the tracing scores of its 2T
+tasks (IN = trained; :func:`mtl_tracing.audit.task_audit`) is in the JSON and the ``.md``
+table, not in the figure: with 2 floor(T/4) guesses it cannot exceed a small epsilon
+(:func:`mtl_tracing.audit.max_epsilon_lb`) and is 0 in every run here. The synthetic data hold
+T IN and T OUT i.i.d. tasks, so IN is a uniformly random half, not T independent fair coins as
+the theorem assumes: the numbers illustrate, they certify nothing.
 
-Files: ``dp_defence.json``, ``dp_defence.npz``, ``dp_defence.png`` / ``.pdf``.
+Files: ``dp_defence.json``, ``dp_defence.npz``, ``dp_defence.md``, ``dp_defence.png`` /
+``.pdf``.
 """
 
 from __future__ import annotations
@@ -41,13 +44,17 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_tracing import results
+from mtl_tracing._validate import check_choice, check_int, check_probability
+from mtl_tracing.experiments import checks, dp_defence_figure
 from mtl_tracing.experiments.registry import Option
+from mtl_tracing.victims import accounting
 
 __all__ = ["HELP", "OPTIONS", "QUICK", "run", "plot", "load", "headline", "check"]
 
 HELP = "Task-level DP: GDP bounds in the Gaussian game, DP-SGD on synthetic MTL, privacy audits."
 STEM = "dp_defence"
-JSON_NAME, NPZ_NAME = "dp_defence.json", "dp_defence.npz"
+JSON_NAME, NPZ_NAME, MD_NAME = "dp_defence.json", "dp_defence.npz", "dp_defence.md"
 DELTA = 1e-5
 CLIP = 1.0
 #: Noise multipliers of the Gaussian game (mu = 2/z: 4, 2, 1, 0.5).
@@ -182,23 +189,18 @@ def _canary(key, trials, delta):
     return rows
 
 
-def _one_run(scores, T: int, delta: float) -> dict:
-    """One-run audit of run 0 from per-task mean variance-attack scores (strong adversary)."""
+def _one_run(scores, delta: float) -> dict:
+    """One-run audit of run 0 from its variance-attack scores (strong adversary)."""
     from mtl_tracing import audit
 
     g = scores["strong"].variance
-    s = np.r_[np.asarray(g.scores_in[0]).mean(-1), np.asarray(g.scores_out[0]).mean(-1)]
-    inc = np.r_[np.ones(T, bool), np.zeros(T, bool)]
-    k = max(1, T // 4)
-    r = audit.one_run_audit(s, inc, guesses_in=k, guesses_out=k, delta=delta)
-    return r._asdict()
+    return audit.task_audit(g.scores_in[0], g.scores_out[0], delta=delta)._asdict()
 
 
 def _panel_b(key, size, delta, progress, dtype):
     import jax
 
     from mtl_tracing.experiments import pipeline as mc
-    from mtl_tracing.victims import accounting
     from mtl_tracing.victims.dp import DPConfig, DPSGDTrainer
 
     cfg, q = _mtl_configs(size)
@@ -223,7 +225,7 @@ def _panel_b(key, size, delta, progress, dtype):
                 "clt_mu": accounting.clt_mu(q, z, steps),
                 "attacks": res.summary["attacks"],
                 "heldout_accuracy": res.summary["heldout_accuracy"],
-                "one_run_audit": _one_run(res.scores, cfg.data.tasks, delta),
+                "one_run_audit": _one_run(res.scores, delta),
             }
         )
     return rows, cfg
@@ -243,8 +245,7 @@ def run(
 
     import jax
 
-    from mtl_tracing import gaussian, results
-    from mtl_tracing._validate import check_choice, check_int, check_probability
+    from mtl_tracing import gaussian
 
     logging.getLogger("absl").setLevel(logging.ERROR)  # dp_accounting's RDP order warnings
     size_name = check_choice("size", size, tuple(SIZES))
@@ -267,16 +268,10 @@ def run(
         "mtl": {"config": cfg.to_dict(), "rows": mtl_rows},
         "metadata": results.run_metadata(seed=seed, size=size_name, delta=delta),
     }
-    np.savez_compressed(out / NPZ_NAME, **arrays)
-    results.write_json(out / JSON_NAME, payload)
-    return out
+    return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir):
-    """``(json payload, npz arrays)``."""
-    from mtl_tracing.experiments.pipeline import load as _load
-
-    return _load(out_dir, JSON_NAME, NPZ_NAME)
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def _f(x) -> float:
@@ -285,10 +280,12 @@ def _f(x) -> float:
 
 
 def plot(out_dir) -> list[Path]:
-    """Redraw the figure from the data in ``out_dir`` (:mod:`.dp_defence_figure`)."""
-    from mtl_tracing.experiments.dp_defence_figure import draw
-
-    return draw(out_dir)
+    """Redraw the figure and the tables from the data in ``out_dir``
+    (:mod:`.dp_defence_figure`); returns ``[dp_defence.md, .png, .pdf]``."""
+    payload, arrays = load(out_dir)
+    md = Path(out_dir) / MD_NAME
+    md.write_text(dp_defence_figure.render_markdown(payload))
+    return [md, *dp_defence_figure.draw(payload, arrays, out_dir, STEM)]
 
 
 def headline(payload: dict) -> str:
@@ -316,11 +313,10 @@ def check(out_dir) -> list[str]:
     """Audits never exceed the accountant; clipped ROC points stay under the GDP curve
     (a 0.05 allowance for Monte Carlo noise of the empirical points); the exact optimal ROC
     with a non-binding clip stays under it (1e-4: the clip binds with probability <= 8e-6)."""
-    problems = []
-    try:
-        payload, _ = load(out_dir)
-    except FileNotFoundError as err:
-        return [str(err)]
+    problems = checks.missing_files(out_dir, (JSON_NAME, NPZ_NAME, MD_NAME, f"{STEM}.png"))
+    if problems:
+        return problems
+    payload, _ = load(out_dir)
     for c in payload["canary"]["rows"]:
         if c["audit"]["mu_lb"] > c["mu"] or c["audit"]["epsilon_lb"] > c["epsilon"]:
             problems.append(f"canary z={c['noise_multiplier']}: audit above the accountant")

@@ -27,6 +27,7 @@ from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
 from mtl_tracing.experiments import checks, registry
 from mtl_tracing.options import Option, int_list
+from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
 __all__ = [
     "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
@@ -37,13 +38,7 @@ __all__ = [
     "JSON_NAME",
     "NPZ_NAME",
     "STEM",
-    "OPTIONS",
-    "QUICK",  # noqa: F822
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
+    *registry.JOB_INTERFACE,
 ]
 
 DEFAULT_CHECKPOINTS = (10, 25, 50, 100, 200, 300)
@@ -163,8 +158,6 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
     """Redraw Figure 3 from ``out_dir``: (a) strong AUC vs strong gap, (b) weak AUC vs weak gap,
     (c) AUC vs epoch, (d) losses vs epoch. Inner product solid, variance dashed; small dots are
     runs, lines join the run means in epoch order. Returns [png, pdf]."""
-    from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
-
     payload, arr = load(out_dir)
     epochs = arr["epochs"]
     colors = plotting.ADVERSARY_COLORS

@@ -28,14 +28,8 @@ __all__ = [
     "JSON_NAME",
     "NPZ_NAME",
     "STEMS",
-    "OPTIONS",
-    "QUICK",  # noqa: F822
     "head_similarities",
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
+    *registry.JOB_INTERFACE,
 ]
 
 JSON_NAME = "figure45.json"

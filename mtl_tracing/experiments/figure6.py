@@ -27,6 +27,7 @@ import numpy as np
 from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
 from mtl_tracing.experiments import checks, registry
+from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
 __all__ = [
     "PANELS",
@@ -37,13 +38,7 @@ __all__ = [
     "JSON_NAME",
     "NPZ_NAME",
     "STEM",
-    "OPTIONS",
-    "QUICK",  # noqa: F822
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
+    *registry.JOB_INTERFACE,
 ]
 
 PANELS = ("embed_dim", "samples", "tasks")
@@ -179,8 +174,6 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
 
     Rows: variance attack (the paper's Fig. 6), inner-product attack. Returns [png, pdf].
     """
-    from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
-
     payload, _ = load(out_dir)
     panels = payload["panels"]
     runs = payload["metadata"]["config"]["runs"]

@@ -15,15 +15,15 @@ IN and OUT moments; empirical with CIs and exact), from the same games (simulate
 sampler's ``norms``: O(T d) more normals per game for the sufficient sampler; ``--no-lrt``
 skips it). The plot adds Lambda's ROC (dotted: exact).
 
-``plot`` redraws ``figure7.png`` / ``figure7.pdf`` from those two files only (the exact curves
-come from :mod:`mtl_tracing.gaussian.theory`, which is closed-form; nothing is simulated).
-``headline`` and ``check`` complete the job interface of :mod:`.registry` (``mtl-tracing
-figure7``, ``reproduce``, ``simulations/figure7.py``).
+The per-adversary numbers (empirical against exact) are :mod:`.figure7_summary`'s. ``plot``
+redraws ``figure7.png`` / ``figure7.pdf`` from those two files only (:mod:`.figure7_figure`;
+the exact curves come from the closed-form theory of :mod:`mtl_tracing.gaussian`: nothing is
+simulated). ``headline`` and ``check`` complete the job interface of :mod:`.registry`
+(``mtl-tracing figure7``, ``reproduce``).
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from pathlib import Path
@@ -32,12 +32,22 @@ import numpy as np
 
 from mtl_tracing import results
 from mtl_tracing._validate import check_int
-from mtl_tracing.experiments import checks, registry
+from mtl_tracing.experiments import checks, figure7_figure, registry
+from mtl_tracing.experiments.figure7_figure import config_from_json, exact_roc_points
+from mtl_tracing.experiments.figure7_summary import (
+    FPR_TARGETS,
+    PERCENTILES,
+    adversary_summary,
+    lrt_scores,
+    moments_block,
+    theory,
+)
 from mtl_tracing.experiments.registry import Option
+from mtl_tracing.gaussian.config import GaussianGameConfig
 from mtl_tracing.threat import IN_ADVERSARIES
 
 __all__ = [
-    "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
+    "DEFAULT_CONFIG",
     "PAPER_SETTING",
     "FPR_TARGETS",
     "PERCENTILES",
@@ -45,30 +55,20 @@ __all__ = [
     "JSON_NAME",
     "NPZ_NAME",
     "STEM",
-    "OPTIONS",
-    "QUICK",
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
     "config_from_json",
     "exact_roc_points",
+    *registry.JOB_INTERFACE,
 ]
 
 #: The paper's Figure 7 setting: T = 256, d = 256, N = 8, k = 4, sbar = s = 1, mu_bar = 0
-#: (``DEFAULT_CONFIG`` is this :class:`GaussianGameConfig`, built on first use).
+#: (``DEFAULT_CONFIG`` is this :class:`GaussianGameConfig`, its defaults).
 PAPER_SETTING = dict(tasks=256, dim=256, samples=8, challenge=4, task_std=1.0, sample_std=1.0)
-FPR_TARGETS = (1e-2, 1e-3)
-PERCENTILES = (50.0, 75.0, 90.0)
 JSON_NAME = "figure7.json"
 NPZ_NAME = "figure7.npz"
 STEM = "figure7"
 
-_ROC_POINTS = 600  # stored ROC points per adversary (log + linear FPR grids)
 _HIST_BINS = 120
 _BOOT_RESAMPLES = 200
-_LEVEL = 0.95
 _GAMES = 2000
 
 # Job interface (registry): flag -> ``run`` keyword; game fields override the paper setting.
@@ -99,182 +99,16 @@ QUICK = {"games": 100}
 _CONFIG_FIELDS = ("tasks", "dim", "samples", "challenge", "task_std", "sample_std")
 
 
-@functools.cache
-def _constants() -> dict:
-    from mtl_tracing.gaussian.config import GaussianGameConfig
-
-    return {"DEFAULT_CONFIG": GaussianGameConfig(**PAPER_SETTING)}
-
-
-__getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG",))
+DEFAULT_CONFIG = GaussianGameConfig(**PAPER_SETTING)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def _downsample_roc(fpr: np.ndarray, tpr: np.ndarray, thr: np.ndarray, n_neg: int, points: int):
-    """Keep the ROC vertices that are the last ones at or below a log+linear grid of FPRs.
-
-    ROC arrays are non-decreasing in FPR and TPR, so the last vertex with fpr <= f carries the
-    best TPR at FPR f: the stored curve is exactly the empirical one evaluated on the grid.
-    """
-    lo = max(1.0 / max(n_neg, 1), 1e-7)
-    grid = np.concatenate(
-        [np.geomspace(lo, 1.0, points // 2), np.linspace(0.0, 1.0, points - points // 2)]
-    )
-    idx = np.searchsorted(fpr, grid, side="right") - 1
-    idx = np.unique(np.clip(np.concatenate([[0, len(fpr) - 1], idx]), 0, len(fpr) - 1))
-    return fpr[idx], tpr[idx], thr[idx]
-
-
-def _interval(iv) -> list[float]:
-    return [float(iv.low), float(iv.high)]
-
-
-def _moments(z, mean, var) -> dict:
-    """Empirical moments of z (G, T) by :func:`metrics.group_moments` (games are the groups)
-    beside the exact ``mean`` and ``var``."""
-    from mtl_tracing.metrics import group_moments
-
-    g = group_moments(z)
-    return {
-        "mean": {"empirical": g.mean, "se": g.mean_se, "exact": float(mean)},
-        "var": {"empirical": g.var, "se": g.var_se, "exact": float(var)},
-    }
-
-
-def config_from_json(payload: dict):
-    """Rebuild the :class:`GaussianGameConfig` stored in a results file's metadata."""
-    from mtl_tracing.gaussian.config import GaussianGameConfig
-
-    cfg = dict(payload["metadata"]["config"])
-    if isinstance(cfg.get("mean"), list):
-        cfg["mean"] = tuple(cfg["mean"])
-    return GaussianGameConfig(**cfg)
-
-
-def load(out_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """``(json payload, npz arrays)`` of a finished run; ``FileNotFoundError`` if missing."""
-    out = Path(out_dir)
-    for name in (JSON_NAME, NPZ_NAME):
-        if not (out / name).is_file():
-            raise FileNotFoundError(f"{out / name} not found: run figure7 into {out} first")
-    with np.load(out / NPZ_NAME) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    return results.read_json(out / JSON_NAME), arrays
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 # ----------------------------------------------------------------------------- run
-
-
-def _lrt_scores(config, sc, nm) -> dict:
-    """``{adversary: (Lambda_IN, Lambda_OUT)}``, (G, T), computed in float64 from the scores
-    ``sc`` and norms ``nm`` and returned in the scores' dtype (the bootstrap program of z
-    serves them: same shapes and dtype)."""
-    from mtl_tracing import gaussian
-
-    dt = np.asarray(sc.out).dtype
-    a2 = np.asarray(nm.alpha_sq, np.float64)[:, None]
-    out = {}
-    for i, adv in enumerate(IN_ADVERSARIES):
-        abc = gaussian.lrt_second_order(config, adv)
-        z_in, sq_in = (np.asarray(x, np.float64) for x in (sc[i], nm[1 + i]))
-        z_out, sq_out = (np.asarray(x, np.float64) for x in (sc.out, nm.out_sq))
-        out[adv] = (
-            gaussian.lrt_statistic(z_in, a2, sq_in, *abc).astype(dt),
-            gaussian.lrt_statistic(z_out, a2, sq_out, *abc).astype(dt),
-        )
-    return out
-
-
-def _theory(config, adversary: str, statistic: str) -> dict:
-    """The exact numbers of ``statistic`` ("z" or "lrt", the optimal Lambda) for one adversary."""
-    from mtl_tracing import gaussian
-
-    if statistic == "z":
-        mom = gaussian.moments(config)[adversary]
-        return {
-            "auc": gaussian.exact_auc(config, adversary),
-            "normal_auc": gaussian.normal_auc(config, adversary),
-            "tpr": [gaussian.exact_tpr_at_fpr(config, adversary, t) for t in FPR_TARGETS],
-            "normal_tpr": [gaussian.normal_tpr_at_fpr(config, adversary, t) for t in FPR_TARGETS],
-            "percentiles": gaussian.exact_percentile_table(config, adversary, PERCENTILES),
-            "moments": (mom.mean, mom.var),
-            "paper": {"paper_mean": float(mom.paper_mean), "paper_var": float(mom.paper_var)},
-        }
-    t, n, k, sb, s = gaussian.config_args(config)
-    cols = [
-        gaussian.roc_theory(t, n, config.dim, k, sb, s, adversary, f, statistic="lrt")
-        for f in FPR_TARGETS
-    ]
-    mom = gaussian.lrt_moments(config, adversary)
-    return {
-        "auc": gaussian.lrt_auc(config, adversary),
-        "normal_auc": float(cols[0]["normal_auc"]),
-        "tpr": [gaussian.lrt_tpr_at_fpr(config, adversary, f) for f in FPR_TARGETS],
-        "normal_tpr": [float(c["normal_tpr"]) for c in cols],
-        "percentiles": gaussian.lrt_percentile_table(config, adversary, PERCENTILES),
-        "moments": mom["in"],
-        "out_moments": mom["out"],
-    }
-
-
-def _adversary_summary(key, s_in, s_out, num_resamples, theory) -> tuple[dict, dict]:
-    """Numbers (JSON) and arrays (npz) for one IN adversary against OUT; s_* of shape (G, T);
-    ``theory`` from :func:`_theory`. Array names get the caller's prefix."""
-    from mtl_tracing import metrics
-
-    # One paired game bootstrap for the AUC and every TPR target: one sort, shared replicates.
-    stats = (metrics.auc, *(metrics.TprAtFprStatistic(t) for t in FPR_TARGETS))
-    auc_ci, *tpr_cis = metrics.grouped_bootstrap(
-        key, stats, s_in, s_out, num_resamples=num_resamples, level=_LEVEL, paired=True
-    )
-    auc = float(auc_ci.estimate)
-    roc = metrics.roc_curve(s_in, s_out)  # one sort for the curve and the TPR points
-    points = metrics.tpr_at_fpr_from_roc(roc, FPR_TARGETS)
-    tprs = []
-    for j, (target, ci) in enumerate(zip(FPR_TARGETS, tpr_cis, strict=True)):
-        tprs.append(
-            {
-                "target_fpr": target,
-                "empirical": float(points.tpr[j]),
-                "ci": _interval(ci),
-                "se": float(ci.std),
-                "realised_fpr": float(points.fpr[j]),
-                "threshold": float(points.threshold[j]),
-                "exact": float(theory["tpr"][j]),
-                "normal_approx": float(theory["normal_tpr"][j]),
-            }
-        )
-    emp = metrics.percentile_table(s_in, s_out, PERCENTILES)
-    exact_table = theory["percentiles"]
-    table = {
-        "empirical": {
-            "percentile": np.asarray(emp.percentile).tolist(),
-            "threshold": np.asarray(emp.threshold).tolist(),
-            "tpr": np.asarray(emp.tpr).tolist(),
-            "fpr": np.asarray(emp.fpr).tolist(),
-            "balanced_accuracy": np.asarray(emp.balanced_accuracy).tolist(),
-        },
-        "exact": results.to_jsonable(exact_table),
-    }
-    summary = {
-        "auc": {
-            "empirical": auc,
-            "ci": _interval(auc_ci),
-            "se": float(auc_ci.std),
-            "exact": float(theory["auc"]),
-            "normal_approx": float(theory["normal_auc"]),
-        },
-        "tpr_at_fpr": tprs,
-        "percentiles": table,
-        "moments": {**_moments(s_in, *theory["moments"]), **theory.get("paper", {})},
-    }
-    if "out_moments" in theory:  # Lambda's OUT law depends on the adversary
-        summary["out_moments"] = _moments(s_out, *theory["out_moments"])
-    fpr, tpr, thr = (np.asarray(a, dtype=np.float64) for a in (roc.fpr, roc.tpr, roc.thresholds))
-    fpr, tpr, thr = _downsample_roc(fpr, tpr, thr, int(np.size(s_out)), _ROC_POINTS)
-    return summary, {"roc_fpr": fpr, "roc_tpr": tpr, "roc_thr": thr}
 
 
 def run(
@@ -315,9 +149,8 @@ def run(
 
     from mtl_tracing import gaussian
     from mtl_tracing.gaussian import game
-    from mtl_tracing.gaussian.config import GaussianGameConfig
 
-    config = _constants()["DEFAULT_CONFIG"] if config is None else config
+    config = DEFAULT_CONFIG if config is None else config
     if not isinstance(config, GaussianGameConfig):
         raise ValueError(f"config must be a GaussianGameConfig, got {config!r}")
     unknown = set(overrides) - set(_CONFIG_FIELDS)
@@ -345,19 +178,19 @@ def run(
     for i, adv in enumerate(IN_ADVERSARIES):
         s_in = getattr(scores, f"{adv}_in")
         t0 = time.perf_counter()
-        adv_summary, adv_arrays = _adversary_summary(
-            jax.random.fold_in(k_boot, i), s_in, s_out, num_resamples, _theory(config, adv, "z")
+        adv_summary, adv_arrays = adversary_summary(
+            jax.random.fold_in(k_boot, i), s_in, s_out, num_resamples, theory(config, adv, "z")
         )
         timings[f"metrics_{adv}"] = time.perf_counter() - t0
         summary["adversaries"][adv] = adv_summary
         arrays.update({f"{name}_{adv}": v for name, v in adv_arrays.items()})
     if norms is not None:
         t0 = time.perf_counter()
-        lam = _lrt_scores(config, scores, norms)
+        lam = lrt_scores(config, scores, norms)
         for i, adv in enumerate(IN_ADVERSARIES):
-            lrt, lrt_arrays = _adversary_summary(
+            lrt, lrt_arrays = adversary_summary(
                 jax.random.fold_in(k_boot, 2 + i), *lam[adv], num_resamples,
-                _theory(config, adv, "lrt"),
+                theory(config, adv, "lrt"),
             )  # fmt: skip
             summary["adversaries"][adv]["lrt"] = lrt
             arrays.update({f"{name}_{adv}_lrt": v for name, v in lrt_arrays.items()})
@@ -366,7 +199,7 @@ def run(
     out_mom = gaussian.moments(config)["out"]
     out_np = np.asarray(s_out, dtype=np.float64)
     summary["out_moments"] = {
-        **_moments(out_np, out_mom.mean, out_mom.var),
+        **moments_block(out_np, out_mom.mean, out_mom.var),
         "paper_var": float(out_mom.paper_var),
     }
 
@@ -390,27 +223,17 @@ def run(
     summary["metadata"] = results.run_metadata(
         config=config, seed=seed, games=games, sampler=sampler, num_resamples=num_resamples
     )
-    np.savez_compressed(out / NPZ_NAME, **arrays)
-    results.write_json(out / JSON_NAME, summary)
-    return out
+    return results.save_outputs(out, JSON_NAME, summary, NPZ_NAME, arrays)
 
 
 # ----------------------------------------------------------------------------- plot
 
 
-def exact_roc_points(config, *, lo: float = 5e-5, points: int = 160):
-    """Points of the exact (marginal) ROC of z; see :func:`.figure7_figure.exact_roc_points`."""
-    from mtl_tracing.experiments.figure7_figure import exact_roc_points as points_
-
-    return points_(config, lo=lo, points=points)
-
-
 def plot(out_dir: str | os.PathLike) -> list[Path]:
     """Redraw Figure 7 from ``out_dir`` (no simulation): (a) ROC, (b) log-log ROC, (c) z
     histograms (:func:`.figure7_figure.draw`). Returns ``[figure7.png, figure7.pdf]``."""
-    from mtl_tracing.experiments.figure7_figure import draw
-
-    return draw(out_dir)
+    payload, arrays = load(out_dir)
+    return figure7_figure.draw(payload, arrays, out_dir, STEM)
 
 
 # ----------------------------------------------------------------------------- headline, check

@@ -10,10 +10,18 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing import plotting
-from mtl_tracing.experiments.figure7 import STEM, config_from_json, load
+from mtl_tracing.gaussian.config import GaussianGameConfig
 from mtl_tracing.threat import IN_ADVERSARIES
 
-__all__ = ["draw", "exact_roc_points"]
+__all__ = ["draw", "exact_roc_points", "config_from_json"]
+
+
+def config_from_json(payload: dict):
+    """Rebuild the :class:`GaussianGameConfig` stored in a results file's metadata."""
+    cfg = dict(payload["metadata"]["config"])
+    if isinstance(cfg.get("mean"), list):
+        cfg["mean"] = tuple(cfg["mean"])
+    return GaussianGameConfig(**cfg)
 
 
 def _label(a: dict) -> str:
@@ -60,14 +68,13 @@ def _exact_curve(law_out, laws_in: dict, lo: float, points: int):
     return np.concatenate([[0.0], fpr, [1.0]]), tprs
 
 
-def draw(out_dir: str | os.PathLike) -> list[Path]:
-    """Redraw Figure 7 from ``out_dir`` (no simulation): (a) ROC, (b) log-log ROC, (c) z histograms.
-
-    Returns the written paths ``[figure7.png, figure7.pdf]``.
+def draw(payload: dict, arrays: dict, out_dir: str | os.PathLike, stem: str) -> list[Path]:
+    """Draw Figure 7 from a run's ``(payload, arrays)`` (no simulation): (a) ROC, (b) log-log
+    ROC, (c) z histograms. Returns the written paths ``[<stem>.png, <stem>.pdf]`` in
+    ``out_dir``.
     """
     from mtl_tracing import gaussian
 
-    payload, arrays = load(out_dir)
     config = config_from_json(payload)
     games = payload["games"]
     advs = payload["adversaries"]
@@ -158,4 +165,4 @@ def draw(out_dir: str | os.PathLike) -> list[Path]:
             rf"$k={config.challenge}$, "
             rf"$\bar\sigma={config.task_std:g}$, $\sigma={config.sample_std:g}$; {games} games)"
         )
-        return plotting.save_figure(fig, out_dir, STEM)
+        return plotting.save_figure(fig, out_dir, stem)

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_tracing import results
+from mtl_tracing import plotting, results
+from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.experiments import checks, registry
 from mtl_tracing.options import Option, str_list
 from mtl_tracing.threat import IN_ADVERSARIES
@@ -32,17 +33,11 @@ from mtl_tracing.victims import registry as trainer_registry
 
 __all__ = [
     "HELP",
-    "OPTIONS",
-    "QUICK",
     "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
     "QUICK_CONFIG",  # noqa: F822
     "make_trainer",
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
     "render_markdown",
+    *registry.JOB_INTERFACE,
 ]
 
 HELP = (
@@ -119,7 +114,6 @@ def _transfer(key, config, opts, grid) -> list[dict]:
     import jax
 
     from mtl_tracing.data import synthetic
-    from mtl_tracing.data.base import MultitaskData
     from mtl_tracing.victims.mtl import model_graphdef
     from mtl_tracing.victims.robust import RobustTrainer, target_risks
     from mtl_tracing.victims.trainer import fit
@@ -281,8 +275,6 @@ def render_markdown(payload: dict) -> str:
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:
     """Redraw the table and the figure (AUC with CI per trainer; utility) from the JSON."""
-    from mtl_tracing import plotting
-
     payload, _ = load(out_dir)
     md = Path(out_dir) / MD_NAME
     md.write_text(render_markdown(payload))

@@ -39,16 +39,23 @@ import numpy as np
 from jax import Array
 
 from mtl_tracing import attacks, results
-from mtl_tracing._validate import check_finite_float, check_int, check_key
+from mtl_tracing._validate import (
+    check_finite_float,
+    check_int,
+    check_int_fields,
+    check_key,
+)
 from mtl_tracing.attacks.registry import ATTACKS  # re-exported: the registered attacks
 from mtl_tracing.data import synthetic
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.data.synthetic import SyntheticConfig
+from mtl_tracing.experiments.registry import check_out_dir
 from mtl_tracing.experiments.summary import over_runs_interval, summarize
 from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 from mtl_tracing.victims import model
 from mtl_tracing.victims import mtl as train
 from mtl_tracing.victims.mtl import TrainConfig, TrainResult
+from mtl_tracing.victims.trainer import fit
 
 __all__ = [
     "ADVERSARIES",
@@ -92,10 +99,7 @@ class AttackConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "strong_k", check_int("strong_k", self.strong_k, low=2))
-        set_(self, "weak_k", check_int("weak_k", self.weak_k, low=2))
-        set_(self, "trials", check_int("trials", self.trials, low=1))
-        set_(self, "num_resamples", check_int("num_resamples", self.num_resamples, low=2))
+        check_int_fields(self, strong_k=2, weak_k=2, trials=1, num_resamples=2)
         for name in ("whiten", "cosine"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
@@ -208,8 +212,6 @@ def start_job(out_dir: str | os.PathLike, config, default, seed: int):
     """The prologue of a synthetic-MTL job's ``run``: ``(config, seed, out)`` with ``config``
     (``default`` when None) a checked ``PipelineConfig``, ``seed`` a checked int >= 0 and
     ``out`` the output folder, created (``registry.check_out_dir`` first)."""
-    from mtl_tracing.experiments.registry import check_out_dir
-
     config = default if config is None else config
     if not isinstance(config, PipelineConfig):
         raise ValueError(f"config must be a PipelineConfig, got {config!r}")
@@ -329,8 +331,6 @@ def run_pipeline(
         def embed(x):
             return model.embed_runs(trained.graphdef, trained.params, x)
     else:
-        from mtl_tracing.victims.trainer import fit
-
         in_part = MultitaskData(data.x, data.y, None, None, data.x_heldout, data.y_heldout)
         trained = fit(trainer, k_train, in_part, runs=config.runs, progress=progress)
         hist = trained.history

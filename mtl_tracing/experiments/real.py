@@ -46,8 +46,11 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing import results
+from mtl_tracing._validate import check_int
+from mtl_tracing.data import cache
 from mtl_tracing.data import registry as datasets
-from mtl_tracing.experiments import real_figures
+from mtl_tracing.experiments import real_figures, registry
+from mtl_tracing.experiments.figure45 import head_similarities
 from mtl_tracing.experiments.real_figures import render_markdown
 from mtl_tracing.experiments.real_setup import (
     checkpoint_epochs,
@@ -56,24 +59,19 @@ from mtl_tracing.experiments.real_setup import (
     training_choices,
     training_setup,
 )
+from mtl_tracing.experiments.table import attack_rows
 from mtl_tracing.options import Option
 from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
 __all__ = [
     "SETTINGS",
-    "OPTIONS",
-    "QUICK",
     "HELP",
     "JSON_NAME",
     "NPZ_NAME",
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
     "config_for",
     "render_markdown",
-    "reproduce_real",
+    "reproduce",
+    *registry.JOB_INTERFACE,
 ]
 
 HELP = "Tables 1-2 and Figures 1-5 on CelebA, FEMNIST or Stack Overflow (needs --data-dir)."
@@ -139,8 +137,6 @@ def _attack(key, trainer, states, data, cfg, whiten):
 
 
 def _rows(summary: dict) -> list[dict]:
-    from mtl_tracing.experiments.table import attack_rows
-
     return attack_rows(summary, tpr_at_fpr=True)
 
 
@@ -175,10 +171,7 @@ def run(
 
     import jax
 
-    from mtl_tracing._validate import check_int
-    from mtl_tracing.data import cache
     from mtl_tracing.experiments import pipeline as mc
-    from mtl_tracing.experiments.figure45 import head_similarities
     from mtl_tracing.victims.encoder_mtl import generalization_gaps
     from mtl_tracing.victims.trainer import fit_checkpoints
 
@@ -333,7 +326,7 @@ def check(out_dir: str | os.PathLike) -> list[str]:
     return problems
 
 
-def reproduce_real(out_root, data_dir, *, seed=0, progress=True, quick=False) -> list[str]:
+def reproduce(out_root, data_dir, *, seed=0, progress=True, quick=False) -> list[str]:
     """What ``reproduce`` should do for the real-data jobs; returns the lines to print.
 
     Without ``data_dir``: one line saying they were skipped and why. With it: every

@@ -40,6 +40,7 @@ from typing import Any
 from mtl_tracing.options import Option, add_options
 
 __all__ = [
+    "JOB_INTERFACE",
     "Option",
     "Job",
     "JOBS",
@@ -54,12 +55,22 @@ __all__ = [
 ]
 
 
+#: The names every job module exports (its ``__all__`` ends with ``*JOB_INTERFACE``).
+JOB_INTERFACE = ("OPTIONS", "QUICK", "run", "plot", "load", "headline", "check")
+
+
 @dataclasses.dataclass(frozen=True)
 class Job:
     """A registered job: its name (the command and the output sub-folder) and its module.
 
     ``aliases`` are more command names for the same job (``figure4`` and ``figure5`` run the
-    shared ``figure45`` job).
+    shared ``figure45`` job). The command is the name with hyphens (``sweep-auc-tasks-dim``;
+    the underscore spelling works too); the output sub-folder is the name itself.
+
+    ``needs_data_dir``: the job reads data from disk (``real``). ``reproduce`` then calls its
+    module's ``reproduce(out_root, data_dir, *, quick, seed, progress) -> list[str]`` (its runs
+    under ``out_root``, one line each) with ``--data-dir``, and without it prints one line
+    saying the job was skipped.
     """
 
     name: str
@@ -70,6 +81,7 @@ class Job:
     aliases: tuple[str, ...] = ()
     command: bool = True  # False: a hand-written command in ``commands/`` runs this job
     pass_name: bool = False  # ``run`` gets ``name=<job name>`` (one module serving several jobs)
+    needs_data_dir: bool = False  # runs on data from disk: ``reproduce --data-dir`` (below)
 
     def load_module(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -125,8 +137,8 @@ JOBS: tuple[Job, ...] = (
         "real",
         _E + "real",
         "Tables 1-2, Figs 1-5 on real data (--data-dir).",
-        default=False,
         command=False,  # ``mtl-tracing real`` is commands/real.py (dataset/setting flags)
+        needs_data_dir=True,
     ),
     Job("maml_tables", _E + "maml_tables", "MAML Tables I-II: attack accuracy over ways x shots."),
     Job("maml_noise", _E + "maml_noise", "MAML Figs. 9-12: noise defences, attack vs utility."),
@@ -146,9 +158,10 @@ def names(default_only: bool = False) -> list[str]:
 
 
 def get(name: str) -> Job:
-    """The job called ``name``; ``ValueError`` listing the names otherwise."""
+    """The job called ``name`` (hyphens or underscores); ``ValueError`` listing the names
+    otherwise."""
     for job in JOBS:
-        if job.name == name:
+        if job.name == name.replace("-", "_"):
             return job
     raise ValueError(f"job must be one of {tuple(names())}, got {name!r}")
 

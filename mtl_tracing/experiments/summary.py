@@ -16,7 +16,7 @@ import numpy as np
 from jax import Array
 from scipy import stats
 
-from mtl_tracing import attacks, results
+from mtl_tracing import attacks, metrics, results
 from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
 __all__ = ["over_runs_interval", "summarize"]
@@ -33,8 +33,6 @@ def over_runs_interval(values: Sequence[float], level: float = 0.95) -> list[flo
 
 def _per_run(key, s_in, s_out, cfg) -> dict:
     """AUC with task-bootstrap CI and TPR at the target FPRs for every run (vmapped)."""
-    from mtl_tracing import metrics
-
     aucs = jax.vmap(metrics.auc)(s_in, s_out)
 
     def boot(kk, a, b):

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from mtl_tracing import plotting
+from mtl_tracing.gaussian.config import GaussianGameConfig
+
 __all__ = ["plot_sweep", "plot_membership_limit", "plot_optimal_gap"]
 
 _INT_FIELDS = ("tasks", "samples", "dim", "challenge")
@@ -43,7 +46,6 @@ def _dense(field: str, values: np.ndarray, n: int) -> np.ndarray:
 
 def _theory_curve(base: dict, field: str, xs: np.ndarray, adversary: str, fpr: float):
     from mtl_tracing import gaussian
-    from mtl_tracing.gaussian.config import GaussianGameConfig
 
     aucs, tprs, keep = [], [], []
     for x in xs:
@@ -59,7 +61,6 @@ def _theory_curve(base: dict, field: str, xs: np.ndarray, adversary: str, fpr: f
 
 def plot_sweep(sweep_dir, out_dir=None, *, dense: int = 40) -> list[Path]:
     """Draw ``sweep_dir``'s table; returns the written figure paths (PNG and PDF)."""
-    from mtl_tracing import plotting
     from mtl_tracing.sweep import CONFIG_FIELDS, load_sweep
 
     sweep_dir = Path(sweep_dir)
@@ -150,7 +151,6 @@ def plot_membership_limit(sweep_dir, out_dir=None, *, dense: int = 40) -> list[P
     at that N (strong solid, weak dashed; each N one colour). At sbar = 0 the title says it
     shows membership inference (the weak adversary then sits at exactly 1/2).
     """
-    from mtl_tracing import plotting
     from mtl_tracing.sweep import CONFIG_FIELDS, load_sweep
 
     sweep_dir = Path(sweep_dir)
@@ -199,7 +199,7 @@ def plot_optimal_gap(sweep_dir, out_dir=None, *, dense: int = 48) -> list[Path]:
     per d/N. Points: simulated z (circles) and Lambda (triangles) with their bootstrap CIs;
     lines: the exact z (solid) and Lambda (dashed) over a dense grid of T (``roc_theory``).
     """
-    from mtl_tracing import gaussian, plotting
+    from mtl_tracing import gaussian
     from mtl_tracing.sweep import load_sweep
 
     sweep_dir = Path(sweep_dir)

@@ -32,7 +32,7 @@ import numpy as np
 
 from mtl_tracing import results
 from mtl_tracing._validate import check_choice, check_int
-from mtl_tracing.experiments import checks, registry
+from mtl_tracing.experiments import checks, registry, sweep_plots
 from mtl_tracing.experiments.registry import Option
 
 __all__ = [
@@ -41,13 +41,7 @@ __all__ = [
     "GRIDS",
     "JOB_FILE",
     "gap",
-    "OPTIONS",
-    "QUICK",
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
+    *registry.JOB_INTERFACE,
 ]
 
 #: The registry names of the three sweeps, in ``reproduce``'s order.
@@ -161,8 +155,6 @@ def load(out_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:
     """Redraw the sweep's figures from ``out_dir`` (no simulation); returns the written paths."""
-    from mtl_tracing.experiments import sweep_plots
-
     payload, _ = load(out_dir)
     if payload["job"] == "sweep_optimal_gap":  # its own figure (z and Lambda, exact lines)
         return sweep_plots.plot_optimal_gap(out_dir)

@@ -14,21 +14,16 @@ from pathlib import Path
 
 from mtl_tracing import results
 from mtl_tracing.experiments import checks, registry
+from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
 __all__ = [
     "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
     "QUICK_CONFIG",  # noqa: F822
     "JSON_NAME",
     "MD_NAME",
-    "OPTIONS",
-    "QUICK",  # noqa: F822
-    "run",
-    "plot",
-    "load",
-    "headline",
-    "check",
     "render_markdown",
     "attack_rows",
+    *registry.JOB_INTERFACE,
 ]
 
 JSON_NAME = "table.json"
@@ -56,8 +51,6 @@ def attack_rows(attacks: dict, *, tpr_at_fpr: bool = False) -> list[dict]:
     :func:`mtl_tracing.experiments.pipeline.summarize`: AUC with CI and the percentile table
     (threshold, TPR, FPR, balanced accuracy); ``tpr_at_fpr`` adds the (target FPR, TPR) pairs.
     Shared with :mod:`mtl_tracing.experiments.real`."""
-    from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
-
     keys = ("percentile", "threshold", "tpr", "fpr", "balanced_accuracy")
     rows = []
     for name in attacks:

@@ -28,19 +28,19 @@ from mtl_tracing.metrics.roc import (
 )
 
 __all__ = [
+    "GroupMoments",
+    "Interval",
+    "PercentileTable",
     "Roc",
     "TprAtFpr",
-    "PercentileTable",
-    "Interval",
     "TprAtFprStatistic",
-    "GroupMoments",
-    "roc_curve",
     "auc",
-    "tpr_at_fpr",
-    "tpr_at_fpr_from_roc",
-    "percentile_table",
-    "grouped_bootstrap",
     "bootstrap_memory_bytes",
     "group_moments",
     "group_moments_from_sums",
+    "grouped_bootstrap",
+    "percentile_table",
+    "roc_curve",
+    "tpr_at_fpr",
+    "tpr_at_fpr_from_roc",
 ]

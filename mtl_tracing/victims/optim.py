@@ -20,7 +20,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from mtl_tracing._validate import check_finite_float, check_int, check_positive_float
+from mtl_tracing._validate import (
+    check_fields,
+    check_finite_float,
+    check_int,
+    check_int_fields,
+    check_positive_float,
+)
 
 __all__ = ["HEAD_KEYS", "TrainConfig", "steps_per_epoch", "make_optimizer"]
 
@@ -49,11 +55,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "epochs", check_int("epochs", self.epochs, low=1))
-        set_(self, "task_batch", check_int("task_batch", self.task_batch, low=1))
-        set_(self, "hidden", check_int("hidden", self.hidden, low=1))
-        for name in ("head_lr", "shared_lr", "warm_start_lr", "head_clip"):
-            set_(self, name, check_positive_float(name, getattr(self, name)))
+        check_int_fields(self, epochs=1, task_batch=1, hidden=1)
+        positive = ("head_lr", "shared_lr", "warm_start_lr", "head_clip")
+        check_fields(self, check_positive_float, *positive)
         set_(
             self,
             "warm_start_epochs",

@@ -34,7 +34,7 @@ from jax import Array
 from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_finite_float, check_int
 from mtl_tracing.data.base import MultitaskData
-from mtl_tracing.victims.model import embed_fn
+from mtl_tracing.victims.model import embed_fn, logits_fn
 from mtl_tracing.victims.mtl import MTLState, MTLTrainerBase, accuracy, batch_bce, bce, probe_fit
 
 __all__ = [
@@ -193,7 +193,6 @@ def make_trainer(config, embed_dim: int, *, tasks: int, **pgd_options) -> Robust
 
 def robust_accuracy(graphdef, params: dict, x: Array, y: Array, config: PGDConfig) -> Array:
     """Accuracy of the heads on task-batched x (T, n, d) under PGD from zero (per-sample loss)."""
-    from mtl_tracing.victims.model import logits_fn
 
     def loss(xx):  # sum, so each sample's gradient is its own loss's
         logits = logits_fn(graphdef, params, xx)
