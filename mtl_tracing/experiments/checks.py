@@ -57,3 +57,17 @@ def check_attack_output(
                 if not (math.isfinite(auc) and 0.0 <= lo <= auc <= hi <= 1.0):
                     problems.append(f"{label} {name} {adv}: AUC {auc} outside [{lo}, {hi}]")
     return problems
+
+
+def attack_job_check(
+    cells: Callable[[Path], list[tuple[str, dict]]], files: Iterable[str]
+) -> Callable[[str | os.PathLike], list[str]]:
+    """The ``check(out_dir)`` of a synthetic-MTL job: :func:`check_attack_output` with the
+    job's ``files`` and its ``cells`` (called on the output folder)."""
+    files = tuple(files)
+
+    def check(out_dir: str | os.PathLike) -> list[str]:
+        """Files present; every AUC finite and inside its own CI in [0, 1]."""
+        return check_attack_output(out_dir, files, cells)
+
+    return check

@@ -152,6 +152,10 @@ def run(
 
 #: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
 load = results.outputs_loader(JSON_NAME, NPZ_NAME)
+check = checks.attack_job_check(
+    lambda out: [(f"epoch {r['epochs']}", r["attacks"]) for r in load(out)[0]["checkpoints"]],
+    (JSON_NAME, NPZ_NAME, f"{STEM}.png", f"{STEM}.pdf"),
+)
 
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:
@@ -229,13 +233,3 @@ def headline(payload: dict) -> str:
             f"weak gap {g['weak_gap']['mean']:.3f}"
         )
     return "\n".join(lines)
-
-
-def check(out_dir: str | os.PathLike) -> list[str]:
-    """A missing file, or an AUC that is not a number in [0, 1] inside its own CI."""
-    files = (JSON_NAME, NPZ_NAME, f"{STEM}.png", f"{STEM}.pdf")
-    return checks.check_attack_output(
-        out_dir,
-        files,
-        lambda out: [(f"epoch {r['epochs']}", r["attacks"]) for r in load(out)[0]["checkpoints"]],
-    )

@@ -217,6 +217,10 @@ def run(
 
 #: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
 load = results.outputs_loader(JSON_NAME, NPZ_NAME)
+check = checks.attack_job_check(
+    lambda out: list(_attacks_by_trainer(load(out)[0]).items()),
+    (JSON_NAME, NPZ_NAME, MD_NAME, STEM + ".png", STEM + ".pdf"),
+)
 
 
 def _tpr1(cell: dict) -> float:
@@ -297,7 +301,10 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
             ax.axhline(0.5, color="0.5", linestyle=":", linewidth=1.0)
             ax.set_xticks(x, names)
             ax.set(
-                ylabel="AUC (task-resampling 95% CI)", title=a.replace("_", " "), ylim=(0.4, 1.02)
+                xlabel="trainer",
+                ylabel="AUC (task-resampling 95% CI)",
+                title=a.replace("_", " "),
+                ylim=(0.4, 1.02),
             )
             if j == 0:
                 ax.legend(loc="best")
@@ -308,7 +315,7 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
         ax.bar(x + 0.2, [np.nan if r is None else np.mean(r) for r in rob], width=0.4,
                label="robust (PGD) acc.", color="#d35400")  # fmt: skip
         ax.set_xticks(x, names)
-        ax.set(ylabel="accuracy", title="utility", ylim=(0.0, 1.0))
+        ax.set(xlabel="trainer", ylabel="accuracy", title="utility", ylim=(0.0, 1.0))
         ax.legend(loc="lower right")
         fig.suptitle("Task-inference leakage against the training method (same data, seeds)")
         return [md, *plotting.save_figure(fig, out_dir, STEM)]
@@ -326,14 +333,6 @@ def headline(payload: dict) -> str:
             f"{_mean(c['robust_heldout_accuracy'])}"
         )
     return "\n".join(lines)
-
-
-def check(out_dir: str | os.PathLike) -> list[str]:
-    """Files present; every AUC finite and inside its own CI in [0, 1]."""
-    files = (JSON_NAME, NPZ_NAME, MD_NAME, STEM + ".png", STEM + ".pdf")
-    return checks.check_attack_output(
-        out_dir, files, lambda out: list(_attacks_by_trainer(load(out)[0]).items())
-    )
 
 
 def _attacks_by_trainer(payload: dict) -> dict:
