@@ -192,7 +192,6 @@ _LAZY_FOR_A_REASON: dict[tuple[str, str], str] = {}
 
 #: Modules owned by the MAML rewrite (issue 23, the other part), not checked until it lands.
 _MAML_PENDING = {
-    "mtl_tracing.commands.maml_attack",
     "mtl_tracing.data.fewshot",
     "mtl_tracing.experiments.maml_common",
     "mtl_tracing.experiments.maml_noise",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mtl_tracing import results
 from mtl_tracing._validate import check_choice, check_int, check_nonnegative
 from mtl_tracing.commands._common import add_option, check_output_file, enable_x64_if
+from mtl_tracing.experiments import maml_common as mcom
 
 NAME = "maml-attack"
 HELP = "Meta-train MAML on few-shot tasks and run the query/support gradient-inversion attack."
@@ -65,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from mtl_tracing import results
-    from mtl_tracing.experiments import maml_common as mcom
     from mtl_tracing.victims import maml
 
     dtype = "float64" if args.x64 else None
