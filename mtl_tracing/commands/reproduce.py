@@ -4,6 +4,10 @@ The jobs and their order come from :data:`mtl_tracing.experiments.registry.JOBS`
 ``default=True``; ``--only`` may name any registered job); ``--quick`` runs each job's ``QUICK``
 version. After each job its ``check`` runs on the written files. A failing job (an exception or
 a failed check) is reported and the others still run; the exit status is 1 if any failed.
+
+``--data-dir DIR`` adds the data jobs: the real-data job (``DIR/celeba`` ...) and the MAML jobs
+(:data:`MAML_DATA_JOBS`) on ``DIR/mnist`` (or ``DIR/mnist-*``) and ``DIR/fashion-mnist``, each
+into ``OUT/<job>_<source>/``; a missing folder is one line. The digits runs stay the default.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         default=None,
-        help="folder with celeba/, femnist/, stackoverflow/: also run the real-data jobs "
-        "(Tables 1-2, Figs 1-5; skipped, with a one-line note, without it)",
+        help="folder with celeba/, femnist/, stackoverflow/ (the real-data jobs: Tables 1-2, "
+        "Figs 1-5) and/or mnist/ (or mnist-*/), fashion-mnist/ (the MAML jobs on that source, "
+        "into OUT/<job>_<source>/; tens of minutes each on 2 CPU cores); skipped, with a "
+        "one-line note, without it",
     )
     parser.add_argument(
         "--only",
@@ -65,27 +71,51 @@ def _selected(only: str | None) -> list[str]:
     return [n for n in known if n in wanted]  # registry order
 
 
+#: The jobs that also run on MNIST / Fashion-MNIST when ``--data-dir`` holds them.
+MAML_DATA_JOBS = ("maml_tables", "maml_noise", "maml_sensitivity")
+
+
+def _maml_data_runs(args, root: Path, selected: list[str]) -> list[tuple[str, Path, dict]]:
+    """(job, out dir, options) of the MAML jobs on the IDX sources found under --data-dir."""
+    names = [n for n in selected if n in MAML_DATA_JOBS]
+    if args.data_dir is None or not names:
+        return []
+    from mtl_tracing.experiments.maml_common import find_source_dir
+
+    runs = []
+    for source in ("mnist", "fashion-mnist"):
+        folder = find_source_dir(args.data_dir, source)
+        if folder is None:
+            print(f"[reproduce] MAML jobs on {source} skipped: no {source}/ in {args.data_dir}")
+            continue
+        for name in names:
+            opts = {"source": source, "data_dir": str(folder)}
+            runs.append((name, root / f"{name}_{source}", opts))
+    return runs
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.out)
     status: list[tuple[str, bool, float, str]] = []
     selected = _selected(args.only)
-    for name in (n for n in selected if n != "real"):
-        out_dir = root / name
-        print(f"[reproduce] {name} -> {out_dir}{' (quick)' if args.quick else ''}", flush=True)
+    runs = [(n, root / n, {}) for n in selected if n != "real"]
+    for name, out_dir, opts in runs + _maml_data_runs(args, root, selected):
+        label = name if not opts else f"{name} ({opts['source']})"
+        print(f"[reproduce] {label} -> {out_dir}{' (quick)' if args.quick else ''}", flush=True)
         t0 = time.perf_counter()
         try:
-            paths = registry.run_job(name, out_dir, quick=bool(args.quick))
+            paths = registry.run_job(name, out_dir, quick=bool(args.quick), **opts)
             problems = registry.get(name).load_module().check(out_dir)
         except Exception as err:  # one failing job must not hide the others
             traceback.print_exc()
-            status.append((name, False, time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
+            status.append((label, False, time.perf_counter() - t0, f"{type(err).__name__}: {err}"))
             continue
         for p in paths:
             print(f"[reproduce]   wrote {p}")
         for p in problems:
             print(f"[reproduce]   CHECK FAILED: {p}")
         info = f"check failed: {problems[0]}" if problems else str(out_dir)
-        status.append((name, not problems, time.perf_counter() - t0, info))
+        status.append((label, not problems, time.perf_counter() - t0, info))
     if args.only is None or "real" in selected:
         _real_data(args, root, status)
     print("[reproduce] summary:")

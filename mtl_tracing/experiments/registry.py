@@ -139,9 +139,21 @@ JOBS: tuple[Job, ...] = (
         default=False,
         command=False,  # ``mtl-tracing real`` is commands/real.py (dataset/setting flags)
     ),
-    Job("maml_tables", _E + "maml_tables", "MAML Tables I-II: attack accuracy over ways x shots."),
+    Job(
+        "maml_tables",
+        _E + "maml_tables",
+        "MAML Tables I-II, Figs. 4-6: attack accuracy over ways x shots.",
+    ),
     Job("maml_noise", _E + "maml_noise", "MAML Figs. 9-12: noise defences, attack vs utility."),
-    Job("maml_sensitivity", _E + "maml_sensitivity", "MAML Figs. 5-8: ways, shots, epoch."),
+    Job("maml_sensitivity", _E + "maml_sensitivity", "MAML Figs. 7-8: the observed epoch."),
+    Job(
+        "maml_runtime",
+        _E + "maml_runtime",
+        "MAML Tables III-IV: attack runtimes on the paper's grid (not in the default set: "
+        "20 attack programs at 28x28 to compile).",
+        default=False,
+        x64=False,
+    ),
     Job("dp_defence", _E + "dp_defence", "Task-level DP defence: GDP bounds, DP-SGD, audits."),
     Job(
         "leakage_by_trainer",
