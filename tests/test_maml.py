@@ -262,7 +262,7 @@ def test_padded_task_is_the_small_task(x64):
     big_x = junk.at[:, jnp.array([0, 2])].set(x)
     t_small = fewshot.FewShotTasks(x[0], y_small, x[1], y_small, y_small, y_small, y_small)
     t_big = fewshot.FewShotTasks(big_x[0], y_big, big_x[1], y_big, y_big, y_big, y_big, active)
-    tg = jax.jit(maml.task_gradient, static_argnums=0)
+    tg = maml.task_gradient  # eager: cheaper than compiling three second-order programs
     g_s, loss_s, _ = tg(small, p_small, t_small, jax.random.key(4), maml.Noise())
     g_b, loss_b, _ = tg(big, p_big, t_big, jax.random.key(4), maml.Noise())
     np.testing.assert_allclose(loss_b, loss_s, rtol=1e-12)
@@ -427,3 +427,44 @@ def test_confident_area_needs_a_significant_paired_decrease():
     assert maml_noise.paired_decrease_pvalue(base, up) > 0.5
     with pytest.raises(ValueError, match="one length"):
         maml_noise.paired_decrease_pvalue(base, up[:-1])
+
+
+def test_train_checkpoints_follows_fit(pools):
+    """train_checkpoints runs fit's epoch kernel with fit's keys: its final omega is fit's (to
+    float rounding: one scan over epochs vs one call per epoch), and a plateau stops it early."""
+    from mtl_tracing.victims.trainer import fit
+
+    model = maml.ModelConfig(ways=2, channels=2)
+    trainer = maml.MAMLTrainer(model=model, meta_batch=2, epochs=3, steps_per_epoch=2)
+    tasks = fewshot.sample_tasks(jax.random.key(1), pools.test, ways=2, shots=1, num_tasks=4)
+    data = maml.MAMLData(pools.train, tasks, maml.Noise())
+    kept, hist = maml.train_checkpoints(trainer, jax.random.key(2), data, checkpoints=[1])
+    assert sorted(kept) == [1, 3] and hist["meta_test_accuracy"].shape == (4,)
+    ref = fit(trainer, jax.random.key(2), data, layout="loop")
+    for a, b in zip(jax.tree.leaves(kept[3]), jax.tree.leaves(ref.state.params), strict=True):
+        np.testing.assert_allclose(a, b[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(hist["meta_test_accuracy"][1:], ref.history["meta_test_accuracy"][0])
+    stop = maml.Plateau(patience=1, min_delta=1.0)  # nothing gains 1.0: stop after epoch 1
+    kept, hist = maml.train_checkpoints(trainer, jax.random.key(2), data, plateau=stop)
+    assert sorted(kept) == [1] and hist["meta_test_accuracy"].shape == (2,)
+
+
+def test_reproduce_data_dir_adds_the_maml_jobs_on_mnist(tmp_path, capsys):
+    """reproduce --data-dir DIR: the MAML jobs also run on DIR/mnist-* (into <job>_mnist), a
+    missing fashion-mnist/ is one line; nothing without --data-dir."""
+    import argparse
+
+    from mtl_tracing.commands import reproduce
+
+    (tmp_path / "mnist-5k").mkdir()
+    args = argparse.Namespace(data_dir=str(tmp_path))
+    runs = reproduce.maml_data_runs(args, tmp_path / "out", ["maml_tables", "maml_noise"])
+    assert [(name, out.name, opts["source"]) for name, out, opts in runs] == [
+        ("maml_tables", "maml_tables_mnist", "mnist"),
+        ("maml_noise", "maml_noise_mnist", "mnist"),
+    ]
+    assert runs[0][2]["data_dir"] == str(tmp_path / "mnist-5k")
+    assert "MAML jobs on fashion-mnist skipped" in capsys.readouterr().out
+    assert (
+        reproduce.maml_data_runs(argparse.Namespace(data_dir=None), tmp_path, ["maml_tables"]) == []
+    )

@@ -75,7 +75,7 @@ def _selected(only: str | None) -> list[str]:
 MAML_DATA_JOBS = ("maml_tables", "maml_noise", "maml_sensitivity")
 
 
-def _maml_data_runs(args, root: Path, selected: list[str]) -> list[tuple[str, Path, dict]]:
+def maml_data_runs(args, root: Path, selected: list[str]) -> list[tuple[str, Path, dict]]:
     """(job, out dir, options) of the MAML jobs on the IDX sources found under --data-dir."""
     names = [n for n in selected if n in MAML_DATA_JOBS]
     if args.data_dir is None or not names:
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     status: list[tuple[str, bool, float, str]] = []
     selected = _selected(args.only)
     runs = [(n, root / n, {}) for n in selected if n != "real"]
-    for name, out_dir, opts in runs + _maml_data_runs(args, root, selected):
+    for name, out_dir, opts in runs + maml_data_runs(args, root, selected):
         label = name if not opts else f"{name} ({opts['source']})"
         print(f"[reproduce] {label} -> {out_dir}{' (quick)' if args.quick else ''}", flush=True)
         t0 = time.perf_counter()

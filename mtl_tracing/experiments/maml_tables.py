@@ -182,7 +182,7 @@ def render_markdown(payload) -> str:
         "disjoint validation trials; 95% CIs from resampling test trials. Non-members: "
         "any-class = drawn from the data distribution (the paper's game), same-class = the "
         "member's class (stricter). Meta-test acc. = the victim's utility after training to a "
-        "plateau (epochs in brackets).",
+        "plateau (epochs in brackets; 'cap': stopped at the epoch cap before a plateau).",
         "",
     ]
     for kind, table in zip(
@@ -205,7 +205,8 @@ def render_markdown(payload) -> str:
                 f"{a['accuracy']:.2f} [{a['accuracy_ci'][0]:.2f}, {a['accuracy_ci'][1]:.2f}] | "
                 f"{a['recall']:.2f} | {_fmt(a['precision'])} | {a['auc']:.2f} | "
                 f"{s['accuracy']:.2f} [{s['accuracy_ci'][0]:.2f}, {s['accuracy_ci'][1]:.2f}] | "
-                f"{s['auc']:.2f} | {r['meta_test_accuracy']:.2f} ({r['epochs_trained']}) | "
+                f"{s['auc']:.2f} | {r['meta_test_accuracy']:.2f} ({r['epochs_trained']}"
+                f"{'' if r.get('plateaued', True) else ', cap'}) | "
                 f"{ch['lr']:g} / {ch['alpha']:g} / {ch['iterations']} |"
             )
         lines.append("")
