@@ -42,6 +42,20 @@ STYLE: dict = {
 #: One colour per adversary / class, used consistently across figures.
 ADVERSARY_COLORS: dict[str, str] = {"strong": "#c0392b", "weak": "#2471a3", "out": "#7f8c8d"}
 
+#: Line styles of the attacks, in registry order (Algorithm 1 dashed, Algorithm 2 solid, ...).
+ATTACK_LINESTYLES = ("--", "-", ":", "-.")
+
+
+def attack_style(name: str) -> tuple[str, str]:
+    """``(label, line style)`` of attack ``name`` (:mod:`mtl_tracing.attacks.registry`; a name
+    no longer registered, read from old data: the name itself, dotted)."""
+    from mtl_tracing.attacks import registry
+
+    if name not in registry.ATTACKS:
+        return name.replace("_", " "), ":"
+    i = registry.ATTACKS.index(name)
+    return registry.get(name).label, ATTACK_LINESTYLES[i % len(ATTACK_LINESTYLES)]
+
 
 def pyplot():
     """``matplotlib.pyplot`` with the non-interactive Agg backend (safe on headless machines)."""

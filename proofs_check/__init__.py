@@ -15,12 +15,14 @@ from proofs_check.errata import ERRATA, Erratum, errata_checks
 from proofs_check.library import library_checks
 from proofs_check.moments import LinearForm, expect, game_forms
 from proofs_check.montecarlo import monte_carlo_checks, simulate_scores
+from proofs_check.optimal import ISSUE_TABLE, lrt_checks, lrt_simulation_checks
 from proofs_check.records import Check
 from proofs_check.report import all_passed, payload, render_markdown, render_text, run_all
 
 __all__ = [
     "Check",
     "ERRATA",
+    "ISSUE_TABLE",
     "Erratum",
     "LinearForm",
     "all_passed",
@@ -29,6 +31,8 @@ __all__ = [
     "expect",
     "game_forms",
     "library_checks",
+    "lrt_checks",
+    "lrt_simulation_checks",
     "monte_carlo_checks",
     "paper_formulas",
     "payload",

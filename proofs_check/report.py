@@ -8,6 +8,7 @@ from proofs_check.derivations import proof_step_checks, symbolic_checks
 from proofs_check.errata import errata_checks
 from proofs_check.library import auc_order_checks, library_checks, simulator_checks
 from proofs_check.montecarlo import monte_carlo_checks
+from proofs_check.optimal import lrt_checks, lrt_simulation_checks
 from proofs_check.records import Check
 
 __all__ = ["run_all", "render_text", "render_markdown", "payload", "all_passed"]
@@ -16,10 +17,13 @@ _COLS = ("id", "location", "statement", "paper", "exact", "mc", "verdict", "pass
 
 
 def run_all(*, seed: int = 0, heavy: bool = False) -> list[Check]:
-    """Symbolic derivations, proof steps, Monte Carlo (fast or heavy), library and errata."""
+    """Symbolic derivations, proof steps, Monte Carlo (fast or heavy), library, the optimal
+    test (issue 24) and errata."""
     return (
         symbolic_checks()
         + proof_step_checks()
+        + lrt_checks()
+        + lrt_simulation_checks(seed=seed, heavy=heavy)
         + monte_carlo_checks(seed=seed, heavy=heavy)
         + library_checks(heavy=heavy)
         + simulator_checks(seed=seed, heavy=heavy)

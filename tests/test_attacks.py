@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _stats import assert_rejects, assert_within_se
+from _stats import assert_close, assert_rejects, assert_within_se
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -346,6 +346,93 @@ def test_run_attacks_validation():
         attacks.run_attacks(key, p_in, p_out, k=2, trials=3, whiten=False, sizes_in=[9] * 6)
 
 
+# ---------------------------------------------------------------------------------------------
+# the attack registry: every statistic, its Gram form, any subset
+# ---------------------------------------------------------------------------------------------
+
+
+def _sets_and_masks(key, k=3, trials=6):
+    """A ragged pool (5 tasks, n = 7 rows, m = 4) and challenge masks of k rows."""
+    from mtl_tracing.attacks.challenge import selection_masks
+
+    pool = flat_random.normal(jax.random.key(12), (5, 7, 4)) * jnp.asarray([1.0, 2.0, 0.5, 3.0])
+    sizes = jnp.asarray([7, 7, 5, 6, 4], jnp.int32)
+    return pool, sizes, selection_masks(key, sizes, 7, k, trials)
+
+
+def _gram_scores(attack, pool, sizes, select, k, opts):
+    s = select.astype(pool.dtype)
+    M = attack.gram.matrix(pool, sizes, **opts)
+    hi = jax.lax.Precision.HIGHEST
+    total = jnp.einsum("rti,tij,rtj->rt", s, M, s, precision=hi)
+    diag = jnp.einsum("rti,tii->rt", s, M, precision=hi)
+    return attack.gram.score(total, diag, k, pool.shape[-1], **opts)
+
+
+@pytest.mark.parametrize("attack", attacks.STATISTICS, ids=lambda a: a.name)
+def test_gram_form_equals_the_definition(attack):
+    """An attack's Gram form (one matrix per task, two sums over the selected rows) is its
+    definition on the gathered (trials, tasks, k, m) sets, for every value of its options, to
+    float32 rounding of sums of n m products; scored on another draw's rows it fails (power:
+    the comparison sees which rows a set holds)."""
+    if attack.gram is None:
+        pytest.skip(f"{attack.name} has no Gram form: the evaluation uses its definition")
+    k = 3
+    pool, sizes, select = _sets_and_masks(jax.random.key(13), k)
+    other = _sets_and_masks(jax.random.key(14), k)[2]
+    sets = attacks_impl._gathered(pool, select, k)
+    assert bool(jnp.all(jnp.sum(select, -1) == k)) and sets.shape == (6, 5, k, 4)
+    for values in itertools.product((False, True), repeat=len(attack.options)):
+        opts = dict(zip(attack.options, values, strict=True))
+        want = attack.statistic(sets, **opts)
+        got = _gram_scores(attack, pool, sizes, select, k, opts)
+        assert_close(got, want, terms=7 * 4, what=f"{attack.name} {opts}")
+        wrong = _gram_scores(attack, pool, sizes, other, k, opts)
+        with pytest.raises(AssertionError):
+            assert_close(wrong, want, terms=7 * 4)
+
+
+def test_run_attacks_fast_path_equals_the_definitions_on_gathered_sets():
+    """``run_attacks`` scores every registered attack from its Gram form; the kernel's generic
+    path (``gram=False``: the definitions on the gathered sets, what an attack without a Gram
+    form gets) gives the same scores on the same challenge sets."""
+    rng = np.random.default_rng(15)
+    p_in, p_out = _pools(rng)
+    kw = dict(k=3, trials=8, **RUN)
+    fast = attacks.run_attacks(jax.random.key(16), p_in, p_out, **kw)
+    assert list(fast) == list(attacks.ATTACKS)
+    pool = jnp.concatenate([p_in, jnp.pad(p_out, ((0, 0), (0, 2), (0, 0)))])
+    sizes = jnp.asarray([8] * 6 + [6] * 5, jnp.int32)
+    slow = attacks.attack_kernel(
+        jax.random.key(16), pool, sizes, jnp.float32(attacks.DEFAULT_RIDGE), tasks_in=6, k=3,
+        trials=8, whiten=True, cosine=False, per_dimension=False, gram=False,
+    )  # fmt: skip
+    for name in attacks.ATTACKS:
+        for a, b in zip(fast[name], slow[name], strict=True):
+            assert_close(a, b, terms=8 * 4, what=name)
+
+
+def test_run_attacks_runs_any_subset_and_refuses_unknown_names():
+    rng = np.random.default_rng(17)
+    p_in, p_out = _pools(rng)
+    kw = dict(k=3, trials=8, **RUN)
+    full = attacks.run_attacks(jax.random.key(18), p_in, p_out, **kw)
+    one = attacks.run_attacks(jax.random.key(18), p_in, p_out, attacks=("inner_product",), **kw)
+    assert list(one) == ["inner_product"] and len(one) == 1
+    for a, b in zip(one.inner_product, full["inner_product"], strict=True):
+        assert_close(a, b, terms=8 * 4)  # the same challenge sets
+    with pytest.raises(ValueError, match="attack must be one of .* got 'cosine'"):
+        attacks.run_attacks(jax.random.key(0), p_in, p_out, attacks=("cosine",), **kw)
+    with pytest.raises(ValueError, match="at least one"):
+        attacks.run_attacks(jax.random.key(0), p_in, p_out, attacks=(), **kw)
+    # AttackScores: a mapping and a pytree, attribute access for convenience
+    leaves, tree = jax.tree.flatten(full)
+    again = jax.tree.unflatten(tree, leaves)
+    assert list(again) == list(full) and again.variance is again["variance"]
+    with pytest.raises(AttributeError):
+        full.cosine  # noqa: B018
+
+
 def test_embed_tasks_adapter():
     x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     proj = np.ones((4, 5), np.float32)
@@ -364,8 +451,9 @@ def test_evaluate_resamples_tasks():
     res = attacks.evaluate(jax.random.key(3), scores, num_resamples=50, tpr_ci=True, fprs=(0.05,))
     assert set(res) == set(attacks.ATTACKS)
     for i, name in enumerate(attacks.ATTACKS):
-        s_in, s_out = getattr(scores, name)
-        np.testing.assert_allclose(res[name]["auc"], metrics.auc(s_in, s_out))
+        s_in, s_out = scores[name]
+        # the same AUC, computed by another program: equal to float32 rounding of its sums
+        assert_close(res[name]["auc"], metrics.auc(s_in, s_out), terms=s_in.size)
         # The CI resamples tasks (rows of the (T, trials) arrays), IN and OUT independently.
         want = metrics.grouped_bootstrap(
             jax.random.fold_in(jax.random.fold_in(jax.random.key(3), i), 0),
@@ -375,8 +463,8 @@ def test_evaluate_resamples_tasks():
             num_resamples=50,
             paired=False,
         )
-        np.testing.assert_allclose(res[name]["auc_ci"].low, want.low)
-        np.testing.assert_allclose(res[name]["auc_ci"].high, want.high)
+        assert_close(res[name]["auc_ci"].low, want.low, terms=s_in.size)
+        assert_close(res[name]["auc_ci"].high, want.high, terms=s_in.size)
         (tpr,) = res[name]["tpr_at_fpr"]
         assert tpr["target_fpr"] == 0.05 and tpr["fpr"] <= 0.05
         assert tpr["ci"].low <= tpr["tpr"] <= tpr["ci"].high

@@ -1,4 +1,4 @@
-"""The command line and the job registry: generated commands, scripts, errors and imports.
+"""The command line and the job registry: generated commands, errors and imports.
 
 The job runs here use tiny grids (the sweeps) or fail before computing anything (the paths);
 the figure and table jobs run in test_figure7.py and test_mtl_experiments.py.
@@ -10,7 +10,7 @@ import ast
 import inspect
 import json
 import os
-import runpy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +21,7 @@ from _stats import assert_within_se
 
 from mtl_tracing import cli
 from mtl_tracing.experiments import registry
+from mtl_tracing.sweep import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("jax", "jaxlib", "flax", "optax", "matplotlib", "scipy", "sympy")
@@ -53,8 +54,9 @@ def _one_line_error(err: str, command: str) -> str:
 
 
 def test_building_the_parser_imports_nothing_heavy():
-    """``mtl-tracing --help`` and ``mtl-tracing figure3 --help`` read every job's OPTIONS without
-    importing JAX, flax, matplotlib or the pipeline (beyond what ``import mtl_tracing`` does)."""
+    """``mtl-tracing --help`` and ``mtl-tracing figure3 --help`` read every job's OPTIONS and the
+    trainer and data set registries without importing JAX, flax, matplotlib, the pipeline, a
+    victim or an attack (beyond what ``import mtl_tracing`` does)."""
     code = (
         "import sys, contextlib, io, mtl_tracing\n"
         "before = set(sys.modules)\n"
@@ -68,7 +70,9 @@ def test_building_the_parser_imports_nothing_heavy():
         "new = set(sys.modules) - before\n"
         f"heavy = [m for m in new if m.split('.')[0] in {HEAVY!r}]\n"
         "heavy += [m for m in new if m.startswith(('mtl_tracing.experiments.pipeline',"
-        " 'mtl_tracing.victims', 'mtl_tracing.metrics', 'mtl_tracing.sweep.'))]\n"
+        " 'mtl_tracing.victims.', 'mtl_tracing.metrics', 'mtl_tracing.sweep.',"
+        " 'mtl_tracing.attacks'))]\n"
+        "heavy = [m for m in heavy if m != 'mtl_tracing.victims.registry']  # JAX-free\n"
         "print(sorted(heavy))"
     )
     assert _python(code) == "[]"
@@ -158,22 +162,30 @@ def test_todays_flags_still_parse():
     assert size == "full"
 
 
-def test_simulation_scripts_are_stubs_of_the_registry():
-    stubs = {p.stem: p for p in (ROOT / "simulations").glob("*.py")}
-    stubs.pop("multihost_sweep_example")
-    assert sorted(stubs) == sorted(registry.names())
-    for name, path in stubs.items():
-        body = ast.parse(path.read_text()).body[1:]  # after the docstring
-        assert len(body) == 3, name  # import sys; import script_main; if __name__ == ...
-        assert f'script_main("{name}")' in path.read_text(), name
+def test_readme_job_table_names_registered_jobs_only():
+    """Every job the README's job table names is registered (the registry is the source of
+    truth; ``mtl-tracing --help`` lists every job with its one line). A new job needs no README
+    row to pass the tests."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("| job (command) |", 1)[1].split("\n\n", 1)[0]
+    first = [row.split("|")[1] for row in table.splitlines()[2:]]
+    listed = {n for cell in first for n in re.findall(r"`([a-z0-9_]+)`", cell)}
+    known = set(registry.names()) | {a for job in registry.JOBS for a in job.aliases}
+    assert listed and listed <= known, listed - known
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    assert {j.name for j in registry.JOBS if j.command} <= set(commands)
 
 
-def test_script_stub_runs_its_job(tmp_path, monkeypatch, capsys):
-    """``python simulations/figure7.py ...`` is the registry's script_main("figure7"): flags,
-    QUICK, headline, written paths and the check's exit status (a stand-in job module; the
-    real figure7 runs in test_figure7.py)."""
+def test_job_command_runs_its_job(tmp_path, monkeypatch, capsys):
+    """``mtl-tracing figure7 ...`` (also ``python -m mtl_tracing figure7 ...``) runs the
+    registry's job: flags, QUICK, headline, written paths and the check's exit status (a
+    stand-in job module; the real figure7 runs in test_figure7.py). No per-job scripts: the
+    ``simulations/`` folder holds examples only."""
     import types
 
+    assert sorted(p.name for p in (ROOT / "simulations").glob("*.py")) == [
+        "multihost_sweep_example.py"
+    ]
     calls = []
     mod = types.ModuleType("fake_figure7")
     mod.OPTIONS = (registry.Option("--games", int, kwarg="num_games"),)
@@ -185,15 +197,11 @@ def test_script_stub_runs_its_job(tmp_path, monkeypatch, capsys):
     mod.check = lambda out_dir: ["exact AUC outside the CI"] if calls[-1]["seed"] else []
     monkeypatch.setitem(sys.modules, mod.__name__, mod)
     monkeypatch.setattr(registry, "JOBS", (registry.Job("figure7", mod.__name__, "fake"),))
-    script = str(ROOT / "simulations" / "figure7.py")
     for argv, status in (
         (["--out", str(tmp_path), "--quick", "--games", "5", "--no-progress"], 0),
         (["--out", str(tmp_path), "--seed", "2"], 1),
     ):
-        monkeypatch.setattr(sys, "argv", ["figure7.py", *argv])
-        with pytest.raises(SystemExit) as exc:
-            runpy.run_path(script, run_name="__main__")
-        assert exc.value.code == status
+        assert cli.main(["figure7", *argv]) == status
     assert calls == [
         {"seed": 0, "progress": False, "dtype": None, "num_games": 5, "size": "tiny"},
         {"seed": 2, "progress": True, "dtype": None},
@@ -201,6 +209,28 @@ def test_script_stub_runs_its_job(tmp_path, monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "AUC 0.75" in captured.out and f"wrote {tmp_path / 'fig.png'}" in captured.out
     assert "CHECK FAILED: exact AUC outside the CI" in captured.err
+
+
+def test_one_module_serving_several_jobs_gets_the_job_name(tmp_path, monkeypatch):
+    """``Job(pass_name=True)``: ``run`` receives ``name=<job>`` (the ready sweeps share a
+    module); other jobs never get it."""
+    import types
+
+    seen = []
+    mod = types.ModuleType("fake_family")
+    mod.OPTIONS, mod.QUICK = (), {}
+    mod.run = lambda out_dir, **kw: seen.append(kw.get("name"))
+    mod.plot = lambda out_dir: []
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    jobs = (
+        registry.Job("a", mod.__name__, "a", pass_name=True),
+        registry.Job("b", mod.__name__, "b"),
+    )
+    monkeypatch.setattr(registry, "JOBS", jobs)
+    registry.run_job("a", tmp_path)
+    registry.run_job("b", tmp_path)
+    assert seen == ["a", None]
+    assert [j.name for j in registry.JOBS if j.pass_name] == ["a"]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -237,11 +267,9 @@ def test_any_os_error_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(registry, "run_job", denied)
     code, _, err = _run(capsys, ["figure7", "--out", str(tmp_path)])
     assert code == 2 and "Permission denied" in _one_line_error(err, "figure7")
-    code = registry.script_main("figure7", ["--out", str(tmp_path)])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and err == [
-        f"simulations/figure7.py: error: [Errno 13] Permission denied: '{tmp_path / 'x'}'"
-    ]
+    assert err.strip() == (
+        f"mtl-tracing figure7: error: [Errno 13] Permission denied: '{tmp_path / 'x'}'"
+    )
 
 
 # ----------------------------------------------------------------------------- game command
@@ -258,7 +286,7 @@ def test_game_reports_group_moments(tmp_path, monkeypatch, capsys):
     argv += ["--task-std", "1", "--sample-std", "1", "--games", "50", "--seed", "1"]
     code, stdout, err = _run(capsys, [*argv, "--bootstrap", "20", "--json", str(out)])
     assert code == 0, err
-    assert calls == [(50, 8)] * 3  # strong, weak, OUT
+    assert calls == [(50, 8)] * 7  # z: strong, weak, OUT; Lambda: IN and OUT per adversary
     payload = json.loads(out.read_text())
     for adv in ("strong", "weak", "out"):
         r = payload[adv]
@@ -278,7 +306,7 @@ def _sbar0_allowed() -> bool:
 
 
 def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
-    """The three ready sweeps on tiny grids, through their scripts and commands: they write the
+    """The three ready sweeps on tiny grids, through their commands: they write the
     table and figures, print the headline and pass their own checks against theory. The
     membership sweep runs at sbar = 0 and draws one line per N against d/N."""
     from mtl_tracing.experiments import sweeps
@@ -298,28 +326,42 @@ def test_ready_sweeps_run_plot_and_check(tmp_path, monkeypatch, capsys):
             games=200,
             num_resamples=20,
         ),
+        "sweep_optimal_gap": dict(
+            tasks=(4,),
+            samples=(4,),
+            dim=(8, 16),
+            challenge=(2,),
+            games=100,
+            num_resamples=20,
+            fpr=1e-2,
+            lrt=True,
+        ),
     }
     assert sweeps.GRIDS["sweep_membership_limit"]["small"]["task_std"] == (0.0,)
+    assert sweeps.GRIDS["sweep_optimal_gap"]["quick"]["lrt"] is True
     monkeypatch.setattr(sweeps, "GRIDS", {k: {"quick": v} for k, v in tiny.items()})
     out = {name: tmp_path / name for name in tiny}
     argv = ["--quick", "--no-progress"]
-    code = registry.script_main(
-        "sweep_auc_tasks_dim", ["--out", str(out["sweep_auc_tasks_dim"])] + argv
-    )
+    code = cli.main(["sweep_auc_tasks_dim", "--out", str(out["sweep_auc_tasks_dim"])] + argv)
     assert code == 0
     code = cli.main(["sweep_strong_weak_gap", "--out", str(out["sweep_strong_weak_gap"])] + argv)
     assert code == 0
     stdout = capsys.readouterr().out
     assert "gap" in stdout and "exact" in stdout
-    code = registry.script_main(
-        "sweep_membership_limit", ["--out", str(out["sweep_membership_limit"])] + argv
-    )
+    code = cli.main(["sweep_membership_limit", "--out", str(out["sweep_membership_limit"])] + argv)
     captured = capsys.readouterr()
+    assert code == 0, captured.err
+    code = cli.main(["sweep_optimal_gap", "--out", str(out["sweep_optimal_gap"])] + argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "optimal Lambda" in captured.out
     for name, d in out.items():
         assert (d / "sweep.npz").is_file() and (d / "sweep.csv").is_file(), name
-        assert list(d.glob("sweep_*.png")), name
+        figure = "optimal_gap.png" if name == "sweep_optimal_gap" else "sweep_*.png"
+        assert list(d.glob(figure)), name
     assert (out["sweep_membership_limit"] / "auc_vs_d_over_n.png").is_file()
-    assert code == 0, captured.err
+    t = load_sweep(out["sweep_optimal_gap"])
+    assert np.all(t["lrt_exact_auc"] >= t["exact_auc"] - 1e-12)
     # `mtl-tracing plot-sweep` redraws from the folder alone, into another folder.
     replot = tmp_path / "replot"
     assert cli.main(["plot-sweep", str(out["sweep_auc_tasks_dim"]), "--out", str(replot)]) == 0

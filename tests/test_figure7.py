@@ -85,6 +85,18 @@ def test_run_writes_data_with_all_numbers(tiny_run):
         assert fpr.shape == tpr.shape and fpr.size <= 700
         assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0)
         assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+        # The optimal statistic Lambda: the same numbers, its own OUT moments and ROC.
+        opt = s["lrt"]
+        assert ADV_KEYS | {"out_moments"} <= set(opt)
+        assert opt["auc"]["exact"] == pytest.approx(gaussian.lrt_auc(TINY, adv))
+        assert opt["tpr_at_fpr"][0]["exact"] == pytest.approx(
+            gaussian.lrt_tpr_at_fpr(TINY, adv, figure7.FPR_TARGETS[0])
+        )
+        assert opt["out_moments"]["mean"]["exact"] == pytest.approx(
+            gaussian.lrt_moments(TINY, adv)["out"][0]
+        )
+        assert arrays[f"roc_fpr_{adv}_lrt"].shape == arrays[f"roc_tpr_{adv}_lrt"].shape
+    assert "strong opt" in stdout
     n = TINY_GAMES * TINY.tasks
     for name in ("strong_in", "weak_in", "out"):
         assert arrays[f"hist_{name}"].sum() == n  # every score is in a bin
@@ -168,26 +180,18 @@ def test_group_moments_is_the_one_definition(tmp_path, monkeypatch):
     monkeypatch.setattr(metrics, "group_moments", lambda z: calls.append(z.shape) or real(z))
     monkeypatch.setattr(figure7, "FPR_TARGETS", (0.01,))
     figure7.run(tmp_path, config=TINY, games=TINY_GAMES, progress=False)
-    assert calls == [(TINY_GAMES, TINY.tasks)] * 3  # strong IN, weak IN, OUT
+    # z: strong IN, weak IN; the optimal Lambda: IN and OUT per adversary; OUT (z)
+    assert calls == [(TINY_GAMES, TINY.tasks)] * 7
 
 
 def test_reproduce_quick_runs_registry_in_order(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(figure7, "QUICK", {"config": TINY, "games": TINY_GAMES})
-    assert registry.names(default_only=True) == [
-        "figure7",
-        "figure6",
-        "figure3",
-        "figure45",
-        "table",
-        "sweep_auc_tasks_dim",
-        "sweep_strong_weak_gap",
-        "sweep_membership_limit",
-        "maml_tables",
-        "maml_noise",
-        "maml_sensitivity",
-        "dp_defence",
-        "leakage_by_trainer",
-    ]
+    from mtl_tracing.commands import reproduce
+
+    # reproduce runs the registry's default jobs (every one, none by hand), in registry order
+    default = [j.name for j in registry.JOBS if j.default]
+    assert reproduce._selected(None) == registry.names(default_only=True) == default
+    assert reproduce._selected(",".join(reversed(default))) == default
     # The other jobs run in test_mtl_experiments.py and test_cli.py (same registry path).
     assert main(["reproduce", "--out", str(tmp_path), "--quick", "--only", "figure7"]) == 0
     for name in ("figure7.json", "figure7.npz", "figure7.png", "figure7.pdf"):
@@ -262,6 +266,11 @@ def test_pooled_auc_matches_exact_and_rejects_neighbouring_formula(tmp_path):
         assert se > 0
         assert_within_se(a["empirical"], gaussian.exact_auc(STAT, adv), se)
         assert_rejects(a["empirical"], gaussian.exact_auc(STAT, other[adv]), se)  # power
+        # The optimal statistic Lambda: its AUC within SE of its exact AUC.
+        opt = payload["adversaries"][adv]["lrt"]["auc"]
+        assert opt["exact"] == pytest.approx(gaussian.lrt_auc(STAT, adv))
+        assert opt["exact"] >= a["exact"]
+        assert_within_se(opt["empirical"], opt["exact"], opt["se"])
 
 
 def test_downsampled_roc_is_the_empirical_curve_on_the_grid():

@@ -301,6 +301,12 @@ def test_cli_game_json_and_reproducible(tmp_path, capsys):
         assert a["auc"][adv]["empirical"] == b["auc"][adv]["empirical"]
         lo, hi = a["auc"][adv]["ci"]
         assert lo <= a["auc"][adv]["empirical"] <= hi
+        # The optimal statistic Lambda beside z (gaussian.optimal): AUC and moments.
+        opt = a["lrt"][adv]
+        assert opt["auc"]["exact"] >= a["auc"][adv]["exact"]
+        assert opt["auc"]["empirical"] == b["lrt"][adv]["auc"]["empirical"]
+        assert set(opt["in"]) >= {"mean", "mean_se", "var", "var_se", "theory_mean"}
+    assert "optimal Lambda" in printed
 
 
 def test_cli_game_bad_argument_exits_2(tmp_path, capsys):
@@ -369,14 +375,3 @@ def test_sample_std_zero_and_degenerate_config():
         gaussian.score_moments(4, 4, 8, 2, 0.0, 0.0, "strong")
     with pytest.raises(ValueError, match="task_std"):
         SMALL.replace(task_std=-1.0)
-
-
-def test_a_game_larger_than_memory_is_refused_before_allocating():
-    """Sizes in exact integers: T = d = 200000 would overflow int32; the error says the bytes."""
-    key = jax.random.key(0)
-    for t, d in ((20000, 20000), (200000, 200000)):
-        cfg = GaussianGameConfig(tasks=t, samples=2, dim=d, challenge=2)
-        need = game.bytes_per_game("faithful", cfg.shape)
-        assert need > 2**31
-        with pytest.raises(ValueError, match=f"{need:,} bytes"):
-            game.simulate(key, cfg, games=2, sampler="faithful")

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _stats import assert_rejects, assert_within_se
+from _stats import assert_close, assert_rejects, assert_within_se
 from jax.flatten_util import ravel_pytree
 
 from mtl_tracing import flat_random
@@ -364,7 +364,10 @@ def test_patch_conv_equals_nnx_conv():
     pc.bias[...] = conv.bias[...] = jnp.arange(5.0)
     for size in (7, 8):
         x = flat_random.normal(jax.random.key(0), (2, 3, size, size, 3))
-        np.testing.assert_allclose(pc(x), conv(x), rtol=1e-5, atol=1e-5)
+        # two float32 computations of the same 27-term sums, at full matmul precision (TF32,
+        # XLA's GPU default, would round each product to 10 mantissa bits)
+        with jax.default_matmul_precision("highest"):
+            assert_close(pc(x), conv(x), terms=27, what=f"size {size}")
 
 
 def test_maml_job_checks_name_missing_files(tmp_path):

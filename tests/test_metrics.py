@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _stats import assert_rejects, assert_within_se
+from _stats import assert_close, assert_rejects, assert_within_se
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
@@ -31,6 +31,13 @@ def _device_bootstrap():
 @pytest.fixture
 def host_bootstrap(monkeypatch):
     monkeypatch.setattr(_host, "HOST_MAX_WORK", 1 << 23)
+
+
+@pytest.fixture
+def pairs_here(monkeypatch):
+    """The group-pair path is the default on CPU only (``bootstrap._PAIR_BACKENDS``); tests of
+    its public use turn it on for the backend they run on."""
+    monkeypatch.setattr(metrics.bootstrap, "_PAIR_BACKENDS", (jax.default_backend(),))
 
 
 SHAPES = [(37, 23), (16, 16)]  # small fixed set of (n_in, n_out): few compiles
@@ -118,12 +125,65 @@ def test_weights_equal_repeated_data(seed, ties):
     np.testing.assert_allclose(np.asarray(got.fpr), np.asarray(ref.fpr), atol=1e-6)
 
 
+def test_rates_are_integer_counts_with_exact_endpoints():
+    """Rates are integer counts divided once, with the endpoint pinned: the ROC runs from
+    exactly (0, 0) to exactly (1, 1), TPR at FPR 1 is exactly 1 and percentile rates are
+    count / n, whatever order a backend sums in. The neighbouring formula, a float count times
+    the reciprocal of its total (what XLA may emit for a division by a broadcast scalar), is
+    not exact: for some n it gives 0.99999994 at the end."""
+    ns = np.arange(1, 200, dtype=np.float32)
+    assert np.any(ns * (np.float32(1) / ns) != 1)  # the neighbouring formula fails here
+    for n in (41, 47, 55, 61):  # totals where n * (1 / n) != 1 in float32 (47 and 55 do)
+        a, b = _data(n, n, n + 6, ties=False)
+        roc = metrics.roc_curve(a, b)
+        assert float(roc.fpr[0]) == float(roc.tpr[0]) == 0.0
+        assert float(roc.fpr[-1]) == float(roc.tpr[-1]) == 1.0
+        assert float(metrics.tpr_at_fpr(a, b, 1.0).tpr) == 1.0
+        tab = metrics.percentile_table(a, b)
+        thr = np.asarray(tab.threshold)
+        want = np.sum(a[None] > thr[:, None], 1) / a.size
+        assert_close(tab.tpr, want, dtype=np.float32, ulps=1, what="percentile TPR")
+    # the kernel itself: exactly 1 at count == total and 0 at 0, one division (to an ulp:
+    # XLA may divide by a constant through its reciprocal) elsewhere
+    count = jnp.arange(56, dtype=metrics.roc.count_dtype())
+    got = np.asarray(metrics.roc.rate(count, count[-1], jnp.float32))
+    assert got[-1] == 1.0 and got[0] == 0.0
+    assert_close(got, np.arange(56) / 55, dtype=np.float32, ulps=1, what="rate")
+
+
+def test_weights_must_be_integer_multiplicities_in_range():
+    with pytest.raises(ValueError, match="weights_in must be integer multiplicities.*1 frac"):
+        metrics.auc([1.0, 2.0], [0.0], weights_in=[1.0, 0.5])
+    with pytest.raises(ValueError, match="weights_out must be integer multiplicities"):
+        metrics.auc([1.0], [0.0], weights_out=np.array([True]))
+    with pytest.raises(ValueError, match="total weight must be <= 2147483647.*int32"):
+        metrics.auc([1.0, 2.0], [0.0], weights_in=[2**31 - 1, 5])
+    got = metrics.auc([1.0, 2.0], [0.0], weights_in=np.array([3, 1], np.int64))
+    assert float(got) == 1.0
+
+
+def test_bootstrap_with_more_than_2_31_pairs_per_group_pair():
+    """Regression (``game --tasks 200000 --games 2``): P_in x P_out above 2^31 pairs per
+    group pair passed a Python int that does not fit int32 into the group-pair path
+    (OverflowError). Sizes are exact now; the AUC matches scikit-learn's."""
+    rng = np.random.default_rng(0)
+    p = 50_000  # p * p = 2.5e9 > 2^31 - 1
+    s_in = rng.normal(0.5, 1.0, (2, p)).astype(np.float32)
+    s_out = rng.normal(0.0, 1.0, (2, p)).astype(np.float32)
+    iv = metrics.grouped_bootstrap(
+        jax.random.key(0), metrics.auc, s_in, s_out, paired=True, num_resamples=2, host=False
+    )
+    np.testing.assert_allclose(float(iv.estimate), _sk_auc(s_in.ravel(), s_out.ravel()), atol=1e-5)
+
+
 @given(seed=st.integers(0, 2**16), shape=st.sampled_from(SHAPES), ties=st.booleans())
 def test_tpr_at_fpr_matches_brute_force(seed, shape, ties):
     a, b = _data(seed, *shape, ties)
     n_out = b.size
-    # Targets between grid points k/n_out (and exactly 1) avoid float round-off at the boundary.
-    targets = np.array([0.5 / n_out, 2.5 / n_out, 0.3 + 0.1 / n_out, 0.77 + 0.1 / n_out, 1.0])
+    # Targets half-way between grid points k/n_out (and exactly 1), so float rounding cannot
+    # decide admissibility (0.3 + 0.1 / n_out was the grid point 7/23 at n_out = 23).
+    grid = np.array([0.5, 2.5, np.floor(0.3 * n_out) + 0.5, np.floor(0.77 * n_out) + 0.5])
+    targets = np.r_[grid / n_out, 1.0]
     got = metrics.tpr_at_fpr(a, b, targets)
     assert got.tpr.shape == (targets.size,)
     for i, t in enumerate(targets):
@@ -137,6 +197,18 @@ def test_tpr_at_fpr_matches_brute_force(seed, shape, ties):
     scalar = metrics.tpr_at_fpr(a, b, 1.0)
     assert scalar.tpr.shape == () and float(scalar.tpr) == 1.0
     assert float(scalar.fpr) == pytest.approx(_brute_tpr_at_fpr(a, b, 1.0)[1], abs=1e-6)
+
+
+def test_grid_targets_are_decided_on_counts():
+    """Regression (jax 0.6-0.10.0 gave TPR 0.432 where brute force gives 0.162): a target one
+    float64 ulp below the grid point 7/23 does not admit FPR 7/23, whatever the division
+    rounding (the float32 target is below 7/23 too): admissibility is FP <= target W_out on
+    integer counts, not a comparison of rounded rates (XLA computes x / n as x * (1 / n) on
+    XLA:CPU since jaxlib 0.10.1 and on GPUs)."""
+    a, b = _data(0, 37, 23, False)
+    t = float(np.nextafter(7 / 23, 0))
+    assert float(metrics.tpr_at_fpr(a, b, t).fpr) == pytest.approx(_brute_tpr_at_fpr(a, b, t)[1])
+    assert float(metrics.tpr_at_fpr(a, b, t).tpr) == pytest.approx(_brute_tpr_at_fpr(a, b, t)[0])
 
 
 def test_tpr_at_fpr_ties_realised_below_target():
@@ -221,11 +293,12 @@ def test_no_recompile_on_second_call():
     s_in, s_out = a1[:36].reshape(6, 6), b1[:18].reshape(6, 3)
     stat = metrics.TprAtFprStatistic(0.25)
     metrics.grouped_bootstrap(jax.random.key(1), stat, s_in, s_out, paired=False)
-    n_boot = metrics.bootstrap._counts_kernel._cache_size()
+    programs = (metrics.bootstrap._intervals_program, metrics.bootstrap._counts_program)
+    n_boot = [p._cache_size() for p in programs]
     metrics.grouped_bootstrap(
         jax.random.key(2), metrics.TprAtFprStatistic(0.25), s_in + 1, s_out, paired=False
     )
-    assert metrics.bootstrap._counts_kernel._cache_size() == n_boot
+    assert [p._cache_size() for p in programs] == n_boot
 
 
 @pytest.mark.parametrize(
@@ -415,11 +488,7 @@ def test_percentile_thresholds_exact_in_float32():
 def _replicates(s_in, s_out, stats, paired, resamples=40):
     """(group-pair values, ok) and the sorted path's values for the same group counts."""
     (g_in, p_in), (g_out, p_out) = s_in.shape, s_out.shape
-    dt = s_in.dtype
-
-    c_in, c_out = metrics.bootstrap._draw_counts(
-        jax.random.key(3), g_in, g_out, resamples, paired, dt
-    )
+    c_in, c_out = metrics.bootstrap._draw_counts(jax.random.key(3), g_in, g_out, resamples, paired)
     fprs = metrics.bootstrap._pair_fprs(stats)
     fast, ok = jax.jit(lambda a, b, c, d: _fast.pair_path(a, b, fprs, c, d))(
         s_in, s_out, c_in, c_out
@@ -488,7 +557,7 @@ def test_group_pair_bootstrap_falls_back_on_large_ties():
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=0, atol=2e-6)
 
 
-def test_group_pair_window_too_short_falls_back(monkeypatch):
+def test_group_pair_window_too_short_falls_back(monkeypatch, pairs_here):
     """fpr = 1 never exceeds its budget inside the window: the path reports it, the host
     takes the sorted path for it, and the public bootstrap returns TPR = 1 everywhere. A
     window found too short only when run (here forced to one score) makes the host re-run
@@ -506,7 +575,7 @@ def test_group_pair_window_too_short_falls_back(monkeypatch):
     a, b = _data(1, 37, 23, ties=False)
     s_in, s_out = a[:36].reshape(6, 6), b[:18].reshape(6, 3)
     stat = metrics.TprAtFprStatistic(0.25)
-    k, kernel = jax.random.key(7), metrics.bootstrap._counts_kernel
+    k, kernel = jax.random.key(7), metrics.bootstrap._intervals_program
     kw = dict(paired=False)
     want = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)  # pairs, ok
     calls = []
@@ -517,7 +586,7 @@ def test_group_pair_window_too_short_falls_back(monkeypatch):
         return real(*args, path=path, **kwargs)
 
     monkeypatch.setattr(_fast, "pair_window", lambda fpr, n_out, per_group_out: 1)
-    monkeypatch.setattr(metrics.bootstrap, "_counts_kernel", spy)
+    monkeypatch.setattr(metrics.bootstrap, "_intervals_program", spy)
     kernel.clear_cache()  # the programs traced with the one-score window are not kept
     try:
         got = metrics.grouped_bootstrap(k, stat, s_in, s_out, **kw)
@@ -554,33 +623,49 @@ def test_group_pair_bootstrap_float64(x64):
     )
 
 
-def test_host_chosen_path_compiles_no_fallback():
-    """Concrete inputs: the host picks the path, and the compiled program holds no
-    conditional. Traced inputs keep the traced choice (a conditional), with the same
-    numbers."""
+def test_host_chosen_path_compiles_no_fallback(pairs_here):
+    """Concrete inputs: the host picks the path, and the compiled statistics program holds
+    no conditional and no random draw (the counts come drawn). Traced inputs keep the traced
+    choice (a conditional), with the same numbers."""
     rng = np.random.default_rng(4)
     s_in = jnp.asarray(rng.normal(0.3, 1.0, (6, 6)), jnp.float32)
     s_out = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
     stats = (metrics.auc, metrics.TprAtFprStatistic(0.25))
     key = jax.random.key(9)
     assert metrics.bootstrap._choose_path(key, s_in, s_out, stats) == "pairs"
-    kw = dict(statistics=stats, num_resamples=200, level=0.95, paired=False, chunk=4)
-    kernel = metrics.bootstrap._bootstrap_kernel
+    counts = metrics.bootstrap._counts_program(
+        key, g_in=6, g_out=6, num_resamples=200, paired=False
+    )
+    assert all(c.dtype == metrics.roc.count_dtype() for c in counts)
+    kw = dict(statistics=stats, level=0.95, chunk=4)
+    program = metrics.bootstrap._intervals_program
     for path, has_cond in (("pairs", False), ("sorted", False), ("auto", True)):
-        text = kernel.lower(key, s_in, s_out, path=path, **kw).as_text()
+        text = program.lower(counts, s_in, s_out, path=path, **kw).as_text()
         assert ("stablehlo.case" in text) == has_cond, path
-    # what grouped_bootstrap compiles for a concrete threefry key: the statistics of
-    # host-drawn counts, no conditional and no random-number draw
-    counts = metrics.bootstrap._counts_on_host(key, 6, 6, 200, False, np.float32)
-    kw = dict(statistics=stats, level=0.95, chunk=4, path="pairs")
-    text = metrics.bootstrap._counts_kernel.lower(*counts, s_in, s_out, **kw).as_text()
-    assert "stablehlo.case" not in text and "threefry" not in text
+        assert "threefry" not in text
     host = metrics.grouped_bootstrap(key, stats, s_in, s_out, paired=False)
     traced = jax.jit(lambda k, a, b: metrics.grouped_bootstrap(k, stats, a, b, paired=False))(
         key, s_in, s_out
     )
     for h, t in zip(host, traced, strict=True):
         np.testing.assert_allclose(np.asarray(h), np.asarray(t), rtol=0, atol=1e-7)
+
+
+def test_default_path_by_backend(monkeypatch):
+    """The group-pair path is the default only on the backends listed in ``_PAIR_BACKENDS``
+    (CPU, where it was measured to pay); elsewhere the sorted path, traced or not."""
+    rng = np.random.default_rng(4)
+    s_in = jnp.asarray(rng.normal(0.3, 1.0, (6, 6)), jnp.float32)
+    s_out = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+    stats, key = (metrics.auc,), jax.random.key(0)
+    here = jax.default_backend()
+    monkeypatch.setattr(metrics.bootstrap, "_PAIR_BACKENDS", (here,))
+    assert metrics.bootstrap._choose_path(key, s_in, s_out, stats, host=False) == "pairs"
+    monkeypatch.setattr(metrics.bootstrap, "_PAIR_BACKENDS", ("no-such-backend",))
+    assert metrics.bootstrap._choose_path(key, s_in, s_out, stats, host=False) == "sorted"
+    assert metrics.bootstrap._PAIR_BACKENDS == ("no-such-backend",)
+    monkeypatch.undo()
+    assert metrics.bootstrap._PAIR_BACKENDS == ("cpu",)
 
 
 def test_bootstrap_memory_bytes():
@@ -596,7 +681,7 @@ def test_bootstrap_memory_bytes():
     # Above PAIR_LIMIT group pairs, only the sorted path is counted.
     g = int(np.sqrt(_fast.PAIR_LIMIT)) + 1
     big = mem(stats, (g, 1), (g, 1), num_resamples=100, chunk=4)
-    sorted_only = (8 + 4 * 4) * (2 * g) * 4 + 2 * 101 * (2 * g) * 4
+    sorted_only = (8 + 4 * 4) * (2 * g) * 4 + 2 * 101 * (2 * g) * 8  # int64-sized counts
     assert big == sorted_only
     assert mem(_Generic(metrics.auc), (200, 8), (200, 8), num_resamples=100, chunk=4) < base
     with pytest.raises(ValueError, match="num_resamples"):
@@ -635,13 +720,13 @@ def test_host_bootstrap_equals_device_paths(paired, ties):
 
 def test_host_bootstrap_float64_and_no_compile(x64):
     """float64 scores stay float64 on the host and agree with the device path to 1e-15; the
-    host path compiles no bootstrap program (only the small counts program), and inputs
+    host path compiles no statistics program (only the small counts program), and inputs
     above ``HOST_MAX_WORK`` go to the device."""
     rng = np.random.default_rng(5)
     s_in = rng.normal(0.3, 1.0, (12, 7))
     s_out = rng.normal(0.0, 1.0, (12, 7))
     stats = (metrics.auc, metrics.TprAtFprStatistic(0.1))
-    kernels = (metrics.bootstrap._bootstrap_kernel, metrics.bootstrap._counts_kernel)
+    kernels = (metrics.bootstrap._intervals_program,)
     n_kernel = [k._cache_size() for k in kernels]
     _host.HOST_MAX_WORK = 1 << 23
     try:
@@ -678,25 +763,3 @@ def test_host_keyword_forces_or_refuses_the_host_path():
         metrics.grouped_bootstrap(key, _Generic(metrics.auc), s_in, s_out, paired=True, host=True)
     with pytest.raises(ValueError, match="host must be"):
         metrics.grouped_bootstrap(key, metrics.auc, s_in, s_out, paired=True, host="yes")
-
-
-@pytest.mark.parametrize("paired", [True, False])
-def test_device_path_from_host_counts_equals_the_key_program(paired):
-    """A concrete threefry key: the group counts are drawn on the host (the NumPy twin) and
-    the compiled program is the statistics alone; the numbers are the in-program draw's, to
-    the last bit."""
-    rng = np.random.default_rng(8)
-    s_in = jnp.asarray(rng.normal(0.3, 1.0, (6, 5)), jnp.float32)
-    s_out = jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)
-    stats = (metrics.auc, metrics.TprAtFprStatistic(0.25))
-    key = jax.random.key(12)
-    got = metrics.grouped_bootstrap(
-        key, stats, s_in, s_out, paired=paired, num_resamples=30, host=False
-    )
-    path = metrics.bootstrap._choose_path(key, s_in, s_out, stats, 30, host=False)
-    want, _ = metrics.bootstrap._bootstrap_kernel(
-        key, s_in, s_out, statistics=stats, num_resamples=30, level=0.95, paired=paired,
-        chunk=4, path=path,
-    )  # fmt: skip
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))

@@ -50,12 +50,12 @@ SUMMARY_KEYS = {
 
 @pytest.fixture(scope="module")
 def job_dirs(tmp_path_factory):
-    """Run every job once at the quick config (table, figure3/4 through the CLI, the table's
-    script through ``registry.script_main``, figure6 on a one-cell grid)."""
+    """Run every job once at the quick config (table, figure3/4 through the CLI, figure6
+    through ``registry.run_job`` on a one-cell grid)."""
     root = tmp_path_factory.mktemp("mtl_jobs")
     dirs = {name: root / name for name in ("table", "figure45", "figure3", "figure6")}
     argv = ["--out", str(dirs["table"]), "--quick", "--no-progress"]
-    assert registry.script_main("table", argv) == 0
+    assert main(["table", *argv]) == 0
     assert main(["figure4", "--out", str(dirs["figure45"]), "--quick", "--no-progress"]) == 0
     assert (
         main(
@@ -242,7 +242,9 @@ def test_attack_runs_rejects_bad_input(kwargs, match):
 
 def test_pooling_groups_each_task_over_runs_and_trials():
     s = jnp.arange(2 * 3 * 4).reshape(2, 3, 4)  # (R, T, trials)
-    pooled = mc._pooled(s)
+    from mtl_tracing.experiments import summary
+
+    pooled = summary._pooled(s)
     assert pooled.shape == (3, 8)
     for t in range(3):
         assert set(np.asarray(pooled[t]).tolist()) == set(np.asarray(s[:, t]).ravel().tolist())
@@ -260,7 +262,7 @@ def test_summarize_auc_matches_the_binormal_formula_with_power():
     s_in = delta + flat_random.normal(k_in, (R, T, trials))
     s_out = flat_random.normal(k_out, (R, T, trials))
     g = attacks.GroupedScores(s_in, s_out)
-    scores = {adv: attacks.AttackScores(g, g) for adv in mc.ADVERSARIES}
+    scores = {adv: attacks.AttackScores({"variance": g}) for adv in mc.ADVERSARIES}
     cfg = mc.AttackConfig(num_resamples=50)
     s = mc.summarize(k_eval, scores, cfg)["variance"]["strong"]
     per_run = np.asarray(s["auc_per_run"])

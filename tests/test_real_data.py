@@ -20,8 +20,8 @@ import pytest
 
 from mtl_tracing import flat_random
 from mtl_tracing.data import celeba, femnist, stackoverflow
+from mtl_tracing.data import registry as datasets
 from mtl_tracing.data._example_proto import decode_example, encode_example
-from mtl_tracing.data._tasks import TaskSpec
 from mtl_tracing.data.fixtures import (
     ATTRS,
     TAGS,
@@ -29,6 +29,7 @@ from mtl_tracing.data.fixtures import (
     write_femnist,
     write_stackoverflow,
 )
+from mtl_tracing.data.registry import TaskSpec
 
 SPEC = TaskSpec(tasks=3, out_tasks=3, samples=6, heldout=4, seed=1)
 
@@ -354,19 +355,69 @@ def _check_outputs(out: Path, setting: str):
     assert arr["gap_strong_gap"].shape == (2, 1)
 
 
-def test_end_to_end_celeba_command(tmp_path):
-    from mtl_tracing import cli
+#: What a data set's end-to-end run must also show (beyond the shared output checks).
+_HEADS = {
+    "celeba": ("binary", 1),
+    "femnist": ("softmax", 62),
+    "stackoverflow": ("multilabel", 256),  # personalization: 256 topic detectors
+}
 
-    root = write_celeba(tmp_path / "celeba")
+
+@pytest.mark.parametrize("dataset", datasets.names())
+def test_end_to_end_command_on_every_registered_dataset(tmp_path, dataset):
+    """``mtl-tracing real --dataset NAME`` on each registered data set's fabricated files, its
+    first setting, at a tiny size: every output file, the table, the checks, ``--replot``; a
+    missing folder is a one-line error."""
+    from mtl_tracing import cli
+    from mtl_tracing.experiments import real
+
+    entry = datasets.get(dataset)
+    setting = entry.settings[0]
+    root = entry.write_fixture(tmp_path / dataset)
     out = tmp_path / "out"
-    args = ["real", "--dataset", "celeba", "--setting", "personalization", "--data-dir",
+    args = ["real", "--dataset", dataset, "--setting", setting, "--data-dir",
             str(root), "--out", str(out), "--no-progress", "--no-cache", "--quick",
             "--tasks", "3", "--samples", "4", "--heldout", "4", "--epochs", "2",
             "--image-size", "8", "--trials", "8", "--embed-dim", "4"]  # fmt: skip
     assert cli.main(args) == 0
-    _check_outputs(out, "personalization")
-    assert cli.main(["real", "--dataset", "celeba", "--out", str(out), "--replot"]) == 0
+    _check_outputs(out, setting)
+    payload, arr = real.load(out)
+    assert arr["heads_cosine"].shape == (1, 3)  # R = 1 run, T = 3 heads (flattened)
+    if dataset in _HEADS:
+        kind, c = _HEADS[dataset]
+        assert (payload["data"]["head_loss"], payload["data"]["head_outputs"]) == (kind, c)
+        heads = {"binary": "binary", "softmax": f"{c}-way softmax"}.get(kind, f"{c}-label")
+        assert heads in (out / "table.md").read_text()
+    assert cli.main(["real", "--dataset", dataset, "--out", str(out), "--replot"]) == 0
     assert cli.main(args[:5] + ["--data-dir", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_dataset_registry_configurations_and_loaders():
+    """Every registered (data set, setting): the paper's configuration has T, N, H, k, trials;
+    the loader takes the registry's common keywords and the data set's own options."""
+    import inspect
+
+    from mtl_tracing.experiments import real
+
+    cells = [(d.name, s) for d in datasets.DATASETS for s in d.settings]
+    assert len(cells) == len(set(cells)) >= len(datasets.DATASETS)
+    for name, setting in cells:
+        cfg = real.config_for(name, setting)
+        for key in ("tasks", "samples", "heldout", "strong_k", "weak_k", "trials"):
+            assert isinstance(cfg[key], int) and cfg[key] >= 1, (name, setting, key)
+        assert cfg["strong_k"] <= cfg["samples"] and cfg["weak_k"] <= cfg["heldout"]
+        entry = datasets.get(name)
+        params = inspect.signature(entry.load_loader()).parameters
+        for kw in ("setting", "spec", "features_dir", "cache_dir", "progress", *entry.options):
+            assert kw in params, (name, kw)
+        assert entry.encoder in datasets.ENCODERS
+    for name in datasets.names():
+        missing = [s for s in datasets.SETTINGS if s not in datasets.get(name).settings]
+        for setting in missing:
+            with pytest.raises(ValueError, match=f"setting must be one of .* for {name}"):
+                real.config_for(name, setting)
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        real.config_for("imagenet", "personalization")
 
 
 def _run_tiny(tmp_path, dataset: str, setting: str, writer):
@@ -382,22 +433,9 @@ def _run_tiny(tmp_path, dataset: str, setting: str, writer):
     return (*real.load(out), out)
 
 
-def test_end_to_end_femnist(tmp_path):
-    payload, arr, _ = _run_tiny(tmp_path, "femnist", "personalization", write_femnist)
-    assert payload["data"]["head_loss"] == "softmax" and payload["data"]["head_outputs"] == 62
-    assert arr["heads_cosine"].shape == (1, 3)  # T = 3 heads of 62 x m flattened
-
-
 def test_end_to_end_stackoverflow_problems(tmp_path):
     payload, _, _ = _run_tiny(tmp_path, "stackoverflow", "problems", write_stackoverflow)
     assert payload["data"]["head_loss"] == "binary"
-
-
-def test_end_to_end_stackoverflow_personalization_multilabel(tmp_path):
-    payload, _, out = _run_tiny(tmp_path, "stackoverflow", "personalization", write_stackoverflow)
-    assert payload["data"]["head_loss"] == "multilabel"
-    assert payload["data"]["head_outputs"] == 256
-    assert "256-label multi-label" in (out / "table.md").read_text()
 
 
 def test_reproduce_helper_skips_without_data_dir(tmp_path):
@@ -406,7 +444,8 @@ def test_reproduce_helper_skips_without_data_dir(tmp_path):
     lines = real.reproduce_real(tmp_path, None)
     assert len(lines) == 1 and "skipped" in lines[0] and "--data-dir" in lines[0]
     lines = real.reproduce_real(tmp_path, tmp_path / "empty")
-    assert len(lines) == len(real.PAPER) and all("not found" in s for s in lines)
+    cells = sum(len(d.settings) for d in datasets.DATASETS)
+    assert len(lines) == cells and all("not found" in s for s in lines)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

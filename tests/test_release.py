@@ -125,20 +125,35 @@ def _roc_points_vs_gdp(s_in, s_out, mu, alpha=0.01):
 
 
 def test_clipped_release_lies_under_the_gdp_curve_and_unclipped_beats_it():
+    """Also streamed over blocks of 3 tasks (``gaussian.streamed``, T = 4: two blocks, one
+    padded): under the curve too, and its per-game mean strong score equals the one-shot
+    release's within SE (two-sample z; the power check below rejects a missing clip)."""
     rel = g.DPRelease(clip=CLIP, noise_multiplier=Z)
     assert rel.mu == 1.0
-    sc = _col0(g.simulate_release(jax.random.key(5), DP_CFG, rel, games=4096, sampler="faithful"))
-    for s_in in sc[:2]:  # strong and weak
-        for tpr_lo, bound in _roc_points_vs_gdp(s_in, sc[2], rel.mu):
-            assert tpr_lo <= bound
+    one_shot = g.simulate_release(jax.random.key(5), DP_CFG, rel, games=4096, sampler="faithful")
+    streamed = g.simulate_release(
+        jax.random.key(6), DP_CFG, rel, games=4096, sampler="faithful", task_block=3
+    )
+    per_game = [np.asarray(s.strong_in, np.float64).mean(1) for s in (one_shot, streamed)]
+    se = np.sqrt(sum(x.var(ddof=1) / x.size for x in per_game))
+    assert abs(per_game[0].mean() - per_game[1].mean()) < 4.5 * se
+    for sc in (_col0(one_shot), _col0(streamed)):
+        for s_in in sc[:2]:  # strong and weak
+            for tpr_lo, bound in _roc_points_vs_gdp(s_in, sc[2], rel.mu):
+                assert tpr_lo <= bound
+    sc = _col0(one_shot)
     # The audit never claims more than the release's mu or epsilon.
     r = audit.audit(sc[0], sc[2], delta=1e-5)
     assert r.mu_lb <= rel.mu and r.epsilon_lb <= rel.epsilon(1e-5)
     # Power: the same noise on mu_hat (z C / T per coordinate) without clipping beats the curve.
     plain = g.DPRelease(release_noise_std=Z * CLIP / DP_CFG.tasks)
-    sc = _col0(g.simulate_release(jax.random.key(5), DP_CFG, plain, games=4096))
+    unclipped = g.simulate_release(jax.random.key(5), DP_CFG, plain, games=4096)
+    sc = _col0(unclipped)
     for s_in in sc[:2]:
         assert any(lo > b for lo, b in _roc_points_vs_gdp(s_in, sc[2], rel.mu))
+    x = np.asarray(unclipped.strong_in, np.float64).mean(1)
+    se = np.sqrt(x.var(ddof=1) / x.size + per_game[1].var(ddof=1) / x.size)
+    assert abs(x.mean() - per_game[1].mean()) > 4.5 * se  # the streamed release clips
 
 
 def test_release_validation_and_guarantees():

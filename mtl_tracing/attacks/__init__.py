@@ -1,6 +1,8 @@
 """Black-box task-inference attacks on embeddings (Sec. 5.1, App. A.1, A.7.1).
 
-Modules: :mod:`~mtl_tracing.attacks.statistics` (Algorithms 1-2),
+Modules: :mod:`~mtl_tracing.attacks.registry` (the attacks, by name: ``ATTACKS``; a new
+statistic is one function and one line there), :mod:`~mtl_tracing.attacks.statistics`
+(Algorithms 1-2 and their Gram forms),
 :mod:`~mtl_tracing.attacks.whitening` (A.7.1), :mod:`~mtl_tracing.attacks.challenge` (challenge
 sets), :mod:`~mtl_tracing.attacks.evaluation` (the attack sweep and its metrics). Everything
 public is re-exported here.
@@ -42,5 +44,6 @@ and then drawing challenge sets equals drawing then whitening.
 
 from mtl_tracing.attacks.challenge import *  # noqa: F403
 from mtl_tracing.attacks.evaluation import *  # noqa: F403
+from mtl_tracing.attacks.registry import ATTACKS, STATISTICS, Attack, GramForm  # noqa: F401
 from mtl_tracing.attacks.statistics import *  # noqa: F403
 from mtl_tracing.attacks.whitening import *  # noqa: F403

@@ -1,9 +1,13 @@
-"""The attack sweep over tasks and trials, and its evaluation (ROC metrics, bootstrap CIs)."""
+"""The attack sweep over tasks and trials, and its evaluation (ROC metrics, bootstrap CIs).
+
+Any set of the registered attacks (:mod:`mtl_tracing.attacks.registry`, default all) is scored
+on the same challenge sets in one compiled call; each attack's results are keyed by its name.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import jax
@@ -12,7 +16,7 @@ from jax import Array
 
 from mtl_tracing._validate import check_finite_float, check_int
 from mtl_tracing.attacks.challenge import check_pool, selection_masks
-from mtl_tracing.attacks.statistics import ATTACKS
+from mtl_tracing.attacks.registry import ATTACKS, Attack, get
 from mtl_tracing.attacks.whitening import DEFAULT_RIDGE, whiten_for_gram
 
 __all__ = [
@@ -32,70 +36,111 @@ class GroupedScores(NamedTuple):
     scores_out: Array  # (T_out, trials)
 
 
-class AttackScores(NamedTuple):
-    """Scores of both attacks on the same challenge sets."""
+@jax.tree_util.register_pytree_node_class
+class AttackScores(Mapping):
+    """Scores of several attacks on the same challenge sets: ``{attack name: GroupedScores}``,
+    in the order they were run (registry order by default). A pytree; ``scores.variance`` is
+    ``scores["variance"]``."""
 
-    variance: GroupedScores  # Algorithm 1
-    inner_product: GroupedScores  # Algorithm 2
+    __slots__ = ("_scores",)
+
+    def __init__(self, scores: Mapping[str, GroupedScores]):
+        object.__setattr__(self, "_scores", dict(scores))
+
+    def __getitem__(self, name: str) -> GroupedScores:
+        return self._scores[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scores)
+
+    def __len__(self) -> int:
+        return len(self._scores)
+
+    def __getattr__(self, name: str) -> GroupedScores:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._scores[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        return f"AttackScores({self._scores!r})"
+
+    def tree_flatten(self):
+        return tuple(self._scores.values()), tuple(self._scores)
+
+    @classmethod
+    def tree_unflatten(cls, names, children):
+        return cls(dict(zip(names, children, strict=True)))
 
 
-def _gram_statistics(pool: Array, sizes: Array, select: Array, *, k: int, cosine: bool):
-    """Algorithms 1 and 2 for every challenge set from per-task Gram matrices.
+def _options(attack: Attack, options: dict) -> dict:
+    return {name: options[name] for name in attack.options}
+
+
+def _gathered(pool: Array, select: Array, k: int) -> Array:
+    """The selected rows: pool (tasks, n, m), select (trials, tasks, n) with k ones per set ->
+    (trials, tasks, k, m), rows in pool order."""
+    idx = jnp.argsort(~select, axis=-1, stable=True)[..., :k]
+    return jax.vmap(lambda i: jnp.take_along_axis(pool, i[..., None], axis=1))(idx)
+
+
+def _set_scores(pool, sizes, select, *, k: int, attacks: tuple[Attack, ...], options, gram: bool):
+    """Every attack's statistic for every challenge set: ``{name: (trials, tasks)}``.
 
     pool (tasks, n, m), sizes (tasks,), select (trials, tasks, n) 0/1 masks of the k chosen
-    rows -> (var, ip), each (trials, tasks). Equal to gathering the (trials, tasks, k, m) sets
-    and calling :func:`variance_statistic` and :func:`inner_product_statistic`, but each set
-    costs two quadratic forms s^T G s of an n x n Gram matrix instead of k m coordinates.
-    With C = Gram of the rows centred at the task's pool mean (tr(Q) is shift invariant;
-    centring keeps float32 free of cancellation), tr(Q) = [sum_i C_ii - (1/k) sum_ij C_ij] /
-    (k - 1); the inner-product statistic is the off-diagonal sum of |G| over k (k - 1), G the
-    Gram of the (cosine-normalised) rows.
+    rows. Attacks with a Gram form (when ``gram``) share one pass: their per-task matrices are
+    stacked (tasks, n, n, c) and each set costs two quadratic forms s^T M s, not k m
+    coordinates. The others are computed on the gathered (trials, tasks, k, m) sets.
     """
-    n = pool.shape[1]
-    valid = (jnp.arange(n) < sizes[:, None])[..., None]
-    count = jnp.maximum(sizes, 1)[:, None, None].astype(pool.dtype)
-    centred = pool - jnp.sum(jnp.where(valid, pool, 0), axis=1, keepdims=True) / count
-    e = pool
-    if cosine:
-        norm = jnp.linalg.norm(e, axis=-1, keepdims=True)
-        e = e / jnp.where(norm > 0, norm, jnp.ones_like(norm))
-    grams = jnp.stack(
-        [
-            jnp.einsum("tim,tjm->tij", centred, centred),
-            jnp.abs(jnp.einsum("tim,tjm->tij", e, e)),
-        ],
-        axis=-1,
-    )  # (tasks, n, n, 2)
-    hi = jax.lax.Precision.HIGHEST
-    s = select.astype(pool.dtype)
-    sg = jnp.einsum("rti,tijc->rtjc", s, grams, precision=hi)
-    total = jnp.einsum("rtjc,rtj->rtc", sg, s, precision=hi)  # (trials, tasks, 2)
-    diag = jnp.einsum("rti,tiic->rtc", s, grams, precision=hi)
-    var = (diag[..., 0] - total[..., 0] / k) / (k - 1)
-    ip = (total[..., 1] - diag[..., 1]) / (k * (k - 1))
-    return var, ip
+    hi = jax.lax.Precision.HIGHEST  # attack scores: full float32 products on every backend
+    fast = [a for a in attacks if gram and a.gram is not None]
+    out = {}
+    if fast:
+        grams = jnp.stack([a.gram.matrix(pool, sizes, **_options(a, options)) for a in fast], -1)
+        s = select.astype(pool.dtype)
+        sg = jnp.einsum("rti,tijc->rtjc", s, grams, precision=hi)
+        total = jnp.einsum("rtjc,rtj->rtc", sg, s, precision=hi)  # (trials, tasks, c)
+        diag = jnp.einsum("rti,tiic->rtc", s, grams, precision=hi)
+        m = pool.shape[-1]
+        for c, a in enumerate(fast):
+            out[a.name] = a.gram.score(total[..., c], diag[..., c], k, m, **_options(a, options))
+    slow = [a for a in attacks if a.name not in out]
+    if slow:
+        sets = _gathered(pool, select, k)
+        for a in slow:
+            out[a.name] = a.statistic(sets, **_options(a, options))
+    return {a.name: out[a.name] for a in attacks}
 
 
 @functools.partial(
-    jax.jit, static_argnames=("tasks_in", "k", "trials", "whiten", "cosine", "per_dimension")
-)
-def attack_kernel(key, pool, sizes, ridge, *, tasks_in, k, trials, whiten, cosine, per_dimension):
+    jax.jit,
+    static_argnames=(
+        "tasks_in", "k", "trials", "whiten", "cosine", "per_dimension", "attacks", "gram"
+    ),
+)  # fmt: skip
+def attack_kernel(
+    key, pool, sizes, ridge, *, tasks_in, k, trials, whiten, cosine, per_dimension,
+    attacks: tuple[str, ...] = ATTACKS, gram: bool = True,
+):  # fmt: skip
     """Unchecked, traceable kernel of :func:`run_attacks` (jitted; static: tasks_in, k, trials,
-    whiten, cosine, per_dimension): scores of both attacks for every trial, as an
-    :class:`AttackScores`. Inputs as :func:`run_attacks` after its checks; vmappable over keys
-    and pools (the pipeline vmaps it over the R runs)."""
+    whiten, cosine, per_dimension, attacks, gram): the scores of the registered ``attacks``
+    (names) for every trial, as an :class:`AttackScores`. Inputs as :func:`run_attacks` after
+    its checks; vmappable over keys and pools (the pipeline vmaps it over the R runs).
+    ``gram=False`` scores every attack on the gathered sets (the definitions; for tests)."""
     if whiten:
         mask = jnp.arange(pool.shape[1]) < sizes[:, None]
         pool = whiten_for_gram(pool, mask, ridge)
     select = selection_masks(key, sizes, pool.shape[1], k, trials)
-    var, ip = _gram_statistics(pool, sizes, select, k=k, cosine=cosine)
-    var, ip = var.T, ip.T  # (tasks, trials)
-    if per_dimension:
-        var = var / pool.shape[-1]
-    return AttackScores(
-        GroupedScores(var[:tasks_in], var[tasks_in:]),
-        GroupedScores(ip[:tasks_in], ip[tasks_in:]),
-    )
+    options = {"cosine": cosine, "per_dimension": per_dimension}
+    entries = tuple(get(name) for name in attacks)
+    scores = _set_scores(pool, sizes, select, k=k, attacks=entries, options=options, gram=gram)
+    out = {}
+    for name, z in scores.items():
+        z = z.T  # (tasks, trials)
+        out[name] = GroupedScores(z[:tasks_in], z[tasks_in:])
+    return AttackScores(out)
 
 
 def _pad_to(pool: Array, n: int) -> Array:
@@ -115,8 +160,9 @@ def run_attacks(
     ridge: float = DEFAULT_RIDGE,
     sizes_in: Array | None = None,
     sizes_out: Array | None = None,
+    attacks: Sequence[str] | None = None,
 ) -> AttackScores:
-    """Run both attacks for ``trials`` challenge draws on every task (one compiled call).
+    """Run the attacks for ``trials`` challenge draws on every task (one compiled call).
 
     Args:
       key: typed PRNG key (challenge sampling).
@@ -131,11 +177,15 @@ def run_attacks(
       per_dimension: Algorithm 1 divided by m.
       ridge: lambda of the whitening.
       sizes_in, sizes_out: (T_in,), (T_out,) real rows per task (ragged pools).
+      attacks: names of registered attacks (default all, :data:`registry.ATTACKS`).
 
     Returns:
-      ``AttackScores`` with ``scores_in (T_in, trials)`` and ``scores_out (T_out, trials)`` for
-      each attack. Larger scores mean "IN" (the paper's thresholding z > gamma).
+      ``AttackScores``: per attack name, ``scores_in (T_in, trials)`` and ``scores_out (T_out,
+      trials)``. Larger scores mean "IN" (the paper's thresholding z > gamma).
     """
+    names = ATTACKS if attacks is None else tuple(get(str(a)).name for a in attacks)
+    if not names:
+        raise ValueError("attacks must name at least one registered attack, got []")
     k = check_int("challenge k", k, low=2)
     trials = check_int("trials", trials, low=1)
     ridge = check_finite_float("ridge", ridge)
@@ -165,6 +215,7 @@ def run_attacks(
         whiten=bool(whiten),
         cosine=bool(cosine),
         per_dimension=bool(per_dimension),
+        attacks=names,
     )
 
 
@@ -183,11 +234,12 @@ def evaluate(
     level: float = 0.95,
     tpr_ci: bool = False,
 ) -> dict:
-    """ROC summary of both attacks, CIs by resampling *tasks* (not pooled trials).
+    """ROC summary of every attack in ``scores``, CIs by resampling *tasks* (not pooled trials).
 
     Args:
-      key: typed PRNG key for the bootstrap (``fold_in`` per attack).
-      scores: from ``run_attacks``.
+      key: typed PRNG key for the bootstrap (``fold_in(key, i)`` for the i-th attack of
+        ``scores``).
+      scores: from ``run_attacks`` (any mapping ``{name: (scores_in, scores_out)}``).
       fprs: target FPRs for the TPR (paper: 1% and 0.1%).
       percentiles: thresholds at these percentiles of the pooled scores (App. A.7 tables).
       num_resamples, level: bootstrap (``metrics.grouped_bootstrap(..., paired=False)``).
@@ -208,8 +260,8 @@ def evaluate(
     if tpr_ci:
         stats += tuple(metrics.TprAtFprStatistic(f) for f in targets)
     out = {}
-    for i, name in enumerate(ATTACKS):  # two attacks, not trials or tasks
-        s_in, s_out = getattr(scores, name)
+    for i, name in enumerate(scores):  # a few attacks, not trials or tasks
+        s_in, s_out = scores[name]
         k_attack = jax.random.fold_in(key, i)
         auc_ci, *tpr_cis = metrics.grouped_bootstrap(
             jax.random.fold_in(k_attack, 0),

@@ -15,6 +15,10 @@ from jax import Array
 from mtl_tracing._validate import check_finite_float
 from mtl_tracing.attacks.statistics import check_embeddings
 
+# Whitening's products (covariance downdates, Q^-1/2) run at full float32 precision: XLA's
+# TF32 default on recent GPUs would round each product to 10 mantissa bits.
+_HI = jax.lax.Precision.HIGHEST
+
 __all__ = ["DEFAULT_RIDGE", "Whitening", "loto_whitening", "apply_whitening", "whiten_for_gram"]
 
 DEFAULT_RIDGE = 1e-3
@@ -49,10 +53,10 @@ def _loto_moments(e: Array, mask: Array):
     total = jnp.sum(w)
     # Shift by the pooled mean before forming second moments: covariances are shift invariant and
     # the downdate O - O_t - C ebar ebar^T then does not cancel large numbers in float32.
-    shift = jnp.einsum("tn,tnm->m", w, e) / total
+    shift = jnp.einsum("tn,tnm->m", w, e, precision=_HI) / total
     x = (e - shift) * w[..., None]  # padded rows -> 0
     s_t = jnp.sum(x, axis=1)  # (tasks, m)       per-task sums
-    o_t = jnp.einsum("tni,tnj->tij", x, x)  # (tasks, m, m)  per-task sums of outer products
+    o_t = jnp.einsum("tni,tnj->tij", x, x, precision=_HI)  # (tasks, m, m) per-task outer sums
     c_t = jnp.sum(w, axis=1)  # (tasks,)
     s = jnp.sum(s_t, axis=0) - s_t  # downdates: pooled totals minus task t
     o = jnp.sum(o_t, axis=0) - o_t
@@ -75,7 +79,7 @@ def _loto_whitening(e: Array, mask: Array, ridge: Array) -> Whitening:
     evals = jnp.maximum(evals, 0.0)
     tau = _ridge(ridge, jnp.sum(evals, axis=-1, keepdims=True), e.shape[-1])
     scale = jax.lax.rsqrt(evals + tau)
-    matrix = jnp.einsum("tij,tj,tkj->tik", evecs, scale, evecs)
+    matrix = jnp.einsum("tij,tj,tkj->tik", evecs, scale, evecs, precision=_HI)
     return Whitening(matrix.astype(e.dtype), centre.astype(e.dtype))
 
 
@@ -159,5 +163,5 @@ def apply_whitening(embeddings: Array, whitening: Whitening) -> Array:
 @jax.jit
 def _apply_whitening(e: Array, matrix: Array, centre: Array) -> Array:
     flat = e.reshape(e.shape[0], -1, e.shape[-1]) - centre[:, None, :]
-    out = jnp.einsum("tij,tnj->tni", matrix, flat)
+    out = jnp.einsum("tij,tnj->tni", matrix, flat, precision=_HI)
     return out.reshape(e.shape)

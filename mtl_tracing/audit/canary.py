@@ -37,7 +37,8 @@ def _canary_kernel(key, clip, noise_multiplier, *, trials, dim, dtype):
     noise = noise_multiplier * clip * flat_random.normal(key, (2, trials, dim), dtype)
     release_in = clip * u + noise[0]
     release_out = -clip * u + noise[1]
-    return release_in @ u, release_out @ u
+    hi = jax.lax.Precision.HIGHEST  # scores of an audit: full float32 products
+    return jnp.matmul(release_in, u, precision=hi), jnp.matmul(release_out, u, precision=hi)
 
 
 def canary_scores(

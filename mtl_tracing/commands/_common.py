@@ -1,34 +1,16 @@
-"""Helpers shared by CLI subcommands."""
+"""Helpers shared by CLI subcommands.
+
+The list parsers live in the library (:mod:`mtl_tracing.options`); they are re-exported here
+for the commands.
+"""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from mtl_tracing.options import float_list, int_list, str_list
+
 __all__ = ["int_list", "float_list", "str_list", "enable_x64_if", "check_output_file"]
-
-
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in _split(text)]
-    except ValueError as err:
-        msg = f"expected comma-separated integers, got {text!r}"
-        raise argparse.ArgumentTypeError(msg) from err
-
-
-def float_list(text: str) -> list[float]:
-    try:
-        return [float(t) for t in _split(text)]
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from err
-
-
-def str_list(text: str) -> list[str]:
-    return _split(text)
 
 
 def enable_x64_if(flag: bool) -> None:

@@ -108,8 +108,9 @@ def attack_audit(scores, delta: float = 1e-5, level: float = 0.95) -> dict:
     return out
 
 
-def dp_simulate(args: argparse.Namespace, config, release):
-    """The game's scores under ``release`` (``gaussian.simulate_release``)."""
+def dp_simulate(args: argparse.Namespace, config, release, norms: bool = False):
+    """The game's scores under ``release`` (``gaussian.simulate_release``; with ``norms``,
+    (scores, norms))."""
     import jax
     import jax.numpy as jnp
 
@@ -123,6 +124,7 @@ def dp_simulate(args: argparse.Namespace, config, release):
         games=args.games,
         sampler=args.sampler,
         dtype=dtype,
+        norms=norms,
     )
 
 

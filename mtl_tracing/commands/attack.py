@@ -70,13 +70,11 @@ def _plot(path: Path, scores, summary: dict, title: str) -> None:
     import numpy as np
 
     from mtl_tracing import metrics
+    from mtl_tracing.plotting import attack_style
 
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
-    for name, label in (
-        ("variance", "variance (Alg. 1)"),
-        ("inner_product", "inner prod. (Alg. 2)"),
-    ):
-        s_in, s_out = getattr(scores, name)
+    for name, (s_in, s_out) in scores.items():
+        label = attack_style(name)[0]
         roc = metrics.roc_curve(s_in, s_out)
         fpr, tpr = np.asarray(roc.fpr), np.asarray(roc.tpr)
         ax.plot(fpr, tpr, label=f"{label}, AUC {float(summary[name]['auc']):.3f}")
@@ -139,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
     np.savez(
         sidecar,
         **{
-            f"{a}_{side}": np.asarray(getattr(getattr(scores, a), f"scores_{side}"))
-            for a in attacks.ATTACKS
+            f"{a}_{side}": np.asarray(getattr(g, f"scores_{side}"))
+            for a, g in scores.items()
             for side in ("in", "out")
         },
         in_task=pool_in.task_ids,
@@ -171,6 +169,6 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         title = f"{args.adversary}, k={k}, {'whitened' if args.whiten else 'raw'}"
         _plot(Path(args.plot), scores, summary, title)
-    for name in attacks.ATTACKS:
+    for name in summary:
         print(f"{name:<14} AUC {float(summary[name]['auc']):.4f}")
     return 0

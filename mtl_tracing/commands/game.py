@@ -6,7 +6,11 @@ over games (scores within a game are correlated through mu_hat; :func:`metrics.g
 whose docstring holds the definition), the exact theory
 (E z = d c, Var z = d (A B + c^2)) and the paper's formulas (Thms 4.1-4.3); and the AUC of the
 strong and weak adversaries against OUT, pooled over games, with a bootstrap CI that resamples
-games and the exact marginal AUC.
+games and the exact marginal AUC. Beside z, the optimal (likelihood-ratio) statistic Lambda of
+:mod:`mtl_tracing.gaussian.optimal` (``lrt``: per adversary its AUC, empirical with CI and
+exact, and its IN and OUT moments against the exact ones), from the sampler's ``norms``; the
+sufficient sampler then draws O(G T d) more normals, so ``lrt`` is skipped (with a note) above
+2^28 G T (d - 1), or always with ``--no-lrt``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ NAME = "game"
 HELP = "simulate the Gaussian tracing game (Sec. 4) and compare with the exact theory"
 
 _ADVERSARIES = ("strong", "weak", "out")
+_LRT_ROWS = 1 << 28  # the sufficient sampler's extra draws for Lambda: G T (d - 1) row entries
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,21 +48,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-games", type=int, default=None, help="games per compiled chunk")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (games)")
     parser.add_argument("--json", required=True, help="output JSON path")
+    parser.add_argument(
+        "--no-lrt", action="store_true", help="skip the optimal statistic Lambda (lrt block)"
+    )
     add_game_dp_arguments(parser)
 
 
-def _auc_block(args, scores, exact_auc) -> dict:
+def _auc_block(args, pairs, exact_auc, offset: int = 0) -> dict:
+    """``{adversary: AUC block}``; ``pairs`` = ((IN, OUT) scores of strong, of weak), (G, T)."""
     import jax
 
-    from mtl_tracing import host_prng, metrics
+    from mtl_tracing import metrics
 
     block = {}
-    for i, adv in enumerate(("strong", "weak")):
+    for i, (adv, (s_in, s_out)) in enumerate(zip(("strong", "weak"), pairs, strict=True)):
         ci = metrics.grouped_bootstrap(
-            host_prng.fold_in_key(jax.random.key(args.seed), 1_000_003 + i),
+            jax.random.fold_in(jax.random.key(args.seed), 1_000_003 + offset + i),
             metrics.auc,
-            scores[i],
-            scores.out,
+            s_in,
+            s_out,
             num_resamples=args.bootstrap,
             paired=True,
         )
@@ -68,6 +77,49 @@ def _auc_block(args, scores, exact_auc) -> dict:
         }
         block[adv] = entry
     return block
+
+
+def _lrt_block(args, config, release, scores, norms) -> dict:
+    """The optimal statistic Lambda per IN adversary: AUC (empirical with a game-bootstrap CI,
+    exact) and IN/OUT moments against the exact ones (exact null under a clipped release,
+    which has no closed form; Lambda then uses A + sigma_tot^2 and is not optimal)."""
+    import numpy as np
+
+    from mtl_tracing.gaussian import optimal
+    from mtl_tracing.metrics import group_moments
+
+    clipped = release is not None and release.clip is not None
+    a2 = np.asarray(norms.alpha_sq, np.float64)[:, None]
+    out_z, out_sq = np.asarray(scores.out, np.float64), np.asarray(norms.out_sq, np.float64)
+    pairs, theory = [], {}
+    for i, adv in enumerate(("strong", "weak")):
+        abc = optimal.lrt_second_order(config, adv, release)
+        lam_in = optimal.lrt_statistic(
+            np.asarray(scores[i], np.float64), a2, np.asarray(norms[1 + i], np.float64), *abc
+        )
+        pairs.append((lam_in, optimal.lrt_statistic(out_z, a2, out_sq, *abc)))
+        theory[adv] = None if clipped else optimal.lrt_moments(config, adv, release)
+
+    def exact_auc(adv):
+        return None if clipped else optimal.lrt_auc(config, adv, release)
+
+    block = {"statistic": "Lambda = z - (c/2A) ||alpha||^2 - (c/2B) ||beta||^2"}
+    for adv, entry in _auc_block(args, pairs, exact_auc, offset=2).items():
+        block[adv] = {"auc": entry}
+        for h, lam in zip(("in", "out"), pairs[("strong", "weak").index(adv)], strict=True):
+            mean, var = (None, None) if theory[adv] is None else theory[adv][h]
+            block[adv][h] = {**group_moments(lam)._asdict(), "theory_mean": mean, "theory_var": var}
+    return block
+
+
+def _norms_wanted(args, config) -> str | None:
+    """None when the lrt block is computed, else why it is skipped."""
+    if args.no_lrt:
+        return "--no-lrt"
+    rows = args.games * config.tasks * (config.dim - 1)
+    if args.sampler == "sufficient" and rows > _LRT_ROWS:
+        return f"G T (d - 1) = {rows:,} > 2^28 extra draws for the sufficient sampler"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         sample_std=args.sample_std,
         mean=args.mean,
     )
+    skip_lrt = _norms_wanted(args, config)
+    norms = None
     if release is None:
         scores = game.simulate(
             jax.random.key(args.seed),
@@ -106,9 +160,12 @@ def run(args: argparse.Namespace) -> int:
             dtype=jnp.float64 if args.x64 else jnp.float32,
             chunk_games=args.chunk_games,
             progress=False,
+            norms=skip_lrt is None,
         )
     else:
-        scores = dp_simulate(args, config, release)
+        scores = dp_simulate(args, config, release, norms=skip_lrt is None)
+    if skip_lrt is None:
+        scores, norms = scores
     mom, exact_auc = dp_theory(config, release)
     payload = results.run_metadata(config=config, seed=args.seed, sampler=args.sampler)
     for adv, z in zip(_ADVERSARIES, scores, strict=True):
@@ -120,9 +177,15 @@ def run(args: argparse.Namespace) -> int:
             "paper_mean": float(m.paper_mean),
             "paper_var": float(m.paper_var),
         }
-    payload["auc"] = _auc_block(args, scores, exact_auc)
+    payload["auc"] = _auc_block(
+        args, ((scores.strong_in, scores.out), (scores.weak_in, scores.out)), exact_auc
+    )
     if release is not None:
         dp_update_payload(payload, args, config, release, scores, exact_auc)
+    if norms is None:
+        payload["lrt"] = {"skipped": skip_lrt}
+    else:
+        payload["lrt"] = _lrt_block(args, config, release, scores, norms)
     results.write_json(json_path, payload)
 
     print(
@@ -141,9 +204,22 @@ def run(args: argparse.Namespace) -> int:
         )
     for adv, r in payload["auc"].items():
         ci = f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
-        print(f"AUC {adv:<6} empirical {r['empirical']:.4f} {ci}  exact {r['exact']:.4f}")
+        print(f"AUC {adv:<6} empirical {r['empirical']:.4f} {ci}  exact {_num(r['exact'])}")
+    for adv in ("strong", "weak"):
+        if adv in payload["lrt"]:
+            r = payload["lrt"][adv]["auc"]
+            ci = f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]"
+            print(
+                f"AUC {adv:<6} optimal Lambda {r['empirical']:.4f} {ci}  exact {_num(r['exact'])}"
+            )
+    if "skipped" in payload["lrt"]:
+        print(f"optimal Lambda skipped: {payload['lrt']['skipped']}")
     if release is not None:
         dp, au = payload["dp"], payload["audit"]
         print(f"DP mu {dp['mu']} epsilon {dp['epsilon']}; audit mu_lb {au['mu_lb']:.4f}")
     print(f"wrote {json_path}")
     return 0
+
+
+def _num(x) -> str:
+    return "n/a" if x is None or x != x else f"{x:.4f}"

@@ -94,11 +94,12 @@ def use_host_devices(count: int | None) -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if n == 1 or "xla_force_host_platform_device_count" in flags:
         return
-    from jax._src import xla_bridge  # private: if it moves, assume a backend may be running
+    import jax
 
-    if getattr(xla_bridge, "backends_are_initialized", lambda: True)():
+    try:  # public config; JAX refuses it once a backend is running
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # a backend is running: its device count stays
         return
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
 
 
 def run(args: argparse.Namespace) -> int:

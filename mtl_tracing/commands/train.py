@@ -1,101 +1,79 @@
-"""``mtl-tracing train``: train one victim on synthetic data and save its embeddings (.npz)."""
+"""``mtl-tracing train``: train one victim on synthetic data and save its embeddings (.npz).
+
+The trainers, their ``--trainer`` names and their own flags come from the trainer registry
+(:mod:`mtl_tracing.victims.registry`).
+"""
 
 from __future__ import annotations
 
 import argparse
 
 from mtl_tracing.commands._common import enable_x64_if
+from mtl_tracing.options import Option, add_options, rename_error
+from mtl_tracing.victims import registry
 
 NAME = "train"
-TRAINERS = ("standard", "gmrf", "robust")
-HELP = "Train a victim (standard | gmrf | robust) on synthetic data; save embeddings for attack."
+HELP = "Train a registered victim on synthetic data; save its embeddings for attack."
 DESCRIPTION = (
     HELP + " With no other option: the default synthetic configuration (T=64, d=64, m=16, N=16, "
     "16 held-out samples) and Algorithm 3's training. Writes the .npz layout that "
-    "`mtl-tracing attack --embeddings` reads (IN training, IN held-out and OUT samples)."
+    "`mtl-tracing attack --embeddings` reads (IN training, IN held-out and OUT samples). "
+    "Trainers: " + "; ".join(f"{t.name}: {t.help}" for t in registry.TRAINERS) + "."
+)
+
+#: The synthetic data and training flags (None: SyntheticConfig's default, epochs 100).
+DATA_OPTIONS = (
+    Option("--tasks", int, "T IN tasks (default 64)"),
+    Option("--dim", int, "d (default 64)"),
+    Option("--embed-dim", int, "m (default 16)"),
+    Option("--samples", int, "N per task (default 16)"),
+    Option("--clusters", int, "task clusters K (default 0)"),
+    Option("--cluster-spread", float, "head spread (0.5)"),
+    Option("--epochs", int, "epochs (default 100)"),
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trainer", default="standard", help="standard | gmrf | robust")
+    parser.add_argument(
+        "--trainer", default="standard", choices=registry.names(), help="the victim's trainer"
+    )
     parser.add_argument(
         "--save-embeddings", required=True, metavar="FILE.npz", help="output embeddings file"
     )
-    parser.add_argument("--tasks", type=int, default=None, help="T IN tasks (default 64)")
-    parser.add_argument("--dim", type=int, default=None, help="d (default 64)")
-    parser.add_argument("--embed-dim", type=int, default=None, help="m (default 16)")
-    parser.add_argument("--samples", type=int, default=None, help="N per task (default 16)")
-    parser.add_argument("--clusters", type=int, default=None, help="task clusters K (default 0)")
-    parser.add_argument("--cluster-spread", type=float, default=None, help="head spread (0.5)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default 100)")
-    parser.add_argument("--eta", type=float, default=0.3, help="GMRF prior strength (0.3)")
-    parser.add_argument("--l1", type=float, default=0.1, help="GMRF graphical-lasso rho (0.1)")
-    parser.add_argument("--norm", default="l2", help="PGD norm: linf | l2 (default l2)")
-    parser.add_argument("--pgd-eps", type=float, default=1.0, help="PGD budget (default 1.0)")
-    parser.add_argument("--pgd-steps", type=int, default=5, help="PGD steps (default 5)")
+    add_options(parser, DATA_OPTIONS)
+    add_options(parser, registry.options())
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--x64", action="store_true", help="compute in float64")
 
 
 def build(args: argparse.Namespace):
-    """(SyntheticConfig, Trainer) from the arguments; ``ValueError`` on bad input."""
+    """(SyntheticConfig, Trainer) from the arguments; ``ValueError`` naming the flag."""
     from mtl_tracing.data.synthetic import SyntheticConfig
-    from mtl_tracing.victims.mtl import MTLTrainer, TrainConfig
+    from mtl_tracing.victims.mtl import TrainConfig
 
-    if args.trainer not in TRAINERS:
-        raise ValueError(f"--trainer must be one of {TRAINERS}, got {args.trainer!r}")
-    fields = {
-        "tasks": args.tasks,
-        "dim": args.dim,
-        "embed_dim": args.embed_dim,
-        "samples": args.samples,
-        "clusters": args.clusters,
-        "cluster_spread": args.cluster_spread,
-    }
-    data_cfg = SyntheticConfig(holdout=16, **{k: v for k, v in fields.items() if v is not None})
-    epochs = 100 if args.epochs is None else args.epochs
-    train_cfg = TrainConfig(
-        epochs=epochs,
-        warm_start_epochs=min(10, epochs),
-        task_batch=min(16, data_cfg.tasks),
-    )
-    m = data_cfg.embed_dim
-    if args.trainer == "gmrf":
-        from mtl_tracing.victims.gmrf import GMRFConfig, GMRFTrainer
-
-        return data_cfg, GMRFTrainer(train_cfg, m, GMRFConfig(eta=args.eta, l1=args.l1))
-    if args.trainer == "robust":
-        from mtl_tracing.victims.robust import PGDConfig, RobustTrainer
-
-        pgd = PGDConfig(norm=args.norm, eps=args.pgd_eps, steps=args.pgd_steps)
-        return data_cfg, RobustTrainer(train_cfg, m, pgd)
-    return data_cfg, MTLTrainer(train_cfg, m)
-
-
-def _checked(args: argparse.Namespace):
-    # Error messages name the flag, not the config field.
     try:
-        return build(args)
+        fields = {o.dest: getattr(args, o.dest) for o in DATA_OPTIONS if o.dest != "epochs"}
+        data_cfg = SyntheticConfig(holdout=16, **{k: v for k, v in fields.items() if v is not None})
+        epochs = 100 if args.epochs is None else args.epochs
+        train_cfg = TrainConfig(
+            epochs=epochs,
+            warm_start_epochs=min(10, epochs),
+            task_batch=min(16, data_cfg.tasks),
+        )
+        options = {o.dest: getattr(args, o.dest) for o in registry.options()}
+        trainer = registry.build(
+            args.trainer, train_cfg, data_cfg.embed_dim, tasks=data_cfg.tasks, **options
+        )
     except ValueError as err:
-        msg = str(err)
-        for field, flag in (
-            ("eta", "--eta"),
-            ("eps", "--pgd-eps"),
-            ("steps", "--pgd-steps"),
-            ("clusters", "--clusters"),
-            ("l1", "--l1"),
-            ("norm", "--norm"),
-        ):
-            if msg.startswith(field + " "):
-                raise ValueError(flag + msg[len(field) :]) from None
-        raise
+        raise rename_error(err, DATA_OPTIONS + registry.get(args.trainer).options) from None
+    return data_cfg, trainer
 
 
 def run(args: argparse.Namespace) -> int:
     enable_x64_if(args.x64)
     if not str(args.save_embeddings).endswith(".npz"):
         raise ValueError(f"--save-embeddings must end in .npz, got {args.save_embeddings!r}")
-    data_cfg, trainer = _checked(args)
+    data_cfg, trainer = build(args)
     import jax
     import numpy as np
 

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from mtl_tracing import host_prng
+from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_int, check_key
 from mtl_tracing.data.base import MultitaskData
 
@@ -180,11 +180,14 @@ def split_pools(
     n_train, n_test = int(m * f_train), int(m * f_test)
     if min(n_train, n_test, m - n_train - n_test) < 1:
         raise ValueError(f"every pool needs >= 1 image per class, got {m} images per class")
+    # One uniform sort key per image of a padded (C, max count) table, drawn in one program
+    # (a permutation per class would compile one program per class size): sorting a class's
+    # keys gives a uniformly random order of its images.
+    sort_keys = np.asarray(flat_random.uniform(key, (classes.size, int(counts.max()))))
     table = []
-    for c, k in zip(classes, jax.random.split(key, classes.size), strict=True):
+    for c, u, n_c in zip(classes, sort_keys, counts, strict=True):
         idx = np.flatnonzero(source.labels == c)
-        # one program per pool size would compile (~0.17 s each on 2 cores): the NumPy twin
-        perm = host_prng.permutation_key(k, idx.size)[:m]
+        perm = np.argsort(u[:n_c], kind="stable")[:m]
         table.append(source.images[idx[perm]])
     table = jnp.asarray(np.stack(table)[..., None], dtype=dt)  # (C, m, H, W, 1)
     return FewShotPools(

@@ -28,7 +28,7 @@ Settings (App. A.5):
   without (label 0); a post may belong to several tasks, as in the paper. Paper: 70 + 70 tags,
   N + H = 1024 here split as N and H. This setting scans every post of the split once (pure
   Python protobuf parsing, about 10^5 posts/s); ``scan_posts`` limits the scan to the first
-  posts by ``rowid``.
+  posts by ``rowid`` (ignored by the personalization setting, which scans nothing).
 
 Text is featurised on the host as a hashed bag of unigrams and bigrams of the lower-cased title
 and body (CRC-32 modulo ``hash_dim``, log(1 + count), unit L2 norm): the input of the trained
@@ -155,6 +155,8 @@ def load(
         raise ValueError(f"spec must be a TaskSpec, got {spec!r}")
     hash_dim = check_int("hash_dim", hash_dim, low=2)
     topics = check_int("topics", topics, low=2)
+    if setting == "personalization":
+        scan_posts = None  # the problems setting's scan only
     if scan_posts is not None:
         scan_posts = check_int("scan_posts", scan_posts, low=1)
     root = _tasks.require_dir(data_dir, "Stack Overflow folder")

@@ -133,11 +133,13 @@ def _generate(key: Array, config: SyntheticConfig, dtype) -> MultitaskData:
         z = jnp.arange(T2) % config.clusters
         centres = flat_random.normal(jax.random.fold_in(k_g, 1), (config.clusters, m), dtype)
         g = centres[z] + config.cluster_spread * g
-    w = g @ H  # (2T, d): <g_i, H x> = <H^T g_i, x>
+    # Labels are signs of exact float products (TF32, a GPU default, would flip some).
+    hi = jax.lax.Precision.HIGHEST
+    w = jnp.matmul(g, H, precision=hi)  # (2T, d): <g_i, H x> = <H^T g_i, x>
 
     def draw(k, n):
         x = mu[:, None, :] + config.sample_std * flat_random.normal(k, (T2, n, d), dtype)
-        y = (jnp.einsum("tnd,td->tn", x, w) > 0).astype(dtype)
+        y = (jnp.einsum("tnd,td->tn", x, w, precision=hi) > 0).astype(dtype)
         return x, y
 
     x, y = draw(k_x, config.samples)

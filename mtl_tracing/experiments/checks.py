@@ -1,7 +1,7 @@
 """Output checks shared by the jobs' ``check(out_dir)`` (see :mod:`.registry`).
 
 A check reads a finished run's files only and returns a list of problems (empty when fine);
-it never raises for a bad result, so ``reproduce`` and the ``simulations/`` scripts can report
+it never raises for a bad result, so ``reproduce`` and the job commands can report
 every problem of every job. Cheap to import (NumPy only).
 """
 

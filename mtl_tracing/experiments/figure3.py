@@ -25,9 +25,8 @@ import numpy as np
 
 from mtl_tracing import plotting, results
 from mtl_tracing._validate import check_int
-from mtl_tracing.commands._common import int_list
 from mtl_tracing.experiments import checks, registry
-from mtl_tracing.experiments.registry import Option
+from mtl_tracing.options import Option, int_list
 
 __all__ = [
     "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
@@ -111,21 +110,15 @@ def run(
     import jax
 
     from mtl_tracing.experiments import pipeline as mc
-    from mtl_tracing.experiments.pipeline import PipelineConfig
     from mtl_tracing.victims import mtl as train
 
-    config = _constants()["DEFAULT_CONFIG"] if config is None else config
     gap_fields = _constants()["GAP_FIELDS"]
-    if not isinstance(config, PipelineConfig):
-        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
     cps = tuple(check_int("checkpoints", e, low=1) for e in checkpoints)
     if not cps or any(b <= a for a, b in zip(cps, cps[1:], strict=False)):
         raise ValueError(
             f"checkpoints must be non-empty and strictly increasing, got {checkpoints!r}"
         )
-    seed = check_int("seed", seed, low=0)
-    out = registry.check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    config, seed, out = mc.start_job(out_dir, config, _constants()["DEFAULT_CONFIG"], seed)
     key = jax.random.key(seed)
     rows, arrays = [], {"epochs": np.asarray(cps)}
     per_run = {f"{n}_{a}_auc": [] for n in mc.ATTACKS for a in mc.ADVERSARIES}
@@ -159,28 +152,24 @@ def run(
         "checkpoints": rows,
         "metadata": results.run_metadata(config=config, seed=seed, checkpoints=cps),
     }
-    np.savez_compressed(out / NPZ_NAME, **arrays)
-    results.write_json(out / JSON_NAME, payload)
-    return out
+    return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    from mtl_tracing.experiments import pipeline as mc
-
-    return mc.load(out_dir, JSON_NAME, NPZ_NAME)
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:
     """Redraw Figure 3 from ``out_dir``: (a) strong AUC vs strong gap, (b) weak AUC vs weak gap,
     (c) AUC vs epoch, (d) losses vs epoch. Inner product solid, variance dashed; small dots are
     runs, lines join the run means in epoch order. Returns [png, pdf]."""
-    from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
+    from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
     payload, arr = load(out_dir)
     epochs = arr["epochs"]
     colors = plotting.ADVERSARY_COLORS
-    styles = {"inner_product": "-", "variance": "--"}
+    attacks = list(payload["checkpoints"][0]["attacks"])
+    styles = {name: plotting.attack_style(name)[1] for name in attacks}
     with plotting.style():
         fig, axes = plotting.new_figure(4, 1, width=3.0, height=2.7)
         ax_s, ax_w, ax_e, ax_l = axes[0]
@@ -189,7 +178,7 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
             (ax_w, "weak", "weak_gap", "gap: OUT probe loss - IN fresh loss"),
         ):
             g = arr[f"gap_{gap}"]  # (C, R)
-            for name in ATTACKS:
+            for name in attacks:
                 auc = arr[f"{name}_{adv}_auc"]
                 ax.plot(g.ravel(), auc.ravel(), ".", color=colors[adv], alpha=0.35, markersize=3)
                 ax.plot(
@@ -208,7 +197,7 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
                 title=f"({'a' if adv == 'strong' else 'b'}) {adv} adversary",
             )
             ax.legend(loc="best")
-        for name in ATTACKS:
+        for name in attacks:
             for adv in ADVERSARIES:
                 auc = arr[f"{name}_{adv}_auc"]
                 ax_e.plot(
@@ -251,10 +240,9 @@ def headline(payload: dict) -> str:
 
 def check(out_dir: str | os.PathLike) -> list[str]:
     """A missing file, or an AUC that is not a number in [0, 1] inside its own CI."""
-
-    def cells(out: Path) -> list[tuple[str, dict]]:
-        payload, _ = load(out)
-        return [(f"epoch {r['epochs']}", r["attacks"]) for r in payload["checkpoints"]]
-
     files = (JSON_NAME, NPZ_NAME, f"{STEM}.png", f"{STEM}.pdf")
-    return checks.check_attack_output(out_dir, files, cells)
+    return checks.check_attack_output(
+        out_dir,
+        files,
+        lambda out: [(f"epoch {r['epochs']}", r["attacks"]) for r in load(out)[0]["checkpoints"]],
+    )

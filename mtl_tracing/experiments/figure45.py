@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing import plotting, results
-from mtl_tracing._validate import check_int
 from mtl_tracing.experiments import checks, registry
 
 __all__ = [
@@ -118,30 +117,10 @@ def _describe(x: np.ndarray) -> dict:
     }
 
 
-def run(
-    out_dir: str | os.PathLike,
-    *,
-    config=None,
-    seed: int = 0,
-    progress: bool = True,
-    dtype=None,
-) -> Path:
-    """Train R runs, score both adversaries, compute head similarities; write json + npz.
-
-    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
-    """
-    import jax
-
+def _write(out: Path, res, config, seed: int) -> Path:
+    """Head similarities and the raw variance scores of a pipeline result: json + npz."""
     from mtl_tracing.experiments import pipeline as mc
-    from mtl_tracing.experiments.pipeline import PipelineConfig
 
-    config = _constants()["DEFAULT_CONFIG"] if config is None else config
-    if not isinstance(config, PipelineConfig):
-        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
-    seed = check_int("seed", seed, low=0)
-    out = registry.check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
     T = config.data.tasks
     learned = res.trained.params["head_kernel"]  # (R, T, m)
     ip, cos = (np.asarray(a, np.float64) for a in head_similarities(learned))
@@ -161,16 +140,21 @@ def run(
         },
         "metadata": results.run_metadata(config=config, seed=seed),
     }
-    np.savez_compressed(out / NPZ_NAME, **arrays)
-    results.write_json(out / JSON_NAME, payload)
-    return out
+    return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    from mtl_tracing.experiments import pipeline as mc
+run = registry.pipeline_job(
+    _constants,
+    _write,
+    """Train R runs, score both adversaries, compute head similarities; write json + npz.
 
-    return mc.load(out_dir, JSON_NAME, NPZ_NAME)
+    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
+    """,
+)
+
+
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def _hist(ax, values: dict, colors: dict, bins: int, fills: tuple = ()) -> None:

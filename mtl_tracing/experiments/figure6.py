@@ -128,13 +128,8 @@ def run(
     from mtl_tracing.experiments import pipeline as mc
     from mtl_tracing.experiments.pipeline import PipelineConfig
 
-    config = _constants()["DEFAULT_CONFIG"] if config is None else config
-    if not isinstance(config, PipelineConfig):
-        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
     grid = _check_grid(DEFAULT_GRID if grid is None else grid)
-    seed = check_int("seed", seed, low=0)
-    out = registry.check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    config, seed, out = mc.start_job(out_dir, config, _constants()["DEFAULT_CONFIG"], seed)
     root = jax.random.key(seed)
     done: dict[PipelineConfig, dict] = {}
     panels: dict = {}
@@ -172,16 +167,11 @@ def run(
         "challenge": {"strong": config.attack.strong_k, "weak": config.attack.weak_k},
         "metadata": results.run_metadata(config=config, seed=seed, grid=grid),
     }
-    np.savez_compressed(out / NPZ_NAME, **arrays)
-    results.write_json(out / JSON_NAME, payload)
-    return out
+    return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    from mtl_tracing.experiments import pipeline as mc
-
-    return mc.load(out_dir, JSON_NAME, NPZ_NAME)
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:
@@ -189,18 +179,19 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
 
     Rows: variance attack (the paper's Fig. 6), inner-product attack. Returns [png, pdf].
     """
-    from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
+    from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
     payload, _ = load(out_dir)
     panels = payload["panels"]
     runs = payload["metadata"]["config"]["runs"]
     colors = plotting.ADVERSARY_COLORS
-    titles = {"variance": "coordinate-wise variance", "inner_product": "inner product"}
+    attacks = list(next(iter(panels.values()))["cells"][0]["attacks"])
+    titles = {name: plotting.attack_style(name)[0] for name in attacks}
     with plotting.style():
-        fig, axes = plotting.new_figure(len(panels), len(ATTACKS), width=3.0, height=2.6)
+        fig, axes = plotting.new_figure(len(panels), len(attacks), width=3.0, height=2.6)
         for col, (field, panel) in enumerate(panels.items()):
             xs = np.asarray(panel["values"], dtype=float)
-            for row, name in enumerate(ATTACKS):
+            for row, name in enumerate(attacks):
                 ax = axes[row][col]
                 for adv in ADVERSARIES:
                     cells = [c["attacks"][name][adv] for c in panel["cells"]]

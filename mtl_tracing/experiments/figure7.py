@@ -9,6 +9,12 @@ pools the scores z = <mu_hat - mu_bar, mean(B) - mu_bar> over games and writes
   exact vs paper; :func:`metrics.group_moments` over games), and :func:`results.run_metadata`;
 - ``figure7.npz``: downsampled empirical ROC curves and histogram counts of z.
 
+Beside z, the optimal (likelihood-ratio) statistic Lambda (:mod:`mtl_tracing.gaussian.optimal`):
+per adversary ``lrt`` holds the same numbers for Lambda (AUC, TPR at FPR, percentile table,
+IN and OUT moments; empirical with CIs and exact), from the same games (simulated with the
+sampler's ``norms``: O(T d) more normals per game for the sufficient sampler; ``--no-lrt``
+skips it). The plot adds Lambda's ROC (dotted: exact).
+
 ``plot`` redraws ``figure7.png`` / ``figure7.pdf`` from those two files only (the exact curves
 come from :mod:`mtl_tracing.gaussian.theory`, which is closed-form; nothing is simulated).
 ``headline`` and ``check`` complete the job interface of :mod:`.registry` (``mtl-tracing
@@ -24,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtl_tracing import plotting, results
+from mtl_tracing import results
 from mtl_tracing._validate import check_int
 from mtl_tracing.experiments import checks, registry
 from mtl_tracing.experiments.registry import Option
@@ -86,6 +92,7 @@ OPTIONS = (
         f"bootstrap resamples of games (default {_BOOT_RESAMPLES})",
         kwarg="num_resamples",
     ),
+    Option("--no-lrt", bool, "skip the optimal statistic Lambda", kwarg="no_lrt"),
 )
 #: ``--quick``: the paper setting with 100 games.
 QUICK = {"games": 100}
@@ -124,14 +131,15 @@ def _interval(iv) -> list[float]:
     return [float(iv.low), float(iv.high)]
 
 
-def _moments(z, mom) -> dict:
-    """Empirical moments of z (G, T) by :func:`metrics.group_moments` (games are the groups)."""
+def _moments(z, mean, var) -> dict:
+    """Empirical moments of z (G, T) by :func:`metrics.group_moments` (games are the groups)
+    beside the exact ``mean`` and ``var``."""
     from mtl_tracing.metrics import group_moments
 
     g = group_moments(z)
     return {
-        "mean": {"empirical": g.mean, "se": g.mean_se, "exact": float(mom.mean)},
-        "var": {"empirical": g.var, "se": g.var_se, "exact": float(mom.var)},
+        "mean": {"empirical": g.mean, "se": g.mean_se, "exact": float(mean)},
+        "var": {"empirical": g.var, "se": g.var_se, "exact": float(var)},
     }
 
 
@@ -159,9 +167,62 @@ def load(out_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
 # ----------------------------------------------------------------------------- run
 
 
-def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tuple[dict, dict]:
-    """Numbers (JSON) and arrays (npz) for one IN adversary against OUT; s_* of shape (G, T)."""
-    from mtl_tracing import gaussian, metrics
+def _lrt_scores(config, sc, nm) -> dict:
+    """``{adversary: (Lambda_IN, Lambda_OUT)}``, (G, T), computed in float64 from the scores
+    ``sc`` and norms ``nm`` and returned in the scores' dtype (the bootstrap program of z
+    serves them: same shapes and dtype)."""
+    from mtl_tracing import gaussian
+
+    dt = np.asarray(sc.out).dtype
+    a2 = np.asarray(nm.alpha_sq, np.float64)[:, None]
+    out = {}
+    for i, adv in enumerate(IN_ADVERSARIES):
+        abc = gaussian.lrt_second_order(config, adv)
+        z_in, sq_in = (np.asarray(x, np.float64) for x in (sc[i], nm[1 + i]))
+        z_out, sq_out = (np.asarray(x, np.float64) for x in (sc.out, nm.out_sq))
+        out[adv] = (
+            gaussian.lrt_statistic(z_in, a2, sq_in, *abc).astype(dt),
+            gaussian.lrt_statistic(z_out, a2, sq_out, *abc).astype(dt),
+        )
+    return out
+
+
+def _theory(config, adversary: str, statistic: str) -> dict:
+    """The exact numbers of ``statistic`` ("z" or "lrt", the optimal Lambda) for one adversary."""
+    from mtl_tracing import gaussian
+
+    if statistic == "z":
+        mom = gaussian.moments(config)[adversary]
+        return {
+            "auc": gaussian.exact_auc(config, adversary),
+            "normal_auc": gaussian.normal_auc(config, adversary),
+            "tpr": [gaussian.exact_tpr_at_fpr(config, adversary, t) for t in FPR_TARGETS],
+            "normal_tpr": [gaussian.normal_tpr_at_fpr(config, adversary, t) for t in FPR_TARGETS],
+            "percentiles": gaussian.exact_percentile_table(config, adversary, PERCENTILES),
+            "moments": (mom.mean, mom.var),
+            "paper": {"paper_mean": float(mom.paper_mean), "paper_var": float(mom.paper_var)},
+        }
+    t, n, k, sb, s = gaussian.config_args(config)
+    cols = [
+        gaussian.roc_theory(t, n, config.dim, k, sb, s, adversary, f, statistic="lrt")
+        for f in FPR_TARGETS
+    ]
+    mom = gaussian.lrt_moments(config, adversary)
+    return {
+        "auc": gaussian.lrt_auc(config, adversary),
+        "normal_auc": float(cols[0]["normal_auc"]),
+        "tpr": [gaussian.lrt_tpr_at_fpr(config, adversary, f) for f in FPR_TARGETS],
+        "normal_tpr": [float(c["normal_tpr"]) for c in cols],
+        "percentiles": gaussian.lrt_percentile_table(config, adversary, PERCENTILES),
+        "moments": mom["in"],
+        "out_moments": mom["out"],
+    }
+
+
+def _adversary_summary(key, s_in, s_out, num_resamples, theory) -> tuple[dict, dict]:
+    """Numbers (JSON) and arrays (npz) for one IN adversary against OUT; s_* of shape (G, T);
+    ``theory`` from :func:`_theory`. Array names get the caller's prefix."""
+    from mtl_tracing import metrics
 
     # One paired game bootstrap for the AUC and every TPR target: one sort, shared replicates.
     stats = (metrics.auc, *(metrics.TprAtFprStatistic(t) for t in FPR_TARGETS))
@@ -181,12 +242,12 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
                 "se": float(ci.std),
                 "realised_fpr": float(points.fpr[j]),
                 "threshold": float(points.threshold[j]),
-                "exact": float(gaussian.exact_tpr_at_fpr(config, adversary, target)),
-                "normal_approx": float(gaussian.normal_tpr_at_fpr(config, adversary, target)),
+                "exact": float(theory["tpr"][j]),
+                "normal_approx": float(theory["normal_tpr"][j]),
             }
         )
     emp = metrics.percentile_table(s_in, s_out, PERCENTILES)
-    exact_table = gaussian.exact_percentile_table(config, adversary, PERCENTILES)
+    exact_table = theory["percentiles"]
     table = {
         "empirical": {
             "percentile": np.asarray(emp.percentile).tolist(),
@@ -197,27 +258,23 @@ def _adversary_summary(key, config, adversary, s_in, s_out, num_resamples) -> tu
         },
         "exact": results.to_jsonable(exact_table),
     }
-    mom = gaussian.moments(config)[adversary]
     summary = {
         "auc": {
             "empirical": auc,
             "ci": _interval(auc_ci),
             "se": float(auc_ci.std),
-            "exact": float(gaussian.exact_auc(config, adversary)),
-            "normal_approx": float(gaussian.normal_auc(config, adversary)),
+            "exact": float(theory["auc"]),
+            "normal_approx": float(theory["normal_auc"]),
         },
         "tpr_at_fpr": tprs,
         "percentiles": table,
-        "moments": {
-            **_moments(s_in, mom),
-            "paper_mean": float(mom.paper_mean),
-            "paper_var": float(mom.paper_var),
-        },
+        "moments": {**_moments(s_in, *theory["moments"]), **theory.get("paper", {})},
     }
+    if "out_moments" in theory:  # Lambda's OUT law depends on the adversary
+        summary["out_moments"] = _moments(s_out, *theory["out_moments"])
     fpr, tpr, thr = (np.asarray(a, dtype=np.float64) for a in (roc.fpr, roc.tpr, roc.thresholds))
     fpr, tpr, thr = _downsample_roc(fpr, tpr, thr, int(np.size(s_out)), _ROC_POINTS)
-    arrays = {f"roc_fpr_{adversary}": fpr, f"roc_tpr_{adversary}": tpr, f"roc_thr_{adversary}": thr}
-    return summary, arrays
+    return summary, {"roc_fpr": fpr, "roc_tpr": tpr, "roc_thr": thr}
 
 
 def run(
@@ -230,6 +287,7 @@ def run(
     progress: bool = True,
     dtype=None,
     num_resamples: int = _BOOT_RESAMPLES,
+    no_lrt: bool = False,
     **overrides,
 ) -> Path:
     """Simulate ``games`` games of ``config`` and write ``figure7.json`` + ``figure7.npz``.
@@ -244,6 +302,8 @@ def run(
       progress: tqdm progress bar on the simulation.
       dtype: score dtype (float32 default; float64 needs ``jax_enable_x64``).
       num_resamples: bootstrap resamples of games for the CIs.
+      no_lrt: skip the optimal statistic Lambda (its ``norms`` cost the sufficient sampler
+        O(T d) normals per game).
       overrides: config fields to replace (``tasks``, ``dim``, ``samples``, ``challenge``,
         ``task_std``, ``sample_std``: the command's flags); None values are ignored.
 
@@ -273,9 +333,11 @@ def run(
     k_sim, k_boot = jax.random.split(jax.random.key(seed))
     t0 = time.perf_counter()
     scores = game.simulate(
-        k_sim, config, games=games, sampler=sampler, dtype=dtype, progress=progress
-    )
+        k_sim, config, games=games, sampler=sampler, dtype=dtype, progress=progress,
+        norms=not no_lrt,
+    )  # fmt: skip
     jax.block_until_ready(scores)
+    scores, norms = (scores, None) if no_lrt else scores
     timings = {"simulate": time.perf_counter() - t0}
     s_out = scores.out
     summary: dict = {"games": games, "scores_per_class": games * config.tasks, "adversaries": {}}
@@ -284,15 +346,29 @@ def run(
         s_in = getattr(scores, f"{adv}_in")
         t0 = time.perf_counter()
         adv_summary, adv_arrays = _adversary_summary(
-            jax.random.fold_in(k_boot, i), config, adv, s_in, s_out, num_resamples
+            jax.random.fold_in(k_boot, i), s_in, s_out, num_resamples, _theory(config, adv, "z")
         )
         timings[f"metrics_{adv}"] = time.perf_counter() - t0
         summary["adversaries"][adv] = adv_summary
-        arrays.update(adv_arrays)
+        arrays.update({f"{name}_{adv}": v for name, v in adv_arrays.items()})
+    if norms is not None:
+        t0 = time.perf_counter()
+        lam = _lrt_scores(config, scores, norms)
+        for i, adv in enumerate(IN_ADVERSARIES):
+            lrt, lrt_arrays = _adversary_summary(
+                jax.random.fold_in(k_boot, 2 + i), *lam[adv], num_resamples,
+                _theory(config, adv, "lrt"),
+            )  # fmt: skip
+            summary["adversaries"][adv]["lrt"] = lrt
+            arrays.update({f"{name}_{adv}_lrt": v for name, v in lrt_arrays.items()})
+        timings["lrt"] = time.perf_counter() - t0
 
     out_mom = gaussian.moments(config)["out"]
     out_np = np.asarray(s_out, dtype=np.float64)
-    summary["out_moments"] = {**_moments(out_np, out_mom), "paper_var": float(out_mom.paper_var)}
+    summary["out_moments"] = {
+        **_moments(out_np, out_mom.mean, out_mom.var),
+        "paper_var": float(out_mom.paper_var),
+    }
 
     # Histogram counts on one set of bins for the three classes (small file, exact redraw).
     pooled = {
@@ -322,128 +398,19 @@ def run(
 # ----------------------------------------------------------------------------- plot
 
 
-def exact_roc_points(
-    config, *, lo: float = 5e-5, points: int = 160
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Points of the exact (marginal) ROC, dense in log and linear FPR from ``lo`` to 1.
+def exact_roc_points(config, *, lo: float = 5e-5, points: int = 160):
+    """Points of the exact (marginal) ROC of z; see :func:`.figure7_figure.exact_roc_points`."""
+    from mtl_tracing.experiments.figure7_figure import exact_roc_points as points_
 
-    Parametrised by the threshold t: FPR = P(z_OUT > t), TPR = P(z_IN > t) from the exact laws
-    (``ScoreLaw.sf``), so every point lies exactly on ``gaussian.exact_roc``; thresholds come from
-    the exact ``isf`` at 7 anchor FPRs (``lo`` ... 0.999), interpolated in between, so the FPRs
-    cover the grid. (``gaussian.exact_roc`` on the whole grid needs ``isf`` per point, ~10x slower.)
-    Returns ``fpr`` of shape (P + 2,) from 0 to 1 and ``{adversary: tpr}`` of the same shape.
-    """
-    from scipy import special
-
-    from mtl_tracing import gaussian
-
-    grid = np.unique(
-        np.concatenate([np.geomspace(lo, 0.5, points // 2), np.linspace(0.0, 1.0, points // 2)])
-    )
-    grid = grid[(grid >= lo) & (grid <= 0.999)]
-    out = gaussian.exact_law(config, "out")
-    # Exact thresholds at a few anchor FPRs, interpolated in the normal score ndtri(1 - fpr).
-    anchors = np.array([lo, 1e-3, 1e-2, 0.1, 0.5, 0.9, 0.999])
-    t_anchor = np.asarray(out.isf(anchors), dtype=np.float64)
-    z_anchor = special.ndtri(1.0 - anchors)  # decreasing
-    t = np.interp(special.ndtri(1.0 - grid), z_anchor[::-1], t_anchor[::-1])
-    fpr = np.asarray(out.sf(t), dtype=np.float64)
-    tprs = {}
-    for adv in IN_ADVERSARIES:
-        tpr = np.asarray(gaussian.exact_law(config, adv).sf(t), dtype=np.float64)
-        tprs[adv] = np.concatenate([[0.0], tpr, [1.0]])
-    return np.concatenate([[0.0], fpr, [1.0]]), tprs
+    return points_(config, lo=lo, points=points)
 
 
 def plot(out_dir: str | os.PathLike) -> list[Path]:
-    """Redraw Figure 7 from ``out_dir`` (no simulation): (a) ROC, (b) log-log ROC, (c) z histograms.
+    """Redraw Figure 7 from ``out_dir`` (no simulation): (a) ROC, (b) log-log ROC, (c) z
+    histograms (:func:`.figure7_figure.draw`). Returns ``[figure7.png, figure7.pdf]``."""
+    from mtl_tracing.experiments.figure7_figure import draw
 
-    Returns the written paths ``[figure7.png, figure7.pdf]``.
-    """
-    from mtl_tracing import gaussian
-
-    payload, arrays = load(out_dir)
-    config = config_from_json(payload)
-    games = payload["games"]
-    advs = payload["adversaries"]
-    colors = plotting.ADVERSARY_COLORS
-
-    exact_fpr, exact_tpr = exact_roc_points(config)
-
-    with plotting.style():
-        fig, axes = plotting.new_figure(3, 1, width=3.3, height=3.0)
-        ax_lin, ax_log, ax_hist = axes[0]
-        for adv in IN_ADVERSARIES:
-            fpr = arrays[f"roc_fpr_{adv}"]
-            tpr = arrays[f"roc_tpr_{adv}"]
-            a = advs[adv]["auc"]
-            label = (
-                f"{adv}: AUC {a['empirical']:.3f} [{a['ci'][0]:.3f}, {a['ci'][1]:.3f}]"
-                f"\n  exact {a['exact']:.3f}"
-            )
-            ax_lin.step(fpr, tpr, where="post", color=colors[adv], label=label)
-            ax_log.step(fpr, tpr, where="post", color=colors[adv], label=f"{adv} (simulated)")
-            for ax in (ax_lin, ax_log):
-                ax.plot(exact_fpr, exact_tpr[adv], color="k", linestyle="--", linewidth=0.9)
-        for ax in (ax_lin, ax_log):
-            ax.plot([], [], color="k", linestyle="--", linewidth=0.9, label="exact (theory)")
-        plotting.chance_line(ax_lin)
-        plotting.chance_line(ax_log, log=True, lo=1e-4)
-        ax_lin.set(
-            xlim=(0, 1),
-            ylim=(0, 1.01),
-            xlabel="FPR",
-            ylabel="TPR",
-            title="(a) ROC, strong and weak vs OUT",
-        )
-        ax_log.set(
-            xscale="log",
-            yscale="log",
-            xlim=(1e-4, 1),
-            ylim=(1e-4, 1.05),
-            xlabel="FPR",
-            ylabel="TPR",
-            title="(b) ROC, log-log",
-        )
-        ax_lin.legend(loc="lower right")
-        ax_log.legend(loc="lower right")
-
-        edges = arrays["hist_edges"]
-        width = np.diff(edges)
-        ts = np.linspace(edges[0], edges[-1], 400)
-        names = (
-            ("out", "out", "OUT"),
-            ("weak_in", "weak", "weak IN"),
-            ("strong_in", "strong", "strong IN"),
-        )
-        top = 0.0
-        for key, adv, label in names:
-            counts = arrays[f"hist_{key}"]
-            dens = counts / max(counts.sum(), 1) / width
-            top = max(top, float(dens.max()))
-            if adv == "out":
-                ax_hist.stairs(dens, edges, color=colors[adv], fill=True, alpha=0.35, label=label)
-            else:
-                ax_hist.stairs(dens, edges, color=colors[adv], linewidth=1.1, label=label)
-            pdf = np.asarray(gaussian.exact_law(config, adv).pdf(ts), dtype=np.float64)
-            ax_hist.plot(
-                ts, pdf, color="k" if adv == "out" else colors[adv], linestyle="--", linewidth=0.9
-            )
-        ax_hist.plot([], [], color="k", linestyle="--", linewidth=0.9, label="exact densities")
-        ax_hist.set(
-            xlabel=r"$z = \langle \hat\mu - \bar\mu,\ \mu_B - \bar\mu \rangle$",
-            ylabel="density",
-            ylim=(0, 1.4 * top),
-            title="(c) distribution of the test statistic $z$",
-        )
-        ax_hist.legend(loc="upper left", ncols=2)
-        fig.suptitle(
-            "Tracing attack on multitask mean estimation "
-            rf"($T={config.tasks}$, $d={config.dim}$, $N={config.samples}$, "
-            rf"$k={config.challenge}$, "
-            rf"$\bar\sigma={config.task_std:g}$, $\sigma={config.sample_std:g}$; {games} games)"
-        )
-        return plotting.save_figure(fig, out_dir, STEM)
+    return draw(out_dir)
 
 
 # ----------------------------------------------------------------------------- headline, check
@@ -455,13 +422,16 @@ def _fmt_ci(entry: dict) -> str:
 
 
 def headline(payload: dict) -> str:
-    """Short text table of the headline numbers of a ``figure7.json`` payload."""
-    head = f"{'adversary':<9} {'AUC (95% CI)':<26} {'exact':>7}"
+    """Short text table of the headline numbers of a ``figure7.json`` payload (z, then the
+    optimal statistic Lambda as ``<adversary> opt``)."""
+    head = f"{'adversary':<10} {'AUC (95% CI)':<26} {'exact':>7}"
     first = next(iter(payload["adversaries"].values()))
     tpr_heads = [f"TPR@{t['target_fpr']:g} (CI) / exact" for t in first["tpr_at_fpr"]]
     lines = [head + "  " + "  ".join(f"{h:<36}" for h in tpr_heads)]
-    for adv, s in payload["adversaries"].items():
-        row = f"{adv:<9} {_fmt_ci(s['auc']):<26} {s['auc']['exact']:>7.4f}"
+    rows = [(adv, s) for adv, s in payload["adversaries"].items()]
+    rows += [(f"{adv} opt", s["lrt"]) for adv, s in payload["adversaries"].items() if "lrt" in s]
+    for name, s in rows:
+        row = f"{name:<10} {_fmt_ci(s['auc']):<26} {s['auc']['exact']:>7.4f}"
         for t in s["tpr_at_fpr"]:
             cell = f"{_fmt_ci(t)} / {t['exact']:.4f}"
             row += f"  {cell:<36}"
@@ -478,6 +448,8 @@ def check(out_dir: str | os.PathLike) -> list[str]:
         return problems
     payload, _ = load(out_dir)
     for adv, s in payload["adversaries"].items():
-        a = s["auc"]
-        problems += checks.auc_near_exact(adv, a["empirical"], a["exact"], a["se"])
+        for name, entry in ((adv, s), (f"{adv} (optimal)", s.get("lrt"))):
+            if entry is not None:
+                a = entry["auc"]
+                problems += checks.auc_near_exact(name, a["empirical"], a["exact"], a["se"])
     return problems

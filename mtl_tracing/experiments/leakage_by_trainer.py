@@ -1,7 +1,7 @@
 """Study: task-inference leakage against the training method (same data, same seeds).
 
-For each trainer of :data:`TRAINERS` (standard Algorithm 3, GMRF-prior MTL, PGD-robust MTL and
-task-level DP-SGD at one epsilon, ``DP_EPSILON`` at ``DP_DELTA``) the job runs
+For each trainer of the trainer registry (:mod:`mtl_tracing.victims.registry`: standard
+Algorithm 3, GMRF-prior MTL, PGD-robust MTL and task-level DP-SGD at one epsilon) the job runs
 :func:`run_pipeline` with the *same* key, hence the same synthetic data set (App. A.8), the same
 R run keys and the same
 attack draws, and reports for both black-box attacks (variance, inner product) and both
@@ -10,8 +10,7 @@ tasks resampled); and utility: held-out IN accuracy and, for every trainer whose
 Algorithm 3's model, the robust held-out IN accuracy under the same PGD threat model the
 robust trainer trains against (so the robust trainer's gain is visible next to the others).
 
-A trainer factory takes ``(PipelineConfig, options)`` and returns a ``Trainer``; a new trainer
-is one line in :data:`TRAINERS`.
+A registered trainer is in the study (and its flags in the study's) with no change here.
 
 Files: ``leakage_by_trainer.json`` (per-trainer summaries, metadata), ``.npz`` (per-run AUCs),
 ``leakage_by_trainer.md`` (table) and ``.png`` / ``.pdf`` (figure), the last two from
@@ -26,17 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing import results
-from mtl_tracing._validate import check_int, check_positive_float
-from mtl_tracing.commands._common import str_list
 from mtl_tracing.experiments import checks, registry
-from mtl_tracing.experiments.registry import Option
-from mtl_tracing.threat import ATTACKS, IN_ADVERSARIES
+from mtl_tracing.options import Option, str_list
+from mtl_tracing.threat import IN_ADVERSARIES
+from mtl_tracing.victims import registry as trainer_registry
 
 __all__ = [
     "HELP",
     "OPTIONS",
     "QUICK",
-    "TRAINERS",
     "DEFAULT_CONFIG",  # noqa: F822 (built on first use by __getattr__)
     "QUICK_CONFIG",  # noqa: F822
     "make_trainer",
@@ -55,50 +52,6 @@ JSON_NAME = "leakage_by_trainer.json"
 NPZ_NAME = "leakage_by_trainer.npz"
 MD_NAME = "leakage_by_trainer.md"
 STEM = "leakage_by_trainer"
-
-
-def _standard(cfg, opts):
-    from mtl_tracing.victims.mtl import MTLTrainer
-
-    return MTLTrainer(cfg.train, cfg.data.embed_dim)
-
-
-def _gmrf(cfg, opts):
-    from mtl_tracing.victims.gmrf import GMRFConfig, GMRFTrainer
-
-    return GMRFTrainer(cfg.train, cfg.data.embed_dim, GMRFConfig(eta=opts["eta"], l1=opts["l1"]))
-
-
-def _robust(cfg, opts):
-    from mtl_tracing.victims.robust import RobustTrainer
-
-    return RobustTrainer(cfg.train, cfg.data.embed_dim, _pgd(opts))
-
-
-def _pgd(opts):
-    from mtl_tracing.victims.robust import PGDConfig
-
-    return PGDConfig(norm=opts["norm"], eps=opts["pgd_eps"], steps=opts["pgd_steps"])
-
-
-#: Task-level DP-SGD in the study: the accountant's epsilon at delta (RDP), clip C = 1, task
-#: sampling rate q = B / T (the non-private trainer's expected batch).
-DP_EPSILON = 4.0
-DP_DELTA = 1e-5
-
-
-def _dp(cfg, opts):
-    from mtl_tracing.victims import accounting
-    from mtl_tracing.victims.dp import DPConfig, DPSGDTrainer
-
-    q = cfg.train.task_batch / cfg.data.tasks
-    probe = DPSGDTrainer(cfg.train, cfg.data.embed_dim, DPConfig(q, 0.0, 1.0))
-    z = accounting.calibrate_noise(opts["dp_epsilon"], q, probe.noisy_steps(), DP_DELTA)
-    return DPSGDTrainer(cfg.train, cfg.data.embed_dim, DPConfig(q, z, 1.0))
-
-
-#: name -> factory(PipelineConfig, options) -> Trainer, in table order.
-TRAINERS = {"standard": _standard, "gmrf": _gmrf, "robust": _robust, "dp": _dp}
 
 
 #: Figure 6's default point (T=64, d=64, m=16, N=16, 100 epochs), R = 4 runs.
@@ -120,30 +73,24 @@ __getattr__ = registry.lazy_constants(_constants, ("DEFAULT_CONFIG", "QUICK_CONF
 TRANSFER_GRID = {"tasks": (16, 64), "clusters": (0, 2)}
 QUICK_TRANSFER_GRID = {"tasks": (16,), "clusters": (0, 2)}  # QUICK_CONFIG shape: no recompile
 TRANSFER_SPREAD = 0.2
-_DEFAULT_OPTS = {
-    "eta": 0.3,
-    "l1": 0.1,
-    "norm": "l2",
-    "pgd_eps": 1.0,
-    "pgd_steps": 5,
-    "dp_epsilon": DP_EPSILON,
-}
 
-OPTIONS = (
-    Option("--trainers", str_list, "comma-separated subset of " + ",".join(TRAINERS)),
-    Option("--eta", float, "GMRF prior strength eta (default 0.3)"),
-    Option("--pgd-eps", float, "PGD budget epsilon (default 1.0, l2)"),
-    Option("--pgd-steps", int, "PGD steps n (default 5)"),
-    Option("--dp-epsilon", float, f"DP-SGD trainer's epsilon at delta {DP_DELTA:g} (default 4)"),
-)
+#: ``--trainers`` and every registered trainer's own flags (``--eta``, ``--pgd-eps``, ...).
+_SUBSET = "comma-separated subset of " + ",".join(trainer_registry.names())
+OPTIONS = (Option("--trainers", str_list, _SUBSET), *trainer_registry.options())
 QUICK = {"quick": True}
 
 
 def make_trainer(name: str, config, **options):
-    """The study's trainer ``name`` for ``config`` (options as in ``run``)."""
-    if name not in TRAINERS:
-        raise ValueError(f"trainer must be one of {tuple(TRAINERS)}, got {name!r}")
-    return TRAINERS[name](config, {**_DEFAULT_OPTS, **options})
+    """The registered trainer ``name`` for ``config`` (a ``PipelineConfig``; options as ``run``)."""
+    return trainer_registry.build(
+        name, config.train, config.data.embed_dim, tasks=config.data.tasks, **options
+    )
+
+
+def _pgd(opts):
+    from mtl_tracing.victims.robust import pgd_config
+
+    return pgd_config(norm=opts["norm"], pgd_eps=opts["pgd_eps"], pgd_steps=opts["pgd_steps"])
 
 
 def _robust_accuracy(trainer, fit_state, data, opts) -> list[float] | None:
@@ -209,46 +156,41 @@ def run(
     dtype=None,
     quick: bool = False,
     config=None,
-    trainers=None,
-    eta: float | None = None,
-    pgd_eps: float | None = None,
-    pgd_steps: int | None = None,
-    dp_epsilon: float | None = None,
+    trainers: list[str] | None = None,
+    **options,
 ) -> Path:
-    """Run every trainer on the same data and seeds; write the JSON and NPZ."""
+    """Run every trainer on the same data and seeds; write the JSON and NPZ.
+
+    ``options``: the registered trainers' keyword options (``eta``, ``pgd_eps``, ...; None
+    or absent: the registry's default). The PGD options also set the threat model of the
+    robust accuracy reported for every trainer.
+    """
     import jax
 
     from mtl_tracing.experiments import pipeline as mc
 
-    seed = check_int("seed", seed, low=0)
-    if config is None:
-        config = _constants()["QUICK_CONFIG" if quick else "DEFAULT_CONFIG"]
-    if not isinstance(config, mc.PipelineConfig):
-        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
-    names = list(TRAINERS) if trainers is None else list(trainers)
+    known = trainer_registry.names()
+    names = list(known) if trainers is None else list(trainers)
     for name in names:
-        if name not in TRAINERS:
-            raise ValueError(f"trainers must be a subset of {tuple(TRAINERS)}, got {name!r}")
+        if name not in known:
+            raise ValueError(f"trainers must be a subset of {tuple(known)}, got {name!r}")
     if not names:
         raise ValueError("trainers must not be empty, got []")
-    opts = dict(_DEFAULT_OPTS)
-    if eta is not None:
-        opts["eta"] = check_positive_float("eta", eta)
-    if pgd_eps is not None:
-        opts["pgd_eps"] = pgd_eps
-    if pgd_steps is not None:
-        opts["pgd_steps"] = pgd_steps
-    if dp_epsilon is not None:
-        opts["dp_epsilon"] = check_positive_float("dp_epsilon", dp_epsilon)
+    opts = trainer_registry.defaults()
+    unknown = sorted(set(options) - set(opts))
+    if unknown:
+        raise ValueError(f"options must be among {tuple(opts)}, got {unknown}")
+    opts.update({k: v for k, v in options.items() if v is not None})
     _pgd(opts)  # validates eps >= 0, steps >= 1
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    default = _constants()["QUICK_CONFIG" if quick else "DEFAULT_CONFIG"]
+    config, seed, out = mc.start_job(out_dir, config, default, seed)
+    built = {name: make_trainer(name, config, **opts) for name in names}  # validates the rest
     key = jax.random.key(seed)  # the same key for every trainer: same data, runs, challenges
     cells, arrays = {}, {}
     for name in names:
         if progress:
             print(f"[{STEM}] {name}", flush=True)
-        trainer = make_trainer(name, config, **opts)
+        trainer = built[name]
         res = mc.run_pipeline(key, config, dtype=dtype, progress=progress, trainer=trainer)
         s = res.summary
         cells[name] = {
@@ -260,7 +202,7 @@ def run(
             ),  # fmt: skip
             "history": s["history"],
         }
-        for a in ATTACKS:
+        for a in s["attacks"]:
             for adv in IN_ADVERSARIES:
                 arrays[f"{name}_{a}_{adv}_auc"] = np.asarray(s["attacks"][a][adv]["auc_per_run"])
     transfer = None
@@ -276,16 +218,11 @@ def run(
         "options": opts,
         "metadata": results.run_metadata(config=config, seed=seed, **opts),
     }
-    np.savez_compressed(out / NPZ_NAME, **arrays)
-    results.write_json(out / JSON_NAME, payload)
-    return out
+    return results.save_outputs(out, JSON_NAME, payload, NPZ_NAME, arrays)
 
 
-def load(out_dir: str | os.PathLike):
-    """``(json payload, npz arrays)`` of a finished run."""
-    from mtl_tracing.experiments import pipeline as mc
-
-    return mc.load(out_dir, JSON_NAME, NPZ_NAME)
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME, NPZ_NAME)
 
 
 def _tpr1(cell: dict) -> float:
@@ -314,7 +251,7 @@ def render_markdown(payload: dict) -> str:
     ]
     for name in payload["trainers"]:
         c = payload["cells"][name]
-        for a in ATTACKS:
+        for a in c["attacks"]:
             for adv in IN_ADVERSARIES:
                 s = c["attacks"][a][adv]
                 lines.append(
@@ -350,12 +287,13 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
     md = Path(out_dir) / MD_NAME
     md.write_text(render_markdown(payload))
     names = payload["trainers"]
+    attack_names = list(payload["cells"][names[0]]["attacks"])
     colors = plotting.ADVERSARY_COLORS
     with plotting.style():
-        fig, axes = plotting.new_figure(len(ATTACKS) + 1, 1, width=3.0, height=2.6)
+        fig, axes = plotting.new_figure(len(attack_names) + 1, 1, width=3.0, height=2.6)
         axes = axes[0]
         x = np.arange(len(names))
-        for j, a in enumerate(ATTACKS):
+        for j, a in enumerate(attack_names):
             ax = axes[j]
             for i, adv in enumerate(IN_ADVERSARIES):
                 cs = [payload["cells"][n]["attacks"][a][adv] for n in names]
@@ -400,10 +338,11 @@ def headline(payload: dict) -> str:
 
 def check(out_dir: str | os.PathLike) -> list[str]:
     """Files present; every AUC finite and inside its own CI in [0, 1]."""
-
-    def cells(out):
-        payload, _ = load(out)
-        return [(n, payload["cells"][n]["attacks"]) for n in payload["trainers"]]
-
     files = (JSON_NAME, NPZ_NAME, MD_NAME, STEM + ".png", STEM + ".pdf")
-    return checks.check_attack_output(out_dir, files, cells)
+    return checks.check_attack_output(
+        out_dir, files, lambda out: list(_attacks_by_trainer(load(out)[0]).items())
+    )
+
+
+def _attacks_by_trainer(payload: dict) -> dict:
+    return {n: payload["cells"][n]["attacks"] for n in payload["trainers"]}

@@ -17,9 +17,9 @@ import numpy as np
 
 from mtl_tracing import plotting
 from mtl_tracing._validate import check_choice, check_int
-from mtl_tracing.commands._common import int_list
 from mtl_tracing.experiments import maml_common as mcom
 from mtl_tracing.experiments.registry import Option
+from mtl_tracing.options import int_list
 
 STEM = "maml_sensitivity"
 HELP = "MAML Figs. 7-8: attack accuracy against the epoch at which the gradient is observed."

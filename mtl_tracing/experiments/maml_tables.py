@@ -20,9 +20,9 @@ import numpy as np
 
 from mtl_tracing import plotting
 from mtl_tracing._validate import check_choice, check_int
-from mtl_tracing.commands._common import int_list
 from mtl_tracing.experiments import maml_common as mcom
 from mtl_tracing.experiments.registry import Option
+from mtl_tracing.options import int_list
 
 STEM = "maml_tables"
 HELP = "MAML Tables I-II (+ Figs. 4-6): attack accuracy, recall, precision over ways x shots."

@@ -1,7 +1,8 @@
 """Shared pipeline of the synthetic-MTL experiments (Sec. 6.5, App. A.7, A.8).
 
 data (App. A.8) -> train R runs in one vmapped program (Algorithm 3) -> black-box embeddings ->
-both attacks (Algorithms 1, 2) for both adversaries -> ROC metrics, in one call:
+every registered attack (Algorithms 1, 2, :mod:`mtl_tracing.attacks.registry`) for both
+adversaries -> ROC metrics (:mod:`mtl_tracing.experiments.summary`), in one call:
 :func:`run_pipeline`.
 
 Adversaries (every one sees only embeddings h_theta(x)):
@@ -28,21 +29,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
-from collections.abc import Sequence
+import os
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from scipy import stats
 
 from mtl_tracing import attacks, results
 from mtl_tracing._validate import check_finite_float, check_int, check_key
+from mtl_tracing.attacks.registry import ATTACKS  # re-exported: the registered attacks
 from mtl_tracing.data import synthetic
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.data.synthetic import SyntheticConfig
+from mtl_tracing.experiments.summary import over_runs_interval, summarize
 from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 from mtl_tracing.victims import model
 from mtl_tracing.victims import mtl as train
@@ -62,10 +64,8 @@ __all__ = [
     "DEFAULT_CONFIG",
     "QUICK_CONFIG",
     "load",
+    "start_job",
 ]
-
-
-ATTACKS = attacks.ATTACKS  # ("variance", "inner_product")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -201,20 +201,22 @@ QUICK_CONFIG = PipelineConfig(
 )
 
 
-def load(out_dir, json_name: str, npz_name: str | None = None):
-    """``(json payload, npz arrays or None)`` of a finished job; raises ``FileNotFoundError``."""
-    from pathlib import Path
+load = results.load_outputs  # ``(json payload, npz arrays or None)`` of a finished job
 
-    out = Path(out_dir)
-    names = [json_name] + ([npz_name] if npz_name else [])
-    for name in names:
-        if not (out / name).is_file():
-            raise FileNotFoundError(f"{out / name} not found: run the job into {out} first")
-    arrays = None
-    if npz_name:
-        with np.load(out / npz_name) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    return results.read_json(out / json_name), arrays
+
+def start_job(out_dir: str | os.PathLike, config, default, seed: int):
+    """The prologue of a synthetic-MTL job's ``run``: ``(config, seed, out)`` with ``config``
+    (``default`` when None) a checked ``PipelineConfig``, ``seed`` a checked int >= 0 and
+    ``out`` the output folder, created (``registry.check_out_dir`` first)."""
+    from mtl_tracing.experiments.registry import check_out_dir
+
+    config = default if config is None else config
+    if not isinstance(config, PipelineConfig):
+        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
+    seed = check_int("seed", seed, low=0)
+    out = check_out_dir(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return config, seed, Path(out)
 
 
 # ------------------------------------------------------------------------------------- attacks
@@ -285,95 +287,6 @@ def attack_runs(
         whiten=bool(whiten),
         cosine=bool(cosine),
     )
-
-
-# ------------------------------------------------------------------------------------- metrics
-
-
-def over_runs_interval(values: Sequence[float], level: float = 0.95) -> list[float]:
-    """Student-t interval for the mean of per-run values ([v, v] for a single run)."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size < 2:
-        return [float(v.mean()), float(v.mean())]
-    half = stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
-    return [float(v.mean() - half), float(v.mean() + half)]
-
-
-def _per_run(key, s_in, s_out, cfg: AttackConfig) -> dict:
-    """AUC with task-bootstrap CI and TPR at the target FPRs for every run (vmapped)."""
-    from mtl_tracing import metrics
-
-    aucs = jax.vmap(metrics.auc)(s_in, s_out)
-
-    def boot(kk, a, b):
-        iv = metrics.grouped_bootstrap(
-            kk,
-            metrics.auc,
-            a,
-            b,
-            num_resamples=cfg.num_resamples,
-            level=cfg.level,
-            paired=False,
-        )
-        return jnp.stack([iv.low, iv.high])
-
-    cis = jax.vmap(boot)(jax.random.split(key, s_in.shape[0]), s_in, s_out)
-    tprs = [
-        jax.vmap(lambda a, b, f=f: metrics.tpr_at_fpr(a, b, f).tpr)(s_in, s_out) for f in cfg.fprs
-    ]
-    return {"auc": aucs, "auc_ci": cis, "tpr": tprs}
-
-
-def _pooled(s: Array) -> Array:
-    """(R, T, trials) -> (T, R * trials): one bootstrap group per task, all runs and trials."""
-    return jnp.moveaxis(s, 0, 1).reshape(s.shape[1], -1)
-
-
-def summarize(key: Array, scores: dict, cfg: AttackConfig) -> dict:
-    """JSON-ready ROC summary of ``{adversary: AttackScores}`` with (R, T, trials) scores.
-
-    Returns ``{attack: {adversary: {...}}}`` with, per cell: ``auc`` (pooled over runs),
-    ``auc_ci`` (pooled, tasks resampled), ``auc_per_run`` (R,), ``auc_ci_per_run`` (R, 2),
-    ``auc_mean`` / ``auc_ci_over_runs`` (mean of the R per-run AUCs and its t interval),
-    ``tpr_at_fpr`` (pooled; target, tpr, realised fpr, threshold; plus ``tpr_per_run``) and
-    ``percentile_table`` (pooled: percentile, threshold, tpr, fpr, balanced_accuracy).
-    """
-    out: dict = {name: {} for name in ATTACKS}
-    for i, adv in enumerate(ADVERSARIES):
-        sc = scores[adv]
-        pooled = attacks.AttackScores(
-            *(attacks.GroupedScores(_pooled(g.scores_in), _pooled(g.scores_out)) for g in sc)
-        )
-        k_pool, k_run = jax.random.split(jax.random.fold_in(key, i))
-        ev = attacks.evaluate(
-            k_pool,
-            pooled,
-            fprs=cfg.fprs,
-            percentiles=cfg.percentiles,
-            num_resamples=cfg.num_resamples,
-            level=cfg.level,
-        )
-        for j, name in enumerate(ATTACKS):
-            g = getattr(sc, name)
-            per = _per_run(jax.random.fold_in(k_run, j), g.scores_in, g.scores_out, cfg)
-            e = ev[name]
-            auc_runs = np.asarray(per["auc"], dtype=np.float64)
-            tpr_rows = []
-            for t, tpr_run in zip(e["tpr_at_fpr"], per["tpr"], strict=True):
-                row = results.to_jsonable(t)
-                row["tpr_per_run"] = results.to_jsonable(tpr_run)
-                tpr_rows.append(row)
-            out[name][adv] = {
-                "auc": float(e["auc"]),
-                "auc_ci": [float(e["auc_ci"].low), float(e["auc_ci"].high)],
-                "auc_per_run": auc_runs.tolist(),
-                "auc_ci_per_run": np.asarray(per["auc_ci"], dtype=np.float64).tolist(),
-                "auc_mean": float(auc_runs.mean()),
-                "auc_ci_over_runs": over_runs_interval(auc_runs, cfg.level),
-                "tpr_at_fpr": tpr_rows,
-                "percentile_table": results.to_jsonable(e["percentile_table"]),
-            }
-    return out
 
 
 # ------------------------------------------------------------------------------------- pipeline
@@ -448,8 +361,7 @@ def run_pipeline(
         for i, adv in enumerate(ADVERSARIES)
     }
     for adv, sc in scores.items():
-        for name in ATTACKS:
-            g = getattr(sc, name)
+        for name, g in sc.items():
             if not (
                 bool(jnp.all(jnp.isfinite(g.scores_in)))
                 and bool(jnp.all(jnp.isfinite(g.scores_out)))

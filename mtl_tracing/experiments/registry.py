@@ -18,11 +18,10 @@ Importing a job module must stay cheap (the CLI reads every ``OPTIONS`` to build
 import JAX, flax and :mod:`~mtl_tracing.experiments.pipeline` inside the functions, and build
 constants that need them (a default config, ``QUICK``) with :func:`lazy_constants`.
 
-From the registry come the ``mtl-tracing <job>`` commands (:mod:`mtl_tracing.cli`),
-``mtl-tracing reproduce`` (the jobs with ``default=True``, in order) and the
-``simulations/<job>.py`` scripts (:func:`script_main`); all three run a job through
-:func:`main_from_args` or :func:`run_job`. A new job is one module plus one :class:`Job` line in
-:data:`JOBS`.
+From the registry come the ``mtl-tracing <job>`` commands (:mod:`mtl_tracing.cli`; also
+``python -m mtl_tracing <job>``) and ``mtl-tracing reproduce`` (the jobs with ``default=True``,
+in order); both run a job through :func:`main_from_args` or :func:`run_job`. A new job is one
+module plus one :class:`Job` line in :data:`JOBS`; the tests iterate :data:`JOBS`.
 """
 
 from __future__ import annotations
@@ -38,6 +37,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mtl_tracing.options import Option, add_options
+
 __all__ = [
     "Option",
     "Job",
@@ -47,32 +48,10 @@ __all__ = [
     "add_job_arguments",
     "run_job",
     "main_from_args",
-    "script_main",
     "lazy_constants",
+    "pipeline_job",
     "check_out_dir",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Option:
-    """One job-specific command-line flag, passed to ``run`` as a keyword argument.
-
-    ``type`` converts the text (e.g. ``int``, ``float``, or a list parser from
-    :mod:`mtl_tracing.commands._common`); ``default=None`` means "the job's own default" (the
-    keyword is then not passed). ``kwarg`` names the ``run`` keyword when it differs from the
-    flag (``--resamples`` -> ``num_resamples``).
-    """
-
-    flag: str
-    type: Callable[[str], Any] = str
-    help: str = ""
-    default: Any = None
-    choices: Sequence[Any] | None = None
-    kwarg: str | None = None
-
-    @property
-    def dest(self) -> str:
-        return self.kwarg or self.flag.lstrip("-").replace("-", "_")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +69,7 @@ class Job:
     x64: bool = True  # accepts --x64
     aliases: tuple[str, ...] = ()
     command: bool = True  # False: a hand-written command in ``commands/`` runs this job
+    pass_name: bool = False  # ``run`` gets ``name=<job name>`` (one module serving several jobs)
 
     def load_module(self) -> ModuleType:
         return importlib.import_module(self.module)
@@ -121,16 +101,25 @@ JOBS: tuple[Job, ...] = (
         "sweep_auc_tasks_dim",
         _E + "sweeps",
         "Sweep: tracing AUC against T and d (Gaussian game), with exact curves.",
+        pass_name=True,
     ),
     Job(
         "sweep_strong_weak_gap",
         _E + "sweeps",
         "Sweep: strong-weak AUC gap against sbar/s (Gaussian game).",
+        pass_name=True,
     ),
     Job(
         "sweep_membership_limit",
         _E + "sweeps",
         "Sweep: the membership-inference limit sbar = 0, AUC against d/N, one line per N.",
+        pass_name=True,
+    ),
+    Job(
+        "sweep_optimal_gap",
+        _E + "sweeps",
+        "Sweep: the paper's z against the optimal (likelihood-ratio) test over T and d/N.",
+        pass_name=True,
     ),
     Job(
         "real",
@@ -185,11 +174,7 @@ def add_job_arguments(parser: argparse.ArgumentParser, job: Job, module: ModuleT
         parser.add_argument("--x64", action="store_true", help="compute in float64")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--replot", action="store_true", help="only redraw from the data in --out")
-    for opt in _options(job, module):
-        kw = {"type": opt.type, "default": opt.default, "help": opt.help}
-        if opt.choices is not None:
-            kw["choices"] = tuple(opt.choices)
-        parser.add_argument(opt.flag, dest=opt.dest, **kw)
+    add_options(parser, _options(job, module))
 
 
 def _options(job: Job, module: ModuleType | None) -> tuple[Option, ...]:
@@ -238,15 +223,10 @@ def run_job(
 
             jax.config.update("jax_enable_x64", True)
             dtype = "float64"
-        mod.run(out_dir, seed=seed, progress=progress, dtype=dtype, **_job_kwargs(job, kwargs))
+        if job.pass_name:
+            kwargs["name"] = job.name
+        mod.run(out_dir, seed=seed, progress=progress, dtype=dtype, **kwargs)
     return list(mod.plot(out_dir))
-
-
-def _job_kwargs(job: Job, kwargs: dict) -> dict:
-    # The three ready sweeps share one module; the job name picks the sweep.
-    if job.module == _E + "sweeps":
-        return {"name": job.name, **kwargs}
-    return kwargs
 
 
 def main_from_args(job: Job | str, args: argparse.Namespace, *, prog: str) -> int:
@@ -254,7 +234,6 @@ def main_from_args(job: Job | str, args: argparse.Namespace, *, prog: str) -> in
 
     Returns 0, 1 if the job's ``check`` finds a problem (``CHECK FAILED: ...`` on stderr), or 2
     with ``PROG: error: ...`` on one line for bad input or an unusable path (any ``OSError``).
-    Shared by the ``mtl-tracing <job>`` commands and :func:`script_main`.
     """
     job = get(job) if isinstance(job, str) else job
     mod = job.load_module()
@@ -285,20 +264,6 @@ def main_from_args(job: Job | str, args: argparse.Namespace, *, prog: str) -> in
     return 1 if problems else 0
 
 
-def script_main(name: str, argv: list[str] | None = None) -> int:
-    """``python simulations/<name>.py ...``: run the job, print its headline, check its output.
-
-    The flags are the ``mtl-tracing <name>`` command's. Exits 1 if the job's ``check`` finds a
-    problem, 2 on bad input.
-    """
-    job = get(name)
-    mod = job.load_module()
-    prog = f"simulations/{name}.py"
-    parser = argparse.ArgumentParser(prog=prog, description=job.help)
-    add_job_arguments(parser, job, mod)
-    return main_from_args(job, parser.parse_args(argv), prog=prog)
-
-
 def lazy_constants(
     factory: Callable[[], Mapping[str, Any]], names: Sequence[str]
 ) -> Callable[[str], Any]:
@@ -324,3 +289,28 @@ def lazy_constants(
         return cached()[name]
 
     return __getattr__
+
+
+def pipeline_job(
+    constants: Callable[[], Mapping[str, Any]], write: Callable[..., Path], doc: str
+) -> Callable[..., Path]:
+    """The ``run`` of a job that is one synthetic-MTL pipeline call (``figure45``, ``table``).
+
+    ``run(out_dir, *, config=None, seed=0, progress=True, dtype=None) -> Path`` checks its
+    arguments (:func:`mtl_tracing.experiments.pipeline.start_job`; ``config`` defaults to
+    ``constants()["DEFAULT_CONFIG"]``), trains and attacks (``pipeline.run_pipeline`` with key
+    ``key(seed)``) and returns ``write(out, result, config, seed)``. ``doc`` is its docstring.
+    The pipeline is imported when ``run`` runs, so the job module stays cheap to import.
+    """
+
+    def run(out_dir, *, config=None, seed: int = 0, progress: bool = True, dtype=None) -> Path:
+        import jax
+
+        from mtl_tracing.experiments import pipeline as mc
+
+        config, seed, out = mc.start_job(out_dir, config, constants()["DEFAULT_CONFIG"], seed)
+        res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
+        return write(out, res, config, seed)
+
+    run.__doc__ = doc
+    return run

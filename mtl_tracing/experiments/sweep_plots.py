@@ -2,7 +2,9 @@
 
 Empirical points carry their bootstrap CIs; exact-law theory is drawn as a dense curve over the
 swept range; a two-field sweep also gets heatmaps (:func:`plot_sweep`). The membership-inference
-sweep (T = k = 1) also gets AUC against d/N, one line per N (:func:`plot_membership_limit`).
+sweep (T = k = 1) also gets AUC against d/N, one line per N (:func:`plot_membership_limit`);
+a sweep with the optimal statistic (``lrt``) gets z against Lambda over T, one line per d/N
+(:func:`plot_optimal_gap`).
 Reads only ``sweep.npz``/``sweep.json`` (no simulation). Used by ``mtl-tracing plot-sweep`` and
 :mod:`mtl_tracing.experiments.sweeps`.
 """
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_sweep", "plot_membership_limit"]
+__all__ = ["plot_sweep", "plot_membership_limit", "plot_optimal_gap"]
 
 _INT_FIELDS = ("tasks", "samples", "dim", "challenge")
 _SYMBOL = {
@@ -187,3 +189,59 @@ def plot_membership_limit(sweep_dir, out_dir=None, *, dense: int = 40) -> list[P
         ax.set_title(title)
         ax.legend(fontsize=7)
         return plotting.save_figure(fig, out_dir, "auc_vs_d_over_n")
+
+
+def plot_optimal_gap(sweep_dir, out_dir=None, *, dense: int = 48) -> list[Path]:
+    """The optimal statistic against the paper's: ``optimal_gap.{png,pdf}`` of a sweep run with
+    ``lrt`` (``sweep_optimal_gap``).
+
+    One row per adversary; AUC (left) and TPR at the sweep's FPR (right) against T, one colour
+    per d/N. Points: simulated z (circles) and Lambda (triangles) with their bootstrap CIs;
+    lines: the exact z (solid) and Lambda (dashed) over a dense grid of T (``roc_theory``).
+    """
+    from mtl_tracing import gaussian, plotting
+    from mtl_tracing.sweep import load_sweep
+
+    sweep_dir = Path(sweep_dir)
+    out_dir = sweep_dir if out_dir is None else Path(out_dir)
+    t = load_sweep(sweep_dir)
+    fpr = float(json.loads((sweep_dir / "sweep.json").read_text())["spec"]["fpr"])
+    advs = list(dict.fromkeys(t["adversary"].tolist()))
+    combos = sorted({tuple(t[f][i].item() for f in _LINE_FIELDS) for i in range(len(t["dim"]))})
+    with plotting.style():
+        fig, axes = plotting.new_figure(2, len(advs), width=3.6, height=2.9)
+        for row, adv in enumerate(advs):
+            for j, combo in enumerate(combos):
+                sel = t["adversary"] == adv
+                for f, v in zip(_LINE_FIELDS, combo, strict=True):
+                    sel &= t[f] == v
+                order = np.argsort(t["tasks"][sel], kind="stable")
+                x = t["tasks"][sel][order]
+                n, d, k, sb, s = combo
+                xs = _dense("tasks", x, dense)
+                color = f"C{j}"
+                for col, metric in enumerate(("auc", "tpr")):
+                    ax = axes[row, col]
+                    for prefix, marker, line in (("", "o", "-"), ("lrt_", "^", "--")):
+                        y = t[prefix + metric][sel][order]
+                        lo, hi = (
+                            t[f"{prefix}{metric}_lo"][sel][order],
+                            t[f"{prefix}{metric}_hi"][sel][order],
+                        )
+                        ax.errorbar(x, y, yerr=np.maximum(np.stack([y - lo, hi - y]), 0),
+                                    fmt=marker, ms=3, capsize=2, color=color)  # fmt: skip
+                        stat = "lrt" if prefix else "z"
+                        th = gaussian.roc_theory(xs, n, d, k, sb, s, adv, fpr, statistic=stat)
+                        label = f"d/N = {d / n:g} (N = {n})" if (col, prefix) == (0, "") else None
+                        ax.plot(xs, th[f"exact_{metric}"], line, color=color, lw=1, label=label)
+            for col, name in enumerate(("AUC", f"TPR at FPR {fpr:g}")):
+                ax = axes[row, col]
+                ax.set(xscale="log", xlabel="T (tasks)", ylabel=name, title=f"{adv}: {name}")
+        axes[0, 0].plot([], [], "k-", lw=1, label="z (paper): exact, o simulated")
+        axes[0, 0].plot([], [], "k--", lw=1, label="optimal Lambda: exact, ^ simulated")
+        axes[0, 0].legend(fontsize=6)
+        fig.suptitle("How good is the paper's test? z against the Neyman-Pearson optimal test")
+        return plotting.save_figure(fig, out_dir, "optimal_gap")
+
+
+_LINE_FIELDS = ("samples", "dim", "challenge", "task_std", "sample_std")

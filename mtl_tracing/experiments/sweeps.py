@@ -1,4 +1,4 @@
-"""Three ready sweeps of the Gaussian tracing game (Sec. 4): one job module, three registry jobs.
+"""Four ready sweeps of the Gaussian tracing game (Sec. 4): one job module, four registry jobs.
 
 * ``sweep_auc_tasks_dim``: AUC of the strong and weak adversaries over a (T, d) grid (with a
   heatmap per adversary);
@@ -8,7 +8,10 @@
 * ``sweep_membership_limit``: the membership-inference limit sbar = 0 (every task has the same
   mean) at T = 1, k = 1: tracing the one task is membership inference of one training sample.
   AUC versus d/N, one line per N (``auc_vs_d_over_n``); the weak adversary's AUC is exactly 1/2
-  there (its challenge sample is a fresh draw of the same law as OUT's).
+  there (its challenge sample is a fresh draw of the same law as OUT's);
+* ``sweep_optimal_gap``: how good is the paper's test? AUC and TPR at FPR 1e-3 of z and of
+  the optimal (Neyman-Pearson) statistic Lambda (:mod:`mtl_tracing.gaussian.optimal`) over T
+  and d/N (``optimal_gap``), with the exact lines; the gap closes as T grows (rho^2 <= 1/T).
 
 Job interface (:mod:`.registry`; ``run`` takes the job ``name``): ``--size`` picks the grid in
 :data:`GRIDS`: ``"quick"`` (seconds: the tests and ``--quick``), ``"small"`` (the default, as
@@ -16,7 +19,8 @@ in ``reproduce``) or ``"full"``. ``run`` writes the sweep table (``sweep.npz/.js
 resumable: re-run the same command after an interruption) and ``job.json`` (which sweep, which
 size); ``plot`` draws the figures; ``check`` compares every empirical AUC with the exact-law AUC
 within :data:`checks.Z` bootstrap standard errors (SE = 95% CI width / 3.92) and checks each
-sweep's own claim (the gap shrinks with N; sbar = 0 and a weak AUC of 1/2 in the limit).
+sweep's own claim (the gap shrinks with N; sbar = 0 and a weak AUC of 1/2 in the limit; the
+optimal statistic's AUC near its exact value and never below z's).
 """
 
 from __future__ import annotations
@@ -47,7 +51,12 @@ __all__ = [
 ]
 
 #: The registry names of the three sweeps, in ``reproduce``'s order.
-NAMES = ("sweep_auc_tasks_dim", "sweep_strong_weak_gap", "sweep_membership_limit")
+NAMES = (
+    "sweep_auc_tasks_dim",
+    "sweep_strong_weak_gap",
+    "sweep_membership_limit",
+    "sweep_optimal_gap",
+)
 SIZES = ("quick", "small", "full")
 JOB_FILE = "job.json"
 OPTIONS = (Option("--size", str, "grid size: quick, small (default) or full", choices=SIZES),)
@@ -83,6 +92,24 @@ GRIDS: dict[str, dict[str, dict]] = {
             ("quick", (4, 16), (4, 16, 64), 400, 50),
             ("small", (4, 16, 64), (4, 16, 64, 256), 2000, 200),
             ("full", (4, 16, 64), (4, 16, 64, 256, 1024), 4000, 200),
+        )
+    },
+    # z against the optimal Lambda over T and d/N (N = 4 or 8, k = N/2, sbar = s = 1).
+    "sweep_optimal_gap": {
+        size: dict(
+            tasks=ts,
+            samples=(n,),
+            dim=ds,
+            challenge=(n // 2,),
+            games=g,
+            num_resamples=r,
+            fpr=1e-3,
+            lrt=True,
+        )  # fmt: skip
+        for size, ts, n, ds, g, r in (
+            ("quick", (1, 4, 16), 4, (16, 64), 1000, 50),
+            ("small", (1, 2, 4, 16, 64), 8, (8, 32, 128), 4000, 200),
+            ("full", (1, 2, 4, 8, 16, 64, 256), 8, (8, 32, 128, 512), 8000, 200),
         )
     },
 }
@@ -137,6 +164,8 @@ def plot(out_dir: str | os.PathLike) -> list[Path]:
     from mtl_tracing.experiments import sweep_plots
 
     payload, _ = load(out_dir)
+    if payload["job"] == "sweep_optimal_gap":  # its own figure (z and Lambda, exact lines)
+        return sweep_plots.plot_optimal_gap(out_dir)
     paths = sweep_plots.plot_sweep(out_dir)
     if payload["job"] == "sweep_membership_limit":
         paths += sweep_plots.plot_membership_limit(out_dir)
@@ -180,6 +209,15 @@ def headline(payload: dict) -> str:
     if payload["job"] == "sweep_strong_weak_gap":
         for ni, e, _, x in zip(*gap(t), strict=True):
             lines.append(f"N={ni:>4}  gap {e:+.4f}  exact {x:+.4f}")
+    if "lrt_auc" in t:
+        lines.append(f"optimal Lambda: {'adv':<6} {'T':>5} {'d/N':>6} {'AUC [CI]':<22} exact")
+        for i in range(min(n, 40)):
+            lines.append(
+                f"{'':<16}{t['adversary'][i]:<6} {t['tasks'][i]:>5} "
+                f"{t['dim'][i] / t['samples'][i]:>6g} {t['lrt_auc'][i]:.3f} "
+                f"[{t['lrt_auc_lo'][i]:.3f}, {t['lrt_auc_hi'][i]:.3f}]   "
+                f"{t['lrt_exact_auc'][i]:.4f} (z {t['exact_auc'][i]:.4f})"
+            )
     return "\n".join(lines)
 
 
@@ -196,6 +234,8 @@ def check(out_dir: str | os.PathLike) -> list[str]:
     figures = ["sweep_*.png"] + (
         ["auc_vs_d_over_n.png"] if job.endswith("membership_limit") else []
     )
+    if job == "sweep_optimal_gap":
+        figures = ["optimal_gap.png"]
     problems += [f"missing {out / f}" for f in figures if not any(out.glob(f))]
     for i, se in enumerate(_se(t["auc_lo"], t["auc_hi"])):
         label = (
@@ -210,6 +250,15 @@ def check(out_dir: str | os.PathLike) -> list[str]:
             problems.append(f"gap disagrees with theory at N = {n[bad].tolist()}")
         if not np.all(np.diff(exact) < 0):
             problems.append(f"exact gap does not shrink with N: {exact.tolist()}")
+    if "lrt_auc" in t:  # the optimal statistic: simulation vs exact, and Neyman-Pearson
+        for i, se in enumerate(_se(t["lrt_auc_lo"], t["lrt_auc_hi"])):
+            label = f"row {i} (optimal, {t['adversary'][i]}, T={t['tasks'][i]}, d={t['dim'][i]})"
+            problems += checks.auc_near_exact(
+                label, float(t["lrt_auc"][i]), float(t["lrt_exact_auc"][i]), se
+            )
+        short = t["lrt_exact_auc"] < t["exact_auc"] - 1e-12
+        if short.any():
+            problems.append(f"exact optimal AUC below z's at rows {np.flatnonzero(short).tolist()}")
     if job == "sweep_membership_limit":
         if np.any(t["task_std"] != 0):
             problems.append(f"membership limit must run at sbar = 0, got {set(t['task_std'])}")

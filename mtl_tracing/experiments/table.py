@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 
 from mtl_tracing import results
-from mtl_tracing._validate import check_int
 from mtl_tracing.experiments import checks, registry
 
 __all__ = [
@@ -57,11 +56,11 @@ def attack_rows(attacks: dict, *, tpr_at_fpr: bool = False) -> list[dict]:
     :func:`mtl_tracing.experiments.pipeline.summarize`: AUC with CI and the percentile table
     (threshold, TPR, FPR, balanced accuracy); ``tpr_at_fpr`` adds the (target FPR, TPR) pairs.
     Shared with :mod:`mtl_tracing.experiments.real`."""
-    from mtl_tracing.experiments.pipeline import ADVERSARIES, ATTACKS
+    from mtl_tracing.threat import IN_ADVERSARIES as ADVERSARIES
 
     keys = ("percentile", "threshold", "tpr", "fpr", "balanced_accuracy")
     rows = []
-    for name in ATTACKS:
+    for name in attacks:
         for adv in ADVERSARIES:
             s = attacks[name][adv]
             t = s["percentile_table"]
@@ -77,30 +76,8 @@ def _rows(summary: dict) -> list[dict]:
     return attack_rows(summary["attacks"])
 
 
-def run(
-    out_dir: str | os.PathLike,
-    *,
-    config=None,
-    seed: int = 0,
-    progress: bool = True,
-    dtype=None,
-) -> Path:
-    """Train R runs of ``config``, attack, write ``table.json`` (then :func:`plot` writes md).
-
-    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
-    """
-    import jax
-
-    from mtl_tracing.experiments import pipeline as mc
-    from mtl_tracing.experiments.pipeline import PipelineConfig
-
-    config = _constants()["DEFAULT_CONFIG"] if config is None else config
-    if not isinstance(config, PipelineConfig):
-        raise ValueError(f"config must be a PipelineConfig, got {config!r}")
-    seed = check_int("seed", seed, low=0)
-    out = registry.check_out_dir(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    res = mc.run_pipeline(jax.random.key(seed), config, dtype=dtype, progress=progress)
+def _write(out: Path, res, config, seed: int) -> Path:
+    """The table rows of a pipeline result: ``table.json``."""
     payload = {
         "rows": _rows(res.summary),
         **res.summary,
@@ -110,11 +87,18 @@ def run(
     return out
 
 
-def load(out_dir: str | os.PathLike) -> tuple[dict, None]:
-    """``(table.json payload, None)`` of a finished run (the table has no npz)."""
-    from mtl_tracing.experiments import pipeline as mc
+run = registry.pipeline_job(
+    _constants,
+    _write,
+    """Train R runs of ``config``, attack, write ``table.json`` (then :func:`plot` writes md).
 
-    return mc.load(out_dir, JSON_NAME)
+    ``config`` is a ``PipelineConfig``, default (None) :data:`DEFAULT_CONFIG`.
+    """,
+)
+
+
+#: ``load(out_dir) -> (json payload, npz arrays or None)`` of a finished run.
+load = results.outputs_loader(JSON_NAME)
 
 
 def _pct(x: float) -> str:

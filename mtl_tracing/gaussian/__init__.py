@@ -6,6 +6,9 @@
 - :mod:`~mtl_tracing.gaussian.law`: the exact law of z (``ScoreLaw``) and the exact ROC.
 - :mod:`~mtl_tracing.gaussian.batched`: ``roc_theory``, many cells at once (sweeps).
 - :mod:`~mtl_tracing.gaussian.release`: the DP release (clip, noise) and its exact theory.
+- :mod:`~mtl_tracing.gaussian.optimal`: the optimal (likelihood-ratio) statistic Lambda, its
+  exact law and ROC.
+- :mod:`~mtl_tracing.gaussian.streamed`: one faithful game streamed over blocks of tasks.
 
 Everything public is re-exported here: ``from mtl_tracing import gaussian`` then
 ``gaussian.simulate(...)``, ``gaussian.exact_auc(...)``.
@@ -69,6 +72,21 @@ _EXPORTS = {
     "release_moments": "release",
     "simulate_release": "release",
     "release_kernel": "release",
+    "GameNorms": "game",
+    "percentile_table": "law",
+    "LrtLaw": "optimal",
+    "lrt_weights": "optimal",
+    "lrt_scales": "optimal",
+    "lrt_statistic": "optimal",
+    "lrt_second_order": "optimal",
+    "lrt_law": "optimal",
+    "lrt_roc": "optimal",
+    "lrt_mu_profile": "optimal",
+    "roc_curve_theory": "batched",
+    "lrt_auc": "optimal",
+    "lrt_tpr_at_fpr": "optimal",
+    "lrt_percentile_table": "optimal",
+    "lrt_moments": "optimal",
 }
 
 __all__ = sorted([*_EXPORTS, "moments"])

@@ -27,7 +27,7 @@ from mtl_tracing._validate import (
 from mtl_tracing.gaussian.config import IN_ADVERSARIES
 from mtl_tracing.gaussian.moments import law_scale_parts, score_moments
 
-__all__ = ["roc_theory", "gaussian_auc"]
+__all__ = ["roc_theory", "roc_curve_theory", "gaussian_auc"]
 
 
 def gaussian_auc(mean_in, var_in, mean_out, var_out):
@@ -113,30 +113,38 @@ def _chi2_score_quantiles(dims: np.ndarray) -> np.ndarray:
     return y
 
 
-def _out_isf(dims: np.ndarray, prob: float, y: np.ndarray) -> np.ndarray:
-    """t >= 0 with P((X - Y)/2 > t) = prob <= 1/2 per d in ``dims`` (D,), X, Y ~ chi2(d).
+def _diff_isf(dof, a, b, prob, y: np.ndarray) -> np.ndarray:
+    """t with P(a X - b Y > t) = prob <= 1/2 per row (R,), X, Y ~ chi2(dof); a, b >= 0, not
+    both 0; ``prob`` a scalar or one per row; ``y`` (R, M) the rule's chi2(dof) quantiles.
 
-    Safeguarded Newton on log sf(t) - log prob with the rule's sf(t) = E_Y[chi2.sf(2t + Y)]
-    and its exact derivative, inside the bracket [0, chi2.isf(prob)/2] (sf(0) = 1/2 and
-    sf(t) <= P(X > 2t)); rows stop one by one when the step is below 4 ulp.
+    a = 0 or b = 0: closed forms. Else safeguarded Newton on log sf(t) - log prob with the
+    rule's sf (:func:`_in_sf`) and its exact derivative (the density E_Y[chi2.pdf((t + b Y)/a)]
+    / a for t >= 0, E_X[chi2.pdf((|t| + a X)/b)] / b for t < 0), inside the bracket
+    [-b chi2.ppf(prob), a chi2.isf(prob)] (sf(t) >= P(-b Y > t) and <= P(a X > t)); rows stop
+    one by one when the step is below 4 ulp. a = b and prob = 1/2: 0 (the symmetric median).
     """
-    if prob == 0.5:
-        return np.zeros(len(dims))
-    d = dims[:, None]
-    log_p = math.log(prob)
-    lo = np.zeros(len(dims))
-    hi = 0.5 * special.chdtri(dims, prob)
-    t = np.clip(-np.sqrt(dims) * special.ndtri(prob), lo, hi)  # normal guess (Var = d)
-    active = np.arange(len(dims))
+    dof, a, b, prob = (np.array(x, dtype=np.float64) for x in np.broadcast_arrays(dof, a, b, prob))
+    lo = -b * special.chdtri(dof, 1.0 - prob)
+    hi = a * special.chdtri(dof, prob)
+    t = np.where(b == 0.0, hi, lo)  # the closed forms (one of a, b is 0)
+    mean, sd = dof * (a - b), np.sqrt(2.0 * dof * (a * a + b * b))
+    guess = np.clip(mean - sd * special.ndtri(prob), lo, hi)  # normal guess
+    median = (a == b) & (prob == 0.5)  # a symmetric law's median: 0 exactly
+    t[median] = 0.0
+    active = np.flatnonzero((a > 0.0) & (b > 0.0) & ~median)
+    t[active] = guess[active]
+    log_p = np.log(prob)
     for _ in range(_NEWTON_MAXITER):
         if active.size == 0:
             break
-        ta = t[active]
-        x = 2.0 * ta[:, None] + y[active]
-        sf = np.sum(_SF_WEIGHTS * _chi2_sf(d[active], x), axis=1)
-        dens = 2.0 * np.sum(_SF_WEIGHTS * _chi2_pdf(d[active], x), axis=1)
+        ta, aa, ba, da = t[active], a[active], b[active], dof[active]
+        sf = _in_sf(da, aa, ba, ta, y[active])
+        neg = ta < 0.0
+        num, den = np.where(neg, aa, ba), np.where(neg, ba, aa)  # swap on t < 0, as _in_sf
+        x = (np.abs(ta)[:, None] + num[:, None] * y[active]) / den[:, None]
+        dens = np.sum(_SF_WEIGHTS * _chi2_pdf(da[:, None], x), axis=1) / den
         with np.errstate(divide="ignore", invalid="ignore"):
-            g = np.log(sf) - log_p  # decreasing in t
+            g = np.log(sf) - log_p[active]  # decreasing in t
             new = ta + g * sf / dens
         above = g > 0.0
         lo[active] = np.where(above, ta, lo[active])
@@ -169,26 +177,77 @@ def _in_sf(dof, a1, b1, t, y) -> np.ndarray:
     return np.where(zero, closed, np.where(neg, 1.0 - quad, quad))
 
 
-def _imhof_auc(dof, a1, b1) -> np.ndarray:
-    """P(a1 X1 - b1 Y1 > (X0 - Y0)/2) per row by Imhof's formula at x = 0 on fixed nodes.
+def _imhof_auc(dof, a1, b1, w0=None) -> np.ndarray:
+    """P(a1 X1 - b1 Y1 > w0 (X0 - Y0)) per row by Imhof's formula at x = 0 on fixed nodes.
 
-    Q = a1 X1 - b1 Y1 - X0/2 + Y0/2; the +-1/2 phases cancel, so theta(u) =
-    (d/2) atan2(rho u, 1 + a1 b1 u^2) and log r(u) = d/4 [log1p(a1^2 u^2) + log1p(b1^2 u^2)
-    + 2 log1p(u^2/4)]. Where the Chernoff bound on P(Q <= 0) is below 1e-17 the AUC is 1.0.
+    ``w0`` None is 1/2: the AUC of z, whose OUT score is (X0 - Y0)/2 in units of sqrt(AB).
+    Q = a1 X1 - b1 Y1 - w0 X0 + w0 Y0; the +-w0 phases cancel, so theta(u) =
+    (d/2) atan2(rho u, 1 + a1 b1 u^2) (rho = a1 - b1) and log r(u) = d/4 [log1p(a1^2 u^2) +
+    log1p(b1^2 u^2) + 2 log1p(w0^2 u^2)]. Where the Chernoff bound on P(Q <= 0) is below 1e-17
+    the AUC is 1.0.
     """
     d, a, b = dof[:, None], a1[:, None], b1[:, None]
     rho = a - b
-    sigma = np.sqrt(0.5 * d * (a * a + b * b + 0.5))  # char. fn ~ exp(-sigma^2 u^2 / 2)
+    w2 = 0.25 if w0 is None else np.asarray(w0, dtype=np.float64)[:, None] ** 2
+    sigma = np.sqrt(0.5 * d * (a * a + b * b + 2.0 * w2))  # char. fn ~ exp(-sigma^2 u^2 / 2)
     u = _AUC_NODES / sigma
     theta = 0.5 * d * np.arctan2(rho * u, 1.0 + a * b * u * u)
     log_r = (
-        0.25 * d * (np.log1p((a * u) ** 2) + np.log1p((b * u) ** 2) + 2.0 * np.log1p(0.25 * u * u))
+        0.25 * d * (np.log1p((a * u) ** 2) + np.log1p((b * u) ** 2) + 2.0 * np.log1p(w2 * u * u))
     )
     total = np.sum(_AUC_WEIGHTS * np.sin(theta) * np.exp(-log_r), axis=1)
     auc = np.clip(0.5 + total / np.pi, 0.0, 1.0)
-    s = (a1 - b1) / (2.0 + (a1 - b1) ** 2)  # normal-optimal Chernoff parameter, s < 1/2
-    log_bound = -0.5 * dof * (np.log1p(2.0 * s * a1) + np.log1p(-2.0 * s * b1) + np.log1p(-s * s))
+    if w0 is None:  # normal-optimal Chernoff parameter s < 1/2 (mean / variance of Q)
+        s = (a1 - b1) / (2.0 + (a1 - b1) ** 2)
+        log_w = np.log1p(-s * s)
+    else:
+        w = np.asarray(w0, dtype=np.float64)
+        s = (a1 - b1) / (2.0 * (a1 * a1 + b1 * b1 + 2.0 * w * w))  # 2 s b1, 2 s w0 < 1
+        log_w = np.log1p(-4.0 * s * s * w * w)
+    log_bound = -0.5 * dof * (np.log1p(2.0 * s * a1) + np.log1p(-2.0 * s * b1) + log_w)
     return np.where(log_bound < _LOG_AUC_ONE, 1.0, auc)
+
+
+def _tpr(dof, a1, b1, p, y, statistic: str) -> np.ndarray:
+    """TPR per row at FPR ``p`` (one per row) of z or of Lambda, from z_IN's scales a1, b1 =
+    (1 +- rho)/2 in units of sqrt(AB).
+
+    z: the threshold is OUT's upper p-quantile, (X - Y)/2 being symmetric. Lambda: in law
+    Lambda_OUT = -z_IN and Lambda_IN = w0 (X - Y), w0 = (1 - rho^2)/2 = 2 a1 b1 (optimal.py);
+    the threshold at FPR p is -q, q the lower p-quantile of z_IN, and TPR = P(w0 (X - Y) > -q)
+    (1 when w0 = 0: rho = 1, Lambda_IN = 0 and q > 0).
+    """
+    dof, a1, b1, p = np.broadcast_arrays(dof, a1, b1, p)
+    low, high = p <= 0.5, p > 0.5
+    t = np.empty(p.shape)
+    if statistic == "z":
+        t[low] = _diff_isf(dof[low], 0.5, 0.5, p[low], y[low])
+        t[high] = -_diff_isf(dof[high], 0.5, 0.5, 1.0 - p[high], y[high])  # symmetric
+        return _in_sf(dof, a1, b1, t, y)
+    t[low] = _diff_isf(dof[low], b1[low], a1[low], p[low], y[low])  # q = -t
+    t[high] = -_diff_isf(dof[high], a1[high], b1[high], 1.0 - p[high], y[high])
+    w0 = 2.0 * a1 * b1
+    flat = w0 == 0.0
+    w = np.where(flat, 1.0, w0)
+    return np.where(flat, (t < 0.0).astype(np.float64), _in_sf(dof, w, w, t, y))
+
+
+def roc_curve_theory(dim, a_var, b_var, cov, fpr, *, statistic: str = "z") -> np.ndarray:
+    """Exact TPR of one cell at every FPR in ``fpr`` (any shape, in (0, 1)), vectorised.
+
+    The cell is given by d and its (A, B, c) (with any release noise already in A);
+    ``statistic`` "z" or "lrt" (Lambda). The same fixed-node rule as :func:`roc_theory`
+    (~1e-14 against the adaptive scalar path), a few ms for a curve of 100 points.
+    """
+    check_choice("statistic", statistic, ("z", "lrt"))
+    p = check_open_unit_array("fpr", fpr)
+    d = int(check_int_array("dim", dim))
+    root, pos, neg = law_scale_parts(a_var, b_var, cov)
+    rows = p.size
+    dof = np.full(rows, float(d))
+    a1, b1 = np.full(rows, float(pos / root)), np.full(rows, float(neg / root))
+    y = np.broadcast_to(_chi2_score_quantiles(np.array([float(d)])), (rows, _SF_NODES.size))
+    return _tpr(dof, a1, b1, p.ravel(), np.ascontiguousarray(y), statistic).reshape(p.shape)
 
 
 def roc_theory(
@@ -202,6 +261,7 @@ def roc_theory(
     fpr: float,
     *,
     release_noise_std=0.0,
+    statistic: str = "z",
 ) -> dict[str, np.ndarray]:
     """Exact and normal-approximation marginal AUC and TPR at ``fpr`` for many cells at once.
 
@@ -225,8 +285,14 @@ def roc_theory(
     ``release_noise_std`` (sigma >= 0, one more broadcast column): Gaussian noise of std sigma
     per coordinate on the unclipped release mu_hat, so A -> A + sigma^2 (B, c unchanged; see
     :mod:`mtl_tracing.gaussian.release`). The default 0 is the plain game.
+
+    ``statistic``: ``"z"`` (default, the paper's inner product) or ``"lrt"``, the optimal
+    (Neyman-Pearson) statistic Lambda of :mod:`mtl_tracing.gaussian.optimal`: the same columns
+    for Lambda (its exact AUC by Imhof with the OUT pair scaled by 1 - rho^2, its TPR from the
+    lower fpr-quantile of z_IN, its moments; ``paper_var`` stays the paper's variance of z).
     """
     check_choice("adversary", adversary, IN_ADVERSARIES)
+    check_choice("statistic", statistic, ("z", "lrt"))
     p = check_open_unit_array("fpr", fpr)
     if p.ndim != 0:
         raise ValueError(f"fpr must be a scalar, got shape {p.shape}")
@@ -269,18 +335,28 @@ def roc_theory(
     dims_u, d_inv = np.unique(d_key, return_inverse=True)
     d_inv = d_inv.reshape(-1)
     y = _chi2_score_quantiles(dims_u)
-    t_out = _out_isf(dims_u, min(p, 1.0 - p), y)
-    t_out = t_out if p <= 0.5 else -t_out  # OUT is symmetric about 0
-    tpr = _in_sf(d_key, a1, b1, t_out[d_inv], y[d_inv])
-    auc = _imhof_auc(d_key, a1, b1)
-
     m1_mean, m1_var, m0_mean, m0_var = (
         np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
         for x in (m1.mean, m1.var, m0.mean, m0.var)
     )
-    normal_auc_ = gaussian_auc(m1_mean, m1_var, m0_mean, m0_var)
+    if statistic == "lrt":
+        auc = _imhof_auc(d_key, a1, b1, 2.0 * a1 * b1)
+        tpr = _tpr(d_key, a1, b1, p, y[d_inv], "lrt")
+        # Moments of Lambda (optimal.py): 0 and d (AB - c^2)^2 / (AB) under IN, -d c and
+        # d (AB + c^2) = Var z_IN under OUT.
+        ab, c2 = np.broadcast_to(a_var * b_var, shape), np.broadcast_to(cov**2, shape)
+        dd = np.broadcast_to(dims, shape).astype(np.float64)
+        m1_mean, m1_var = np.zeros(shape), dd * (ab - c2) ** 2 / ab
+        m0_mean, m0_var = -dd * np.broadcast_to(cov, shape), dd * (ab + c2)
+    else:
+        t_out = _diff_isf(dims_u, 0.5, 0.5, min(p, 1.0 - p), y)
+        t_out = t_out if p <= 0.5 else -t_out  # OUT is symmetric about 0
+        tpr = _in_sf(d_key, a1, b1, t_out[d_inv], y[d_inv])
+        auc = _imhof_auc(d_key, a1, b1)
+    normal_auc_ = special.ndtr((m1_mean - m0_mean) / np.sqrt(m1_var + m0_var))
     thresh = m0_mean - np.sqrt(m0_var) * special.ndtri(p)
-    normal_tpr_ = special.ndtr((m1_mean - thresh) / np.sqrt(m1_var))
+    with np.errstate(divide="ignore"):  # Var Lambda_IN = 0 at rho = 1: a step
+        normal_tpr_ = special.ndtr((m1_mean - thresh) / np.sqrt(m1_var))
     out = {
         "exact_auc": auc[inv].reshape(shape),
         "exact_tpr": tpr[inv].reshape(shape),

@@ -11,7 +11,8 @@ z = <mu_hat - mu_bar, mean(B) - mu_bar>:
 
 Two samplers produce the same joint law of the 3T scores of a game:
 
-* ``"faithful"`` draws everything (O(T N d) normals per game);
+* ``"faithful"`` draws everything (O(T N d) normals per game; a game above the memory cap is
+  streamed over blocks of tasks, :mod:`~mtl_tracing.gaussian.streamed`);
 * ``"sufficient"`` (default) draws O(T) normals and one chi-square per game, whatever d
   (the reduction is proved in :func:`_sufficient_game`).
 
@@ -34,10 +35,22 @@ from jax import Array
 from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_dtype, check_int, check_key
 from mtl_tracing.gaussian.config import GameShape, GaussianGameConfig
+from mtl_tracing.gaussian.draws import (
+    norms_from,
+    orthogonal_squares,
+    row_block,
+    score_batches,
+    static_shape_args,
+    sufficient_draws,
+    sufficient_scores,
+)
 
 __all__ = [
     "SAMPLERS",
     "GameScores",
+    "GameNorms",
+    "pack_outputs",
+    "score_batches",
     "simulate",
     "game_kernel",
     "bytes_per_game",
@@ -59,13 +72,24 @@ class GameScores(NamedTuple):
     out: Array  # (games, T)
 
 
+class GameNorms(NamedTuple):
+    """What the optimal statistic Lambda needs besides z (``simulate(..., norms=True)``;
+    :func:`~mtl_tracing.gaussian.optimal.lrt_statistic`)."""
+
+    alpha_sq: Array  # (games,): ||mu_hat - mu_bar||^2
+    strong_sq: Array  # (games, T): ||mean(B) - mu_bar||^2 of each strong batch
+    weak_sq: Array  # (games, T)
+    out_sq: Array  # (games, T)
+
+
 # --------------------------------------------------------------------------------------------
 # Per-game kernels (pure; task_std, sample_std, mean may be traced).
 # --------------------------------------------------------------------------------------------
 
 
-def _faithful_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
-    """Draw one game literally. Returns (strong_in, weak_in, out), each (T,).
+def _faithful_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype, norms=False):
+    """Draw one game literally. Returns (strong_in, weak_in, out), each (T,), and with
+    ``norms`` the :class:`GameNorms` fields of the game (``score_batches``).
 
     mu (T, d), x (T, N, d); the strong batch takes k distinct indices of a random ordering of
     the task's N samples; ``mean`` (mu_bar) is () or (d,).
@@ -86,39 +110,16 @@ def _faithful_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
     weak_b = mu[:, None, :] + s * flat_random.normal(k_weak, (T, k, d), dtype)
     mu_out = mu_bar + sbar * flat_random.normal(k_omu, (T, d), dtype)
     out_b = mu_out[:, None, :] + s * flat_random.normal(k_out, (T, k, d), dtype)
-
-    def score(batch):  # (T, k, d) -> (T,)
-        return jnp.sum((jnp.mean(batch, axis=1) - mu_bar) * alpha, axis=-1)
-
-    return score(strong_b), score(weak_b), score(out_b)
+    return score_batches((strong_b, weak_b, out_b), mu_bar, alpha, norms)
 
 
-def sufficient_draws(keys, task_std, sample_std, *, shape: GameShape, dtype):
-    """Unchecked kernel: one coordinate's worth of the sufficient sampler's variables, (T,) each.
-
-    ``keys`` = (k_mu, k_b, k_r, k_w, k_v). Returns (b, m, w, v): strong batch means b_i, task
-    sample means m_i (b_i with the other N - k samples r_i), weak batch means w_i and OUT batch
-    means v_j, all centred at mu_bar (see ``_sufficient_game``). Shared with the DP release.
-    """
-    T, N, _d, k = shape
-    k_mu, k_b, k_r, k_w, k_v = keys
-    mu = task_std * jax.random.normal(k_mu, (T,), dtype)
-    b = mu + sample_std * jax.random.normal(k_b, (T,), dtype) / math.sqrt(k)
-    if k < N:
-        r = mu + sample_std * jax.random.normal(k_r, (T,), dtype) / math.sqrt(N - k)
-        m = (k * b + (N - k) * r) / N
-    else:
-        m = b
-    w = mu + sample_std * jax.random.normal(k_w, (T,), dtype) / math.sqrt(k)
-    v = jnp.sqrt(task_std**2 + sample_std**2 / k) * jax.random.normal(k_v, (T,), dtype)
-    return b, m, w, v
-
-
-def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype):
+def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype, norms=False):
     """Draw the 3T scores of one game exactly from O(T) normals and one chi-square.
 
-    Returns (strong_in, weak_in, out), each (T,). ``mean`` (mu_bar) is accepted for a common
-    signature but cancels exactly: every quantity below is centred at mu_bar, so z is too.
+    Returns (strong_in, weak_in, out), each (T,), and with ``norms`` the :class:`GameNorms`
+    fields (O(T d) more normals, ``draws.orthogonal_squares``; z is the same draw). ``mean``
+    (mu_bar) is accepted for a common signature but cancels exactly: every quantity below is
+    centred at mu_bar, so z is too.
 
     Proof of the reduction. Because the model's covariances are isotropic (sbar^2 I_d, s^2 I_d),
     the d coordinates are i.i.d.: per coordinate l, the vector of task sample means m_i, strong
@@ -150,27 +151,24 @@ def _sufficient_game(key, task_std, sample_std, mean, *, shape: GameShape, dtype
     b, m, w, v = sufficient_draws((k_mu, k_b, k_r, k_w, k_v), sbar, s, shape=shape, dtype=dtype)
     A = (sbar**2 + s**2 / N) / T
     gamma = jax.random.gamma(k_chi, d / 2.0, (), dtype)
-    return _scores(b, jnp.mean(m), w, v, A, sbar**2 / T, gamma)
+    scores = sufficient_scores(b, jnp.mean(m), w, v, A, sbar**2 / T, gamma)
+    if not norms:
+        return scores
+    ratios = (1.0, sbar**2 / T / A)
+    rows = orthogonal_squares(
+        jax.random.fold_in(key, 1), sbar, s, ratios, shape_args=static_shape_args(shape),
+        width=T, rows=d - 1, dtype=dtype,
+    )  # fmt: skip
+    return scores + norms_from(A * 2.0 * gamma, ratios, (b, w, v), jnp.mean(m), rows)
 
 
-def _scores(b, alpha1, w, v, A, c_weak, gamma):
-    """(strong, weak, out) from the draws, alpha_1 = mean_i m_i, A, c_weak and the
-    Gamma(d/2) variate (``_sufficient_game``'s last step)."""
-    # c_strong / A = 1 exactly; c_out = 0.
-    eps_strong = b - alpha1
-    eps_weak = w - (c_weak / A) * alpha1
-    eps_out = v
-    r2 = A * 2.0 * gamma  # ||alpha||^2 ~ A chi2_d
-    root = jnp.sqrt(r2)
-    strong = r2 + root * eps_strong
-    weak = (c_weak / A) * r2 + root * eps_weak
-    out = root * eps_out
-    return strong, weak, out
-
-
-def padded_sufficient_game(key, task_std, sample_std, *shape_args, width: int, dtype):
+def padded_sufficient_game(key, task_std, sample_std, *shape_args, width: int, dtype, rows=None):
     """``_sufficient_game`` with the shape traced and the task axis padded to ``width`` >= T:
     one compiled program for every (T, N, d, k) with T <= width (the sweep's).
+
+    ``rows`` (static, >= d - 1 for every cell): also return the :class:`GameNorms` fields
+    (alpha_sq (), then (width,) each), from ``rows`` orthogonal rows of which each cell uses
+    its first d - 1 (``draws.orthogonal_squares``; one program for every d <= rows + 1).
 
     ``shape_args`` = :func:`padded_game_args` (T, N, d, k), traced. Returns (strong, weak,
     out), each (width,): entries < T are the scores ``_sufficient_game(key, ..., shape=(T, N,
@@ -199,8 +197,16 @@ def padded_sufficient_game(key, task_std, sample_std, *shape_args, width: int, d
     alpha1 = jnp.sum(jnp.where(mask, m, 0)) * inv_t
     A = (sbar**2 + s**2 * inv_n) * inv_t
     gamma = jax.random.gamma(k_chi, half_d, (), dtype)
-    scores = _scores(b, alpha1, w, v, A, sbar**2 * inv_t, gamma)
-    return tuple(jnp.where(mask, z, 0) for z in scores)
+    scores = sufficient_scores(b, alpha1, w, v, A, sbar**2 * inv_t, gamma)
+    if rows is not None:
+        ratios = (1.0, sbar**2 * inv_t / A)
+        args = (*shape_args[:8], 2 * half_d - 1)  # the cell's d - 1 rows
+        sq = orthogonal_squares(
+            jax.random.fold_in(key, 1), sbar, s, ratios, shape_args=args, width=width,
+            rows=rows, dtype=dtype,
+        )  # fmt: skip
+        scores = scores + norms_from(A * 2.0 * gamma, ratios, (b, w, v), alpha1, sq)
+    return tuple(z if z.ndim == 0 else jnp.where(mask, z, 0) for z in scores)
 
 
 def padded_game_args(shape: GameShape, dtype=None) -> tuple:
@@ -234,17 +240,19 @@ def _check_shape(shape: object) -> GameShape:
     return GameShape(T, N, d, k)
 
 
-def game_kernel(sampler: str, shape: GameShape, dtype=None) -> Callable:
+def game_kernel(sampler: str, shape: GameShape, dtype=None, norms: bool = False) -> Callable:
     """The pure per-game function ``f(key, task_std, sample_std, mean) -> (strong, weak, out)``.
 
-    Outputs are (T,) each, in ``dtype``. ``task_std`` (sbar) and ``sample_std`` (s) are scalar
-    arrays and ``mean`` (mu_bar) is () or (d,); they may be traced, so a sweep can vmap over them
-    without recompiling. No validation happens inside (keep stds > 0 and finite).
+    Outputs are (T,) each, in ``dtype``; with ``norms`` four more, the :class:`GameNorms`
+    fields of the game (alpha_sq (), strong_sq, weak_sq, out_sq (T,)). ``task_std`` (sbar) and
+    ``sample_std`` (s) are scalar arrays and ``mean`` (mu_bar) is () or (d,); they may be
+    traced, so a sweep can vmap over them without recompiling. No validation happens inside
+    (keep stds > 0 and finite).
     """
     check_choice("sampler", sampler, SAMPLERS)
     shape = _check_shape(shape)
     dt = check_dtype(dtype)
-    return functools.partial(_KERNELS[sampler], shape=shape, dtype=dt)
+    return functools.partial(_KERNELS[sampler], shape=shape, dtype=dt, norms=bool(norms))
 
 
 def device_memory_bytes() -> int:
@@ -259,20 +267,22 @@ def device_memory_bytes() -> int:
     return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
 
 
-def bytes_per_game(sampler: str, shape: GameShape, dtype=None) -> int:
-    """A conservative estimate of the peak memory one game needs inside a vmapped chunk."""
+def bytes_per_game(sampler: str, shape: GameShape, dtype=None, norms: bool = False) -> int:
+    """A conservative estimate of the peak memory one game needs inside a vmapped chunk
+    (``norms``: with the :class:`GameNorms` outputs)."""
     check_choice("sampler", sampler, SAMPLERS)
     T, N, d, k = _check_shape(shape)
     item = jnp.dtype(jnp.float32 if dtype is None else dtype).itemsize
     if sampler == "faithful":
         # x and its noise (2 T N d), three batches and their noise (6 T k d), task means,
         # permutations (int32), plus slack for temporaries.
-        floats = 2 * T * N * d + 6 * T * k * d + 6 * T * d + 3 * d
+        floats = 2 * T * N * d + 6 * T * k * d + 6 * T * d + 3 * d + (4 * T if norms else 0)
         return int(2 * (floats * item + 4 * T * N) + 1024)
-    return int(2 * 16 * T * item + 1024)
+    rows = 12 * row_block(T, d - 1) * T if norms else 0  # a block of orthogonal rows
+    return int(2 * (16 * T + rows) * item + 1024)
 
 
-def lanes(sampler: str, shape: GameShape, dtype=None) -> int:
+def lanes(sampler: str, shape: GameShape, dtype=None, norms: bool = False) -> int:
     """Games vectorised together (vmap width) inside a chunk; depends on the shape only.
 
     Chunks are a ``lax.map`` over groups of ``lanes`` games, each group a ``vmap``, and chunk
@@ -280,22 +290,24 @@ def lanes(sampler: str, shape: GameShape, dtype=None) -> int:
     compiled program, which is what makes results bitwise independent of the chunk size (XLA's
     vectorised code may round differently across lanes of vmaps of different widths).
     """
-    if sampler == "sufficient":
+    if sampler == "sufficient" and not norms:
         return 32
-    per_game = bytes_per_game(sampler, shape, dtype)
-    width = max(1, min(8, (1 << 22) // per_game))
-    return 1 << (width.bit_length() - 1)  # power of two in [1, 8]
+    per_game = bytes_per_game(sampler, shape, dtype, norms)
+    most = 32 if sampler == "sufficient" else 8  # the sufficient sampler with norms: up to 32
+    width = max(1, min(most, (1 << 22) // per_game))
+    return 1 << (width.bit_length() - 1)  # power of two in [1, most]
 
 
 @functools.lru_cache(maxsize=64)
-def _chunk_runner(sampler: str, shape: GameShape, dtype: jnp.dtype, chunk: int):
-    """Jitted ``run(key, start, sbar, s, mean) -> 3 x (chunk, T)`` for games start..start+chunk-1.
+def _chunk_runner(sampler: str, shape: GameShape, dtype: jnp.dtype, chunk: int, norms=False):
+    """Jitted ``run(key, start, sbar, s, mean) -> 3 x (chunk, T)`` for games start..start+chunk-1
+    (``norms``: 7 outputs, ``alpha_sq`` of shape (chunk,)).
 
-    ``chunk`` must be a multiple of :func:`lanes`. Cached per (sampler, shape, dtype, chunk): new
-    stds, means, keys or starts do not recompile.
+    ``chunk`` must be a multiple of :func:`lanes`. Cached per (sampler, shape, dtype, chunk,
+    norms): new stds, means, keys or starts do not recompile.
     """
-    kernel = functools.partial(_KERNELS[sampler], shape=shape, dtype=dtype)
-    width = lanes(sampler, shape, dtype)
+    kernel = functools.partial(_KERNELS[sampler], shape=shape, dtype=dtype, norms=norms)
+    width = lanes(sampler, shape, dtype, norms)
     assert chunk % width == 0, (chunk, width)
 
     def group(keys, task_std, sample_std, mean):  # keys (width,) -> 3 x (width, T)
@@ -306,16 +318,16 @@ def _chunk_runner(sampler: str, shape: GameShape, dtype: jnp.dtype, chunk: int):
         keys = jax.vmap(lambda g: jax.random.fold_in(key, g))(games)
         keys = keys.reshape(chunk // width, width)
         outs = jax.lax.map(lambda kk: group(kk, task_std, sample_std, mean), keys)
-        return tuple(o.reshape(chunk, shape.tasks) for o in outs)
+        return tuple(o.reshape(chunk, *o.shape[2:]) for o in outs)
 
     return jax.jit(run)
 
 
-def _chunk_size(sampler, shape, dtype, games, chunk_games, budget) -> int:
+def _chunk_size(sampler, shape, dtype, games, chunk_games, budget, norms=False) -> int:
     """Games per chunk: a multiple of ``lanes``, at most ``games`` rounded up to one."""
-    width = lanes(sampler, shape, dtype)
+    width = lanes(sampler, shape, dtype, norms)
     if chunk_games is None:
-        chunk_games = max(1, budget // bytes_per_game(sampler, shape, dtype))
+        chunk_games = max(1, budget // bytes_per_game(sampler, shape, dtype, norms))
     chunk = min(chunk_games, games)
     return max(width, -(-chunk // width) * width)
 
@@ -330,7 +342,9 @@ def simulate(
     chunk_games: int | None = None,
     memory_budget_bytes: int = 512 * 2**20,
     progress: bool = False,
-) -> GameScores:
+    task_block: int | None = None,
+    norms: bool = False,
+) -> GameScores | tuple[GameScores, GameNorms]:
     """Play ``games`` independent tracing games; game g is keyed by ``fold_in(key, g)``.
 
     Args:
@@ -346,14 +360,26 @@ def simulate(
         runs, one game at a time (the budget is then exceeded by that one game), unless it
         exceeds the memory cap (below).
       memory_budget_bytes: memory target per chunk. The memory cap is the larger of this and
-        half the device's memory (host RAM on CPU): a single game above the cap is refused with
-        a ``ValueError`` stating the bytes needed and the cap, before anything is allocated
-        (sizes are computed in exact integers, never int32).
+        half the device's memory (host RAM on CPU). A faithful game above the cap is streamed:
+        its tasks are drawn in blocks that fit the budget, in two passes over the blocks
+        (:mod:`~mtl_tracing.gaussian.streamed`; memory O(block N d + d) plus the scores, equal
+        in law to the one-shot game, not bitwise). Only a game of which not even one block of
+        one task fits the cap is refused, with a one-line ``ValueError`` stating the bytes
+        needed and the cap, before anything is allocated (sizes are computed in exact
+        integers, never int32).
       progress: show a tqdm bar over chunks.
+      task_block: faithful sampler only: stream every game in blocks of this many tasks
+        (at most T), whatever its size (default: stream only above the cap, in the largest
+        blocks within ``memory_budget_bytes``).
+      norms: also return what the optimal statistic Lambda needs (:class:`GameNorms`:
+        ||alpha||^2 per game, ||beta||^2 per score; :mod:`~mtl_tracing.gaussian.optimal`).
+        Same key schedule, so z is the same draw as without (equal to float rounding: another
+        program); the sufficient sampler then draws O(T d) more normals per game (no O(T)
+        exact law of the 3T squared norms exists, see ``draws.orthogonal_squares``).
 
     Returns:
       GameScores with ``strong_in``, ``weak_in``, ``out`` of shape (G, T) in ``dtype``;
-      bitwise identical for any ``chunk_games``.
+      bitwise identical for any ``chunk_games``. With ``norms``: ``(GameScores, GameNorms)``.
     """
     key = check_key("key", key)
     if not isinstance(config, GaussianGameConfig):
@@ -365,27 +391,44 @@ def simulate(
     shape = config.shape
     if chunk_games is not None:
         chunk_games = check_int("chunk_games", chunk_games, low=1)
-    need = bytes_per_game(sampler, shape, dt)
+    if task_block is not None and sampler != "faithful":
+        raise ValueError(f"task_block streams the faithful sampler only, got sampler={sampler!r}")
+    norms = bool(norms)
+    need = bytes_per_game(sampler, shape, dt, norms)
     cap = max(budget, device_memory_bytes() // 2)
-    if need > cap:
-        T, N, d, _ = shape
-        raise ValueError(
-            f"one {sampler} game needs ~{need:,} bytes (T={T}, N={N}, d={d}), above the memory "
-            f"cap of {cap:,} bytes (max of memory_budget_bytes and half the device memory); use "
-            "sampler='sufficient' (exact in law, O(T) memory) or smaller T, N, d"
-        )
-    chunk = _chunk_size(sampler, shape, dt, games, chunk_games, budget)
-    runner = _chunk_runner(sampler, shape, dt, chunk)
     # NumPy scalars, not jnp: the compiled chunk converts them itself, and no eager
     # conversion program is compiled (or looked up in the cache) for them.
     sbar = np.asarray(config.task_std, dt)
     s = np.asarray(config.sample_std, dt)
     mean = config.mean_array(np.float64).astype(dt)
+    if sampler == "faithful" and (task_block is not None or need > cap):
+        from mtl_tracing.gaussian import streamed
+
+        block = streamed.plan_block(shape, dt, budget, cap, task_block)
+        kw = dict(block=block, budget=budget, chunk_games=chunk_games, progress=progress)
+        out = streamed.simulate_streamed(
+            key, shape, (sbar, s, mean), games=games, dtype=dt, norms=norms, **kw
+        )
+        return pack_outputs(out, norms)
+    if need > cap:  # pragma: no cover - the sufficient sampler needs O(T) memory
+        T, N, d, _ = shape
+        raise ValueError(
+            f"one {sampler} game needs ~{need:,} bytes (T={T}, N={N}, d={d}), above the memory "
+            f"cap of {cap:,} bytes (max of memory_budget_bytes and half the device memory)"
+        )
+    chunk = _chunk_size(sampler, shape, dt, games, chunk_games, budget, norms)
+    runner = _chunk_runner(sampler, shape, dt, chunk, *((True,) if norms else ()))
     starts = range(0, games, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc=f"{sampler} games", unit="chunk")
     parts = [runner(key, np.uint32(start), sbar, s, mean) for start in starts]
-    out = [jnp.concatenate([p[i] for p in parts], axis=0)[:games] for i in range(3)]
-    return GameScores(*out)
+    out = [jnp.concatenate([p[i] for p in parts], axis=0)[:games] for i in range(len(parts[0]))]
+    return pack_outputs(out, norms)
+
+
+def pack_outputs(out, norms: bool):
+    """GameScores, or (GameScores, GameNorms) with ``norms``, from a sampler's 3 or 7
+    stacked outputs (each with a leading games axis)."""
+    return (GameScores(*out[:3]), GameNorms(*out[3:])) if norms else GameScores(*out)

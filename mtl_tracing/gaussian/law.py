@@ -65,6 +65,7 @@ __all__ = [
     "exact_auc",
     "exact_tpr_at_fpr",
     "exact_percentile_table",
+    "percentile_table",
     "exact_per_game_auc",
     "normal_roc",
     "normal_auc",
@@ -420,13 +421,19 @@ def exact_auc(config: GaussianGameConfig, adversary: str) -> float:
 def exact_percentile_table(
     config: GaussianGameConfig, adversary: str, percentiles=(50.0, 75.0, 90.0)
 ) -> dict:
-    """Blind thresholds at percentiles of the pooled 50/50 IN/OUT mixture.
+    """Blind thresholds at percentiles of the pooled 50/50 IN/OUT mixture of z; see
+    :func:`percentile_table`."""
+    return percentile_table(*_laws(config, adversary), percentiles)
+
+
+def percentile_table(law_in, law_out, percentiles=(50.0, 75.0, 90.0)) -> dict:
+    """Blind thresholds at percentiles of the pooled 50/50 mixture of two continuous laws
+    (objects with ``sf``, ``mean``, ``var``, e.g. :class:`ScoreLaw`).
 
     t_q solves 0.5 (sf_IN(t) + sf_OUT(t)) = 1 - q/100. Returns a dict of float64 arrays of
     shape (P,): ``percentile``, ``threshold``, ``tpr``, ``fpr``, ``balanced_accuracy``
     (= (tpr + 1 - fpr)/2).
     """
-    law_in, law_out = _laws(config, adversary)
     q = np.atleast_1d(as_float_array("percentiles", percentiles)).astype(np.float64)
     if q.ndim != 1 or np.any(q <= 0) or np.any(q >= 100):
         raise ValueError(f"percentiles must be in (0, 100), got {percentiles!r}")

@@ -70,7 +70,20 @@ from mtl_tracing.gaussian.config import (
     GaussianGameConfig,
     check_config,
 )
-from mtl_tracing.gaussian.game import SAMPLERS, GameScores, simulate, sufficient_draws
+from mtl_tracing.gaussian.draws import (
+    norms_from,
+    orthogonal_squares,
+    score_batches,
+    static_shape_args,
+)
+from mtl_tracing.gaussian.game import (
+    SAMPLERS,
+    GameNorms,
+    GameScores,
+    pack_outputs,
+    simulate,
+    sufficient_draws,
+)
 from mtl_tracing.gaussian.moments import ScoreMoments, law_scale_parts, second_order
 
 __all__ = [
@@ -254,8 +267,11 @@ def release_tpr_at_fpr(config, release: DPRelease, adversary: str, fpr: float) -
 # ----------------------------------------------------------------------------------- samplers
 
 
-def _faithful_release_game(key, task_std, sample_std, mean, clip, sum_std, sigma, *, shape, dtype):
-    """One game with the release drawn literally; (strong_in, weak_in, out), each (T,)."""
+def _faithful_release_game(
+    key, task_std, sample_std, mean, clip, sum_std, sigma, *, shape, dtype, norms=False
+):
+    """One game with the release drawn literally; (strong_in, weak_in, out), each (T,), and
+    with ``norms`` the ``GameNorms`` fields (``game.score_batches``)."""
     T, N, d, k = shape
     k_mu, k_x, k_perm, k_weak, k_omu, k_out, k_xi = jax.random.split(key, 7)
     mu_bar = jnp.broadcast_to(jnp.asarray(mean, dtype), (d,))
@@ -271,17 +287,15 @@ def _faithful_release_game(key, task_std, sample_std, mean, clip, sum_std, sigma
     weak_b = mu[:, None, :] + sample_std * flat_random.normal(k_weak, (T, k, d), dtype)
     mu_out = mu_bar + task_std * flat_random.normal(k_omu, (T, d), dtype)
     out_b = mu_out[:, None, :] + sample_std * flat_random.normal(k_out, (T, k, d), dtype)
-
-    def score(batch):
-        return jnp.sum((jnp.mean(batch, axis=1) - mu_bar) * alpha, axis=-1)
-
-    return score(strong_b), score(weak_b), score(out_b)
+    return score_batches((strong_b, weak_b, out_b), mu_bar, alpha, norms)
 
 
 def _sufficient_release_game(
-    key, task_std, sample_std, mean, clip, sum_std, sigma, *, shape, dtype
+    key, task_std, sample_std, mean, clip, sum_std, sigma, *, shape, dtype, norms=False
 ):
-    """The 3T scores of one unclipped noisy game from O(T) normals and one chi-square.
+    """The 3T scores of one unclipped noisy game from O(T) normals and one chi-square (with
+    ``norms``, the ``GameNorms`` fields too: O(T d) more normals, each orthogonal row's
+    alpha_1 with its own noise draw; ``draws.orthogonal_squares``).
 
     Proof: per coordinate, alpha_l = mean_i m_il + e_l with e_l ~ N(0, sigma_tot^2)
     independent of everything else, i.i.d. over l. The reduction of ``_sufficient_game``
@@ -304,39 +318,49 @@ def _sufficient_release_game(
     strong = (c_strong / a_var) * r2 + root * (b - (c_strong / a_var) * alpha1)
     weak = (c_weak / a_var) * r2 + root * (w - (c_weak / a_var) * alpha1)
     out = root * v
-    return strong, weak, out
+    if not norms:
+        return strong, weak, out
+    ratios = (c_strong / a_var, c_weak / a_var)
+    rows = orthogonal_squares(
+        jax.random.fold_in(key, 1), task_std, sample_std, ratios, jnp.sqrt(noise_var),
+        shape_args=static_shape_args(shape), width=T, rows=d - 1, dtype=dtype,
+    )  # fmt: skip
+    return (strong, weak, out) + norms_from(r2, ratios, (b, w, v), alpha1, rows)
 
 
 _KERNELS = {"faithful": _faithful_release_game, "sufficient": _sufficient_release_game}
-_CHUNK = 256  # games per vmapped chunk (a lax.map over chunks)
+_CHUNK = 256  # games per vmapped chunk (a lax.map over chunks); 32 with norms
 
 
-def release_kernel(sampler: str, shape: GameShape, dtype=None):
+def release_kernel(sampler: str, shape: GameShape, dtype=None, norms: bool = False):
     """The pure per-game function of the DP release, for sweeps:
     ``f(key, task_std, sample_std, mean, clip, sum_noise_std, release_noise_std) -> (strong,
-    weak, out)``, each (T,). All six parameters may be traced (one compile for every release):
-    ``clip`` = inf means no clipping, ``sum_noise_std`` is z C (0 without noise). No validation
-    inside; the sufficient sampler silently ignores ``clip`` (callers must refuse a finite clip
-    there, as :func:`simulate_release` does)."""
+    weak, out)``, each (T,) (``norms``: then the four ``GameNorms`` fields). All six
+    parameters may be traced (one compile for every release): ``clip`` = inf means no
+    clipping, ``sum_noise_std`` is z C (0 without noise). No validation inside; the sufficient
+    sampler silently ignores ``clip`` (callers must refuse a finite clip there, as
+    :func:`simulate_release` does)."""
     from mtl_tracing.gaussian.game import game_kernel
 
     game_kernel(sampler, shape, dtype)  # validates sampler and shape
-    return functools.partial(_KERNELS[sampler], shape=GameShape(*shape), dtype=check_dtype(dtype))
+    dt = check_dtype(dtype)
+    return functools.partial(_KERNELS[sampler], shape=GameShape(*shape), dtype=dt, norms=norms)
 
 
 @functools.lru_cache(maxsize=32)
-def _runner(sampler: str, shape: GameShape, dtype, chunks: int):
-    kernel = functools.partial(_KERNELS[sampler], shape=shape, dtype=dtype)
+def _runner(sampler: str, shape: GameShape, dtype, chunks: int, norms: bool = False):
+    kernel = functools.partial(_KERNELS[sampler], shape=shape, dtype=dtype, norms=norms)
+    size = 32 if norms else _CHUNK
 
     def run(key, params):
-        games = jnp.arange(chunks * _CHUNK, dtype=jnp.uint32).reshape(chunks, _CHUNK)
+        games = jnp.arange(chunks * size, dtype=jnp.uint32).reshape(chunks, size)
 
         def chunk(g):
             keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(g)
             return jax.vmap(kernel, in_axes=(0,) + (None,) * 6)(keys, *params)
 
         outs = jax.lax.map(chunk, games)
-        return tuple(o.reshape(chunks * _CHUNK, shape.tasks) for o in outs)
+        return tuple(o.reshape(chunks * size, *o.shape[2:]) for o in outs)
 
     return jax.jit(run)
 
@@ -349,41 +373,64 @@ def simulate_release(
     games: int,
     sampler: str = "sufficient",
     dtype=None,
-) -> GameScores:
+    memory_budget_bytes: int = 512 * 2**20,
+    task_block: int | None = None,
+    norms: bool = False,
+) -> GameScores | tuple[GameScores, GameNorms]:
     """Play ``games`` tracing games with the release ``release``; game g uses
     ``fold_in(key, g)``.
 
     ``DPRelease()`` returns ``gaussian.simulate(key, config, games=games, sampler=sampler,
-    dtype=dtype)`` exactly. Otherwise all games run in one compiled call (chunks of 256 games,
-    a ``lax.map`` of vmaps); the release parameters are traced (no recompile when they change).
-    ``sampler="sufficient"`` refuses ``clip`` (see the module docstring).
+    dtype=dtype, memory_budget_bytes=..., task_block=...)`` exactly. Otherwise all games run
+    in one compiled call (chunks of 256 games, a ``lax.map`` of vmaps); the release parameters
+    are traced (no recompile when they change). ``sampler="sufficient"`` refuses ``clip`` (see
+    the module docstring). A faithful game above the memory cap (as in ``game.simulate``), or
+    any faithful game when ``task_block`` is given, is streamed over blocks of tasks
+    (:mod:`~mtl_tracing.gaussian.streamed`, the release's clipping and noise included).
+    ``norms``: also return ``GameNorms`` (as ``game.simulate``; for the optimal statistic,
+    with A + sigma_tot^2: ``optimal.lrt_second_order(config, adversary, release)``).
 
     Returns:
-      GameScores, each (games, T), in ``dtype``.
+      GameScores, each (games, T), in ``dtype``; with ``norms``, ``(GameScores, GameNorms)``.
     """
     key = check_key("key", key)
     config, release = check_config(config), _check_release(release)
     games = check_int("games", games, low=1)
     check_choice("sampler", sampler, SAMPLERS)
     dt = check_dtype(dtype)
+    budget = check_int("memory_budget_bytes", memory_budget_bytes, low=1)
     if release.is_plain:
-        return simulate(key, config, games=games, sampler=sampler, dtype=dtype)
+        kw = dict(memory_budget_bytes=budget, task_block=task_block, norms=norms)
+        return simulate(key, config, games=games, sampler=sampler, dtype=dtype, **kw)
     if sampler == "sufficient" and release.clip is not None:
         raise ValueError(
             f"sampler 'sufficient' has no exact reduction for a clipped release (clip="
             f"{release.clip!r}): clipping couples the d coordinates; use sampler='faithful'"
         )
-    chunks = -(-games // _CHUNK)
-    params = tuple(
-        jnp.asarray(v, dt)
-        for v in (
-            config.task_std,
-            config.sample_std,
-            config.mean_array(np.float64),
-            np.inf if release.clip is None else release.clip,
-            release.sum_noise_std(),
-            release.release_noise_std,
-        )
+    if task_block is not None and sampler != "faithful":
+        raise ValueError(f"task_block streams the faithful sampler only, got sampler={sampler!r}")
+    values = (
+        config.task_std,
+        config.sample_std,
+        config.mean_array(np.float64),
+        np.inf if release.clip is None else release.clip,
+        release.sum_noise_std(),
+        release.release_noise_std,
     )
-    out = _runner(sampler, config.shape, dt, chunks)(key, params)
-    return GameScores(*(o[:games] for o in out))
+    if sampler == "faithful":
+        from mtl_tracing.gaussian import streamed
+        from mtl_tracing.gaussian.game import bytes_per_game, device_memory_bytes
+
+        cap = max(budget, device_memory_bytes() // 2)
+        if task_block is not None or bytes_per_game(sampler, config.shape, dt) > cap:
+            block = streamed.plan_block(config.shape, dt, budget, cap, task_block)
+            params = tuple(np.asarray(v, dt) for v in values)
+            out = streamed.simulate_streamed(
+                key, config.shape, params, games=games, dtype=dt, block=block, budget=budget,
+                release=True, norms=norms,
+            )  # fmt: skip
+            return pack_outputs(out, norms)
+    chunks = -(-games // (32 if norms else _CHUNK))
+    params = tuple(jnp.asarray(v, dt) for v in values)
+    runner = _runner(sampler, config.shape, dt, chunks, *((True,) if norms else ()))
+    return pack_outputs(tuple(o[:games] for o in runner(key, params)), norms)

@@ -33,6 +33,19 @@ PAIR_MAX_SCORES = 1 << 21
 PAIR_BLOCK = 32  # positions per block of :func:`pair_counts`
 
 
+def count_dtype() -> jnp.dtype:
+    """The integer dtype of counts and weights: int64 under ``jax_enable_x64``, else int32."""
+    return jnp.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+
+
+def rate(count: Array, total: Array, dtype) -> Array:
+    """Unchecked kernel: ``count / total`` in ``dtype`` from integer counts, one division
+    (to an ulp: XLA may divide through the reciprocal), exactly 1 where ``count == total``
+    (and 0 / total is exactly 0) on every backend."""
+    q = count.astype(dtype) / total.astype(dtype)
+    return jnp.where(count == total, jnp.ones((), dtype), q)
+
+
 def order_keys(x: Array) -> Array:
     """Unchecked kernel: integers with the order of the floats ``x`` (ties stay ties).
 
@@ -169,7 +182,8 @@ def pair_path(s_in, s_out, fprs, c_in, c_out) -> tuple[Array, Array]:
 
     Exact, ties counted 1/2. ``s_in`` (G_in, P_in), ``s_out`` (G_out, P_out) float32/64
     scores; ``fprs`` a static tuple with one entry per statistic: ``None`` for the AUC or the
-    target FPR of a TPR; ``c_in`` (R, G_in), ``c_out`` (R, G_out) group counts per replicate.
+    target FPR of a TPR; ``c_in`` (R, G_in), ``c_out`` (R, G_out) integer group counts per
+    replicate (``count_dtype``).
 
     The AUC of a replicate is c_in^T K c_out / (c_in^T K c_out + c_in^T (P - K) c_out),
     K[g, h] = pairs (IN of g above OUT of h, ties 1/2), P = P_in P_out; the TPR at ``fpr``
@@ -194,8 +208,10 @@ def pair_path(s_in, s_out, fprs, c_in, c_out) -> tuple[Array, Array]:
         if fpr is None:
             if pairs is None:
                 pairs = pair_counts(pos, is_in, grp, key_desc, g_in, g_out, dt)
-            conc = jnp.sum(jnp.matmul(c_in, pairs, precision=hi) * c_out, axis=1)
-            disc = jnp.sum(jnp.matmul(c_in, p_in * p_out - pairs, precision=hi) * c_out, axis=1)
+            a, b = c_in.astype(dt), c_out.astype(dt)
+            all_pairs = jnp.asarray(float(p_in * p_out), dt)  # a Python int may pass int32
+            conc = jnp.sum(jnp.matmul(a, pairs, precision=hi) * b, axis=1)
+            disc = jnp.sum(jnp.matmul(a, all_pairs - pairs, precision=hi) * b, axis=1)
             cols.append(conc / (conc + disc))
             continue
         m = pair_window(fpr, n_out, p_out)
@@ -209,14 +225,16 @@ def pair_path(s_in, s_out, fprs, c_in, c_out) -> tuple[Array, Array]:
             rows = jnp.sort(key_in, axis=1)  # (G_in, P_in) ascending
             search = jax.vmap(functools.partial(jnp.searchsorted, side="right"), (0, None))
             above = p_in - search(rows, flat[top])
-            window = (m, top // p_out, above.T.astype(dt))  # (m,), (m, G_in)
+            window = (m, top // p_out, above.T.astype(c_in.dtype))  # (m,), (m, G_in)
         _, h_top, above = window
         fp = jnp.cumsum(c_out[:, h_top[:m]], axis=1)  # weighted FP after each top OUT score
-        exceed = fp > jnp.asarray(fpr, dt) * jnp.asarray(n_out, dt)
+        # The rule must leave out the first OUT score whose FP passes fpr * W_out (W_out =
+        # n_out: the counts of a replicate sum to G_out), as the sorted path's FP <= fpr W_out.
+        exceed = fp.astype(dt) > jnp.asarray(fpr, dt) * jnp.asarray(float(n_out), dt)
         ok = ok & jnp.all(jnp.any(exceed, axis=1))
         first = jnp.argmax(exceed, axis=1)  # the first OUT score the rule must leave out
         tp = jnp.sum(c_in * above[first], axis=1)  # weighted IN strictly above it
-        cols.append(tp / (jnp.sum(c_in, axis=1) * p_in))  # = W_in, as the sorted path
+        cols.append(rate(tp, jnp.sum(c_in, axis=1) * p_in, dt))  # / W_in, as the sorted path
     return jnp.stack(cols, axis=1).astype(dt), ok
 
 

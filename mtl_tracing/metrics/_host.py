@@ -1,14 +1,14 @@
 """Host (NumPy) path of the grouped bootstrap for small inputs: no program to compile.
 
-For a few thousand scores, compiling the bootstrap program (about 1 s on 2 CPU cores) costs
-far more than computing it. :func:`bootstrap_replicates` evaluates the same replicates as the
-sorted path of :mod:`mtl_tracing.metrics.bootstrap` in NumPy: one stable sort of the pooled
-scores, then per replicate the Mann-Whitney AUC (:func:`~mtl_tracing.metrics.roc.auc_from_sorted`)
-and the TPR at fixed FPRs (:func:`~mtl_tracing.metrics.roc.tpr_from_sorted`) as cumulative
-sums over the sorted order, vectorised over a chunk of replicates. The group counts are the
-device path's (the same integers, drawn by the NumPy threefry twin :mod:`mtl_tracing.host_prng`), so
-both paths resample the same groups; the numbers agree to float rounding (the order of the
-final sums differs; tested in float32 and float64). Unchecked: callers validate.
+For a few thousand scores, compiling the bootstrap's statistics program (about 1 s on 2 CPU
+cores) costs far more than computing it. :func:`bootstrap_replicates` evaluates the same
+replicates as the sorted path of :mod:`mtl_tracing.metrics.bootstrap` in NumPy, from the same
+integer group counts: one stable sort of the pooled scores, then per replicate the
+Mann-Whitney AUC (:func:`~mtl_tracing.metrics.roc.auc_from_sorted`) and the TPR at fixed FPRs
+(:func:`~mtl_tracing.metrics.roc.tpr_from_sorted`) as integer cumulative sums over the sorted
+order, vectorised over a chunk of replicates. The numbers agree with the device path to the
+dtype's rounding (the order of the final sums differs; tested in float32 and float64).
+Unchecked: callers validate.
 """
 
 from __future__ import annotations
@@ -55,26 +55,28 @@ def _auc_rows(srt: _Sorted, w_in: np.ndarray, w_out: np.ndarray) -> np.ndarray:
     C + D = W_in W_out. With integer counts every term and sum is exact (float64 sums of
     values below 2^24), so this is the device path's C / (C + D) to the last bit.
     """
-    c = np.zeros((w_in.shape[0], w_in.shape[1] + 1), w_in.dtype)  # IN weight of the first i
+    c = np.zeros((w_in.shape[0], w_in.shape[1] + 1), np.int64)  # IN weight of the first i
     np.cumsum(w_in, axis=1, out=c[:, 1:])
-    above = c[:, srt.in_above]
+    above = c[:, srt.in_above].astype(np.float64)
     if srt.ties:
-        credit = above + (c[:, srt.in_through_tie] - above) * w_in.dtype.type(0.5)
+        credit = above + (c[:, srt.in_through_tie] - c[:, srt.in_above]) * 0.5
     else:
         credit = above
-    # NumPy's row sums of a 2-D block are not pairwise: accumulate in float64 (exact to the
-    # dtype's rounding, like the device path's tree reduction).
+    # Integer counts in float64 are exact (< 2^53); NumPy's row sums of a 2-D block are not
+    # pairwise, so accumulate in float64 (like the device path's tree reduction, to rounding).
     conc = np.sum(w_out * credit, axis=1, dtype=np.float64)
     total = c[:, -1].astype(np.float64) * np.sum(w_out, axis=1, dtype=np.float64)
-    return (conc / total).astype(w_in.dtype)
+    return conc / total
 
 
-def _tpr_rows(srt: _Sorted, w: np.ndarray, fpr: float) -> np.ndarray:
-    """TPR at FPR <= ``fpr`` of each row, as ``tpr_from_sorted``."""
+def _tpr_rows(srt: _Sorted, w: np.ndarray, fpr: float, dt) -> np.ndarray:
+    """TPR at FPR <= ``fpr`` of each row from integer weights, as ``tpr_from_sorted`` (the
+    FPR comparison in the scores' dtype ``dt``; exactly 1 when every IN score is kept)."""
     tp = np.cumsum(np.where(srt.is_in, w, 0), axis=1)[:, srt.group_end]
     fp = np.cumsum(np.where(srt.is_in, 0, w), axis=1)[:, srt.group_end]
-    ok = fp <= w.dtype.type(fpr) * fp[:, -1:]
-    return np.max(np.where(ok, tp, 0), axis=1) / tp[:, -1]
+    ok = fp.astype(dt) <= dt.type(fpr) * fp[:, -1:].astype(dt)
+    best, total = np.max(np.where(ok, tp, 0), axis=1), tp[:, -1]
+    return np.where(best == total, dt.type(1), best.astype(dt) / total.astype(dt))
 
 
 def bootstrap_replicates(s_in, s_out, fprs: tuple, c_in, c_out) -> np.ndarray:
@@ -83,7 +85,7 @@ def bootstrap_replicates(s_in, s_out, fprs: tuple, c_in, c_out) -> np.ndarray:
     Args:
       s_in: (G_in, P_in) and s_out: (G_out, P_out) scores (NumPy, one float dtype).
       fprs: one entry per statistic, None for the AUC or a float for the TPR at that FPR.
-      c_in: (R + 1, G_in) and c_out: (R + 1, G_out) group counts (row 0: all ones).
+      c_in: (R + 1, G_in) and c_out: (R + 1, G_out) integer group counts (row 0: all ones).
 
     Returns:
       (R + 1, len(fprs)) statistics in the scores' dtype.
@@ -96,7 +98,7 @@ def bootstrap_replicates(s_in, s_out, fprs: tuple, c_in, c_out) -> np.ndarray:
     group = np.concatenate(
         [np.repeat(np.arange(g_in), p_in), g_in + np.repeat(np.arange(g_out), p_out)]
     )[srt.order]
-    counts = np.concatenate([np.asarray(c_in, dt), np.asarray(c_out, dt)], axis=1)
+    counts = np.concatenate([np.asarray(c_in, np.int64), np.asarray(c_out, np.int64)], axis=1)
     group_in, group_out = group[srt.in_pos], group[srt.out_pos]
     rows = max(1, _CHUNK_ELEMENTS // group.size)
     out = np.empty((counts.shape[0], len(fprs)), dt)
@@ -107,7 +109,7 @@ def bootstrap_replicates(s_in, s_out, fprs: tuple, c_in, c_out) -> np.ndarray:
             if fpr is None:
                 out[lo : lo + rows, j] = _auc_rows(srt, block[:, group_in], block[:, group_out])
             else:
-                out[lo : lo + rows, j] = _tpr_rows(srt, w, fpr)
+                out[lo : lo + rows, j] = _tpr_rows(srt, w, fpr, dt)
     return out
 
 

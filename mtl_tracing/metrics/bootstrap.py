@@ -2,28 +2,30 @@
 
 Groups (games of the Gaussian game, tasks of an attack) are the independent units; scores in a
 group are correlated, so resampling scores would understate the spread (STYLE: "resample by
-task"). Four paths give the same numbers (tested):
+task"). A bootstrap is two steps:
 
-* **sorted** (the reference): the pooled scores sorted once (:func:`roc.sort_pooled`), then per
-  replicate a gather of the group counts into sorted order and each statistic in O(n);
-* **group pairs** (:func:`_fast.pair_path`, :func:`auc` and :class:`TprAtFprStatistic` only):
-  every replicate from one (G_in, G_out) pair-count matrix; exact when no tie group is larger
-  than ``_fast.MAX_TIE`` and the TPR window is long enough;
-* **generic**: any other callable gets (scores, weights) per replicate;
-* **host** (:mod:`._host`, :func:`auc` and :class:`TprAtFprStatistic` only): small concrete
-  inputs ((R + 1) n <= ``_host.HOST_MAX_WORK``, e.g. the tiny ``game``) in NumPy, where
-  compiling would cost more than computing. The same group counts as the device path (drawn
-  in NumPy by :mod:`mtl_tracing.host_prng`, the threefry twin, or by one small program where
-  the twin does not apply); the numbers agree to float rounding, not bitwise (sum order).
+1. the integer group counts of every replicate, drawn from the key with ``jax.random``
+   (:func:`_draw_counts`; row 0 all ones, the original data): the same counts whatever the
+   path below, so the paths differ only in how they compute the statistics;
+2. the statistics of every row of counts, by one of three paths (tested equal on the same
+   counts, to the dtype's rounding):
 
-With a concrete threefry key the group counts of every path are drawn on the host by the
-NumPy twin of the key's draws (:mod:`mtl_tracing.host_prng`: the same integers), so a compiled
-program holds the statistics alone (``_counts_kernel``; tested bitwise against the program
-that draws them, ``_bootstrap_kernel``, which traced keys still use).
+   * **sorted** (the reference): the pooled scores sorted once (:func:`roc.sort_pooled`), then
+     per replicate a gather of the group counts into sorted order and each statistic in O(n);
+     any other callable gets (scores, integer weights) per replicate (the generic form);
+   * **group pairs** (:func:`_fast.pair_path`; :func:`auc` and :class:`TprAtFprStatistic`):
+     every replicate from one (G_in, G_out) pair-count matrix; exact when no tie group is
+     larger than ``_fast.MAX_TIE`` and the TPR window is long enough. It pays where replicates
+     dominate: on 2 CPU cores, 200 replicates of 200 x 64 paired scores take 0.010 s warm
+     against 0.049 s sorted (5x), 0.56 s against 1.23 s at 1000 x 256 (2.2x); its compile is
+     ~0.5 s longer. The backend rule is in :func:`_choose_path`;
+   * **host** (:mod:`._host`; AUC and TPR): small concrete inputs ((R + 1) n <=
+     ``_host.HOST_MAX_WORK``, e.g. the tiny ``game``) in NumPy, where compiling the statistics
+     program (~1-2 s on 2 CPU cores) would cost more than computing them.
 
 The path is chosen on the host when the inputs are concrete (shapes, dtype and the tie
-structure are known there): one program is compiled, without a fallback branch. When a
-window turns out too short (rare: a replicate that puts little weight on the top OUT groups),
+structure are known there): one statistics program is compiled, without a fallback branch. When
+a window turns out too short (rare: a replicate that puts little weight on the top OUT groups),
 the sorted program runs after. Inside ``jit``/``vmap`` (the sweep's statistics program) the
 choice is traced: the group-pair path with a ``lax.cond`` fallback to the sorted path.
 """
@@ -38,13 +40,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtl_tracing import host_prng
 from mtl_tracing._validate import check_int, check_key, check_probability
 from mtl_tracing.metrics import _host
-from mtl_tracing.metrics._fast import pair_path, pair_path_applies, pair_path_bytes, ties_small
+from mtl_tracing.metrics._fast import (
+    count_dtype,
+    pair_path,
+    pair_path_applies,
+    pair_path_bytes,
+    ties_small,
+)
 from mtl_tracing.metrics.roc import (
     auc,
     auc_from_sorted,
+    check_count_range,
     check_scores,
     float_dtype,
     is_tracer,
@@ -114,66 +122,34 @@ def _pair_fprs(statistics) -> tuple | None:
     return tuple(out)
 
 
-def _draw_indices(key, g_in: int, g_out: int, num_resamples: int, paired: bool):
-    """(R, G_in) and (R, G_out) int32 group indices drawn with replacement, per replicate key
-    (``split(key, R)``; paired: the IN draw is reused for OUT). Shared by both paths."""
+def _draw_counts(key, g_in: int, g_out: int, num_resamples: int, paired: bool):
+    """(R + 1, G_in) and (R + 1, G_out) integer group counts (``count_dtype``): row 0 all ones
+    (the original data), rows 1..R multinomial counts of G draws with replacement, replicate r
+    from ``split(key, R)[r]`` (paired: the IN counts are the OUT counts)."""
+    ct = count_dtype()
 
     def draw(k):
         k_in, k_out = jax.random.split(k)
-        i_in = jax.random.randint(k_in, (g_in,), 0, g_in)
-        return i_in, (i_in if paired else jax.random.randint(k_out, (g_out,), 0, g_out))
+        c_in = jnp.bincount(jax.random.randint(k_in, (g_in,), 0, g_in), length=g_in)
+        if paired:
+            return c_in.astype(ct), c_in.astype(ct)
+        c_out = jnp.bincount(jax.random.randint(k_out, (g_out,), 0, g_out), length=g_out)
+        return c_in.astype(ct), c_out.astype(ct)
 
-    return jax.vmap(draw)(jax.random.split(key, num_resamples))
-
-
-def _draw_counts(key, g_in: int, g_out: int, num_resamples: int, paired: bool, dt):
-    """(R + 1, G_in) and (R + 1, G_out) group counts: row 0 all ones (the original data),
-    rows 1..R the multinomial counts of :func:`_draw_indices`."""
-    i_in, i_out = _draw_indices(key, g_in, g_out, num_resamples, paired)
-    c_in = jax.vmap(lambda i: jnp.bincount(i, length=g_in))(i_in).astype(dt)
-    c_out = c_in if paired else jax.vmap(lambda i: jnp.bincount(i, length=g_out))(i_out)
-    c_in = jnp.concatenate([jnp.ones((1, g_in), dt), c_in])
-    c_out = jnp.concatenate([jnp.ones((1, g_out), dt), c_out.astype(dt)])
+    c_in, c_out = jax.vmap(draw)(jax.random.split(key, num_resamples))
+    c_in = jnp.concatenate([jnp.ones((1, g_in), ct), c_in])
+    c_out = jnp.concatenate([jnp.ones((1, g_out), ct), c_out])
     return c_in, c_out
 
 
-# The host path draws the indices with the NumPy threefry twin where it applies, else with this
-# small program (the bincount is cheaper in NumPy than to compile): the same integers either
-# way, so the same counts.
-_indices_kernel = jax.jit(
-    _draw_indices, static_argnames=("g_in", "g_out", "num_resamples", "paired")
+# One small program per (G_in, G_out, R, paired): the counts of every path.
+_counts_program = jax.jit(
+    _draw_counts, static_argnames=("g_in", "g_out", "num_resamples", "paired")
 )
 
 
-def _host_indices(key, g_in: int, g_out: int, num_resamples: int, paired: bool):
-    """:func:`_draw_indices` computed by the NumPy threefry twin (:mod:`mtl_tracing.host_prng`): the
-    same integers, bit for bit, without compiling the ~0.45 s index program."""
-    width = host_prng.int_width()
-    keys = host_prng.split(host_prng.split(host_prng.key_data(key), num_resamples), 2)
-    i_in = host_prng.randint(keys[:, 0], g_in, g_in, width=width)
-    i_out = i_in if paired else host_prng.randint(keys[:, 1], g_out, g_out, width=width)
-    return i_in, i_out
-
-
-def _host_counts(idx, groups: int, dt) -> np.ndarray:
-    """(R + 1, groups) counts from (R, groups) indices, row 0 all ones (NumPy bincount)."""
-    idx = np.asarray(idx)
-    rows = idx.shape[0]
-    flat = (idx + groups * np.arange(rows)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=rows * groups).reshape(rows, groups)
-    return np.concatenate([np.ones((1, groups), dt), counts.astype(dt)])
-
-
-def _bootstrap_impl(key, s_in, s_out, statistics, *, num_resamples, level, paired, chunk, path):
-    """Traceable core of :func:`grouped_bootstrap` for a tuple of statistics: the group counts
-    drawn from ``key`` (:func:`_draw_counts`), then :func:`bootstrap_intervals`."""
-    (g_in, _), (g_out, _) = s_in.shape, s_out.shape
-    counts = _draw_counts(key, g_in, g_out, num_resamples, paired, s_in.dtype)
-    return _intervals(counts, s_in, s_out, statistics, level=level, chunk=chunk, path=path)
-
-
 def _intervals(counts, s_in, s_out, statistics, *, level, chunk, path):
-    """Intervals of ``statistics`` from group ``counts`` = (c_in (R + 1, G_in), c_out).
+    """Intervals of ``statistics`` from integer group ``counts`` = (c_in (R + 1, G_in), c_out).
 
     Row 0 of the counts is all ones (the estimate), rows 1..R the replicates' group counts.
     ``path``: "sorted" (sorted or generic), "pairs" (group pairs only; ``ok`` says whether its
@@ -228,24 +204,33 @@ def _intervals(counts, s_in, s_out, statistics, *, level, chunk, path):
                 ok, lambda v, a, b: v, lambda v, a, b: sorted_path(a, b), vals, c_in, c_out
             )
             ok = jnp.asarray(True)
+    return _interval_tuple(vals, level, len(statistics)), ok
+
+
+def _interval_tuple(vals, level: float, count: int) -> tuple:
+    """One :class:`Interval` per statistic from (R + 1, S) values (row 0: the estimate)."""
+    dt = vals.dtype
     estimate, reps = vals[0], vals[1:]
     alpha = (1.0 - level) / 2.0
     low, high = jnp.quantile(reps, jnp.asarray([alpha, 1.0 - alpha], dt), axis=0, method="linear")
     std = jnp.std(reps, axis=0, ddof=1)
-    out = tuple(Interval(estimate[i], low[i], high[i], std[i]) for i in range(len(statistics)))
-    return out, ok
+    return tuple(Interval(estimate[i], low[i], high[i], std[i]) for i in range(count))
 
 
-def paired_group_counts(key, groups: int, num_resamples: int, dtype) -> Array:
-    """Unchecked kernel: the (R + 1, G) group counts a paired :func:`grouped_bootstrap` with
-    ``key`` uses (row 0 all ones). Traceable; lets a caller draw them in another program."""
-    return _draw_counts(key, groups, groups, num_resamples, True, dtype)[0]
+_intervals_program = jax.jit(_intervals, static_argnames=("statistics", "level", "chunk", "path"))
+
+
+def paired_group_counts(key, groups: int, num_resamples: int) -> Array:
+    """Unchecked kernel: the (R + 1, G) integer group counts a paired
+    :func:`grouped_bootstrap` with ``key`` uses (row 0 all ones). Traceable; lets a caller
+    draw them in another program."""
+    return _draw_counts(key, groups, groups, num_resamples, True)[0]
 
 
 def bootstrap_intervals(counts, s_in, s_out, statistics, *, level, chunk, path):
-    """Unchecked kernel: :func:`grouped_bootstrap`'s intervals from given group ``counts``
-    (c_in (R + 1, G_in), c_out), e.g. from :func:`paired_group_counts`; traceable, no
-    validation.
+    """Unchecked kernel: :func:`grouped_bootstrap`'s intervals from given integer group
+    ``counts`` (c_in (R + 1, G_in), c_out), e.g. from :func:`paired_group_counts`; traceable,
+    no validation.
 
     ``path``: "pairs" (group pairs only), "auto" (group pairs with a ``lax.cond`` fallback) or
     "sorted"; "pairs" and "auto" become "sorted" where the group-pair path does not apply to
@@ -258,26 +243,15 @@ def bootstrap_intervals(counts, s_in, s_out, statistics, *, level, chunk, path):
     return _intervals(counts, s_in, s_out, statistics, level=level, chunk=chunk, path=path)
 
 
-_bootstrap_kernel = jax.jit(
-    _bootstrap_impl,
-    static_argnames=("statistics", "num_resamples", "level", "paired", "chunk", "path"),
-)
-
-
-def _counts_impl(c_in, c_out, s_in, s_out, statistics, *, level, chunk, path):
-    """:func:`_intervals` from host-drawn counts; ``c_out`` None: paired (the IN counts)."""
-    counts = (c_in, c_in if c_out is None else c_out)
-    return _intervals(counts, s_in, s_out, statistics, level=level, chunk=chunk, path=path)
-
-
-# The device path when the key is a concrete threefry key: the group counts are drawn on the
-# host by the NumPy twin (the same integers as ``_draw_counts``), so the compiled program is
-# the statistics alone (~0.7 s less to compile on 2 CPU cores; the same numbers, tested).
-_counts_kernel = jax.jit(_counts_impl, static_argnames=("statistics", "level", "chunk", "path"))
+# Backends where the group-pair path is the default when it applies (module docstring: it pays
+# on CPU, measured). Elsewhere the sorted path, whose per-replicate work is a gather and two
+# cumulative sums that a GPU runs in parallel; benchmarks/bench_bootstrap.py measures both on
+# the machine at hand.
+_PAIR_BACKENDS = ("cpu",)
 
 
 def _choose_path(key, s_in, s_out, statistics, num_resamples: int = 200, host=None) -> str:
-    """The bootstrap path, chosen on the host when the inputs are concrete.
+    """The statistics path, chosen on the host when the inputs are concrete.
 
     "host" (NumPy, :mod:`._host`) for concrete AUC/TPR inputs with (R + 1) n at most
     ``_host.HOST_MAX_WORK``; else "pairs" or "sorted" (one compiled program), or "auto"
@@ -295,30 +269,20 @@ def _choose_path(key, s_in, s_out, statistics, num_resamples: int = 200, host=No
     work = (num_resamples + 1) * (s_in.size + s_out.size)
     if host is None and concrete and fprs is not None and work <= _host.HOST_MAX_WORK:
         return "host"
-    if fprs is None or not pair_path_applies(s_in.shape, s_out.shape, fprs, s_in.dtype):
+    if (
+        fprs is None
+        or jax.default_backend() not in _PAIR_BACKENDS
+        or not pair_path_applies(s_in.shape, s_out.shape, fprs, s_in.dtype)
+    ):
         return "sorted"
-    if is_tracer(key) or is_tracer(s_in) or is_tracer(s_out):
+    if not concrete:
         return "auto"
     return "pairs" if ties_small(np.asarray(s_in), np.asarray(s_out)) else "sorted"
 
 
-def _counts_on_host(key, g_in: int, g_out: int, num_resamples: int, paired: bool, dt):
-    """:func:`_draw_counts` as NumPy arrays (c_out is c_in when paired): the indices by the
-    threefry twin where it applies, else by the small index program."""
-    if host_prng.applies(key):  # the same integers in NumPy: nothing to compile
-        i_in, i_out = _host_indices(key, g_in, g_out, num_resamples, paired)
-    else:
-        i_in, i_out = _indices_kernel(
-            key, g_in=g_in, g_out=g_out, num_resamples=num_resamples, paired=paired
-        )
-    c_in = _host_counts(i_in, g_in, dt)
-    return c_in, (c_in if paired else _host_counts(i_out, g_out, dt))
-
-
-def _host_bootstrap(key, s_in, s_out, statistics, num_resamples, level, paired) -> tuple:
-    """The host path: the device path's group counts (drawn on the host), NumPy statistics."""
-    (g_in, _), (g_out, _) = s_in.shape, s_out.shape
-    c_in, c_out = _counts_on_host(key, g_in, g_out, num_resamples, paired, s_in.dtype)
+def _host_intervals(counts, s_in, s_out, statistics, level: float) -> tuple:
+    """The host path: NumPy statistics of the drawn counts."""
+    c_in, c_out = (np.asarray(c) for c in counts)
     vals = _host.bootstrap_replicates(
         np.asarray(s_in), np.asarray(s_out), _pair_fprs(statistics), c_in, c_out
     )
@@ -405,35 +369,26 @@ def grouped_bootstrap(
         )
     dt = float_dtype(s_in, s_out)
     s_in, s_out = s_in.astype(dt), s_out.astype(dt)
+    check_count_range(s_in.size + s_out.size, "the number of scores")
     if chunk is None:
         chunk = _default_chunk(s_in.size + s_out.size, num_resamples, dt)
     chunk = check_int("chunk", chunk, low=1)
-    kw = dict(
-        statistics=statistics, num_resamples=num_resamples, level=level, paired=paired, chunk=chunk
-    )
     if host not in (None, True, False):
         raise ValueError(f"host must be None, True or False, got {host!r}")
     path = _choose_path(key, s_in, s_out, statistics, num_resamples, host=host)
-    if path == "host":
-        out = _host_bootstrap(key, s_in, s_out, statistics, num_resamples, level, paired)
-        return out if isinstance(statistic, tuple) else out[0]
-    if host_prng.applies(key):  # counts drawn on the host: the program is the statistics
-        (g_in, _), (g_out, _) = s_in.shape, s_out.shape
-        c_in, c_out = _counts_on_host(key, g_in, g_out, num_resamples, paired, dt)
-        c_out = None if paired else c_out
-        kw = dict(statistics=statistics, level=level, chunk=chunk)
-
-        def run(path):
-            return _counts_kernel(c_in, c_out, s_in, s_out, path=path, **kw)
-
+    (g_in, _), (g_out, _) = s_in.shape, s_out.shape
+    draw = dict(g_in=g_in, g_out=g_out, num_resamples=num_resamples, paired=paired)
+    kw = dict(statistics=statistics, level=level, chunk=chunk)
+    if path == "auto":  # traced: one program, counts drawn in it
+        out, _ = _intervals(_draw_counts(key, **draw), s_in, s_out, path=path, **kw)
     else:
-
-        def run(path):
-            return _bootstrap_kernel(key, s_in, s_out, path=path, **kw)
-
-    out, ok = run(path)
-    if path == "pairs" and not bool(ok):  # a TPR window was too short: the reference path
-        out, _ = run("sorted")
+        counts = _counts_program(key, **draw)
+        if path == "host":
+            out = _host_intervals(counts, s_in, s_out, statistics, level)
+        else:
+            out, ok = _intervals_program(counts, s_in, s_out, path=path, **kw)
+            if path == "pairs" and not bool(ok):  # a TPR window was too short: the reference
+                out, _ = _intervals_program(counts, s_in, s_out, path="sorted", **kw)
     return out if isinstance(statistic, tuple) else out[0]
 
 
@@ -472,7 +427,7 @@ def bootstrap_memory_bytes(
     chunk = check_int("chunk", chunk, low=1)
     word = max(dt.itemsize, 4)
     total = 8 * n * word + min(chunk, num_resamples) * 4 * n * word
-    total += 2 * (num_resamples + 1) * (g_in + g_out) * word  # group counts
+    total += 2 * (num_resamples + 1) * (g_in + g_out) * 8  # integer group counts
     fprs = _pair_fprs(statistics)
     if fprs is not None and pair_path_applies((g_in, p_in), (g_out, p_out), fprs, dt):
         total += pair_path_bytes((g_in, p_in), (g_out, p_out), fprs, num_resamples, dt)

@@ -6,14 +6,22 @@ output lengths depend only on input sizes. Public functions validate concrete in
 (non-finite scores, empty classes, bad targets, negative weights) and then call jitted kernels;
 under ``jit``/``vmap`` only shape checks run. Outputs keep the input float dtype.
 
-Optional non-negative per-score ``weights_in`` / ``weights_out`` are multiplicities: a weighted
-metric equals the metric of the data with each score repeated that many times. The grouped
-bootstrap (:mod:`mtl_tracing.metrics.bootstrap`) uses them so that rank statistics never
-re-sort per replicate.
+Optional non-negative integer per-score ``weights_in`` / ``weights_out`` are multiplicities: a
+weighted metric equals the metric of the data with each score repeated that many times. The
+grouped bootstrap (:mod:`mtl_tracing.metrics.bootstrap`) uses them so that rank statistics
+never re-sort per replicate.
+
+Exactness on every backend: true and false positives are integer counts (``count_dtype``:
+int32, int64 under ``jax_enable_x64``), and each rate is one division of two counts with the
+endpoint pinned (:func:`rate`: a count equal to its total is exactly 1). A float cumulative sum
+divided by its last entry is not: on a GPU it gave a TPR of 0.99999994 at FPR 1, since XLA may
+sum in another order or divide through a reciprocal. Inputs whose total weight would overflow
+the count dtype are refused.
 
 Besides the API in ``__all__``, this module publishes for the bootstrap its score checks
-(``check_scores``, ``float_dtype``, ``is_tracer``) and unchecked kernels on pre-sorted scores
-(``SortedScores``, ``sort_pooled``, ``auc_from_sorted``, ``tpr_from_sorted``).
+(``check_scores``, ``float_dtype``, ``count_dtype``, ``is_tracer``) and unchecked kernels on
+pre-sorted scores (``SortedScores``, ``sort_pooled``, ``rate``, ``auc_from_sorted``,
+``tpr_from_sorted``).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mtl_tracing.metrics._fast import sort_floats
+from mtl_tracing.metrics._fast import count_dtype, rate, sort_floats
 
 __all__ = [
     "Roc",
@@ -102,38 +110,56 @@ def check_scores(name: str, x: object) -> Array:
     return jnp.asarray(x)
 
 
-def _check_weights(name: str, w: object, scores: Array) -> Array | None:
-    """Weights must match the scores' shape, be finite, >= 0 and not all zero."""
+def _check_weights(name: str, w: object, scores: Array) -> tuple[Array, int]:
+    """Weights must match the scores' shape and be integers (or integral floats) >= 0, not all
+    zero. Returns them as a flat ``count_dtype`` array and their total (0 when traced)."""
+    ct = count_dtype()
     if w is None:
-        return None
+        return jnp.ones((scores.size,), ct), scores.size
     if not is_tracer(w):
         arr = np.asarray(w)
         if arr.shape != tuple(scores.shape):
             raise ValueError(f"{name} must have shape {tuple(scores.shape)}, got {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ValueError(f"{name} must be integer multiplicities, got dtype {arr.dtype}")
         if not np.all(np.isfinite(arr)):
             bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
             raise ValueError(f"{name} must be finite, got {bad} non-finite value(s)")
         neg = int(np.count_nonzero(arr < 0))
         if neg:
             raise ValueError(f"{name} must be >= 0, got {neg} negative value(s)")
-        if not np.any(arr > 0):
+        frac = int(np.count_nonzero(arr != np.round(arr)))
+        if frac:
+            raise ValueError(
+                f"{name} must be integer multiplicities, got {frac} fractional value(s)"
+            )
+        total = int(np.sum(arr, dtype=np.float64))
+        if total == 0:
             raise ValueError(f"{name} must have a positive sum, got all zeros")
-        return jnp.asarray(w)
+        return jnp.asarray(arr.ravel(), dtype=ct), total
     if tuple(w.shape) != tuple(scores.shape):
         raise ValueError(f"{name} must have shape {tuple(scores.shape)}, got {w.shape}")
-    return w
+    return w.astype(ct).ravel(), 0
+
+
+def check_count_range(total: int, what: str = "total weight") -> None:
+    """``ValueError`` unless ``total`` integer counts fit ``count_dtype`` (host, static)."""
+    limit = int(jnp.iinfo(count_dtype()).max)
+    if total > limit:
+        raise ValueError(
+            f"{what} must be <= {limit} to count exactly in {count_dtype()}, got {total} "
+            "(enable jax_enable_x64 for int64 counts)"
+        )
 
 
 def _prepare(scores_in, scores_out, weights_in, weights_out):
     s_in = check_scores("scores_in", scores_in)
     s_out = check_scores("scores_out", scores_out)
-    w_in = _check_weights("weights_in", weights_in, s_in)
-    w_out = _check_weights("weights_out", weights_out, s_out)
+    w_in, n_in = _check_weights("weights_in", weights_in, s_in)
+    w_out, n_out = _check_weights("weights_out", weights_out, s_out)
+    check_count_range(max(n_in + n_out, s_in.size + s_out.size))
     dt = float_dtype(s_in, s_out)
-    s_in, s_out = s_in.astype(dt).ravel(), s_out.astype(dt).ravel()
-    w_in = jnp.ones_like(s_in) if w_in is None else w_in.astype(dt).ravel()
-    w_out = jnp.ones_like(s_out) if w_out is None else w_out.astype(dt).ravel()
-    return s_in, s_out, w_in, w_out
+    return s_in.astype(dt).ravel(), s_out.astype(dt).ravel(), w_in, w_out
 
 
 def _check_fpr(fpr: object) -> Array:
@@ -173,7 +199,7 @@ def sort_pooled(s_in: Array, s_out: Array) -> SortedScores:
     n_in = s_in.shape[0]
     pooled = jnp.concatenate([s_in, s_out])
     n = pooled.shape[0]
-    idx = jnp.arange(n, dtype=jnp.int32)
+    idx = jnp.arange(n, dtype=count_dtype())
     neg_sorted, order = jax.lax.sort((-pooled, idx), num_keys=1)
     s = -neg_sorted
     new = s[1:] != s[:-1]
@@ -185,17 +211,24 @@ def sort_pooled(s_in: Array, s_out: Array) -> SortedScores:
     return SortedScores(s, order, order < n_in, group_start, group_end, nxt)
 
 
+def _positives(srt: SortedScores, w: Array) -> tuple[Array, Array]:
+    """Integer (TP, FP) after each score's tie group (n,): the IN and OUT weight ranked at or
+    above it. ``w`` (n,) are the integer weights in sorted order (``w_pooled[srt.order]``)."""
+    tp = jnp.cumsum(jnp.where(srt.is_in, w, 0))[srt.group_end]
+    fp = jnp.cumsum(jnp.where(srt.is_in, 0, w))[srt.group_end]
+    return tp, fp
+
+
 def _roc_from_sorted(srt: SortedScores, w: Array) -> Roc:
     """ROC points (FPR, TPR) after each tie group, repeated for every member; O(n).
 
-    ``w`` (n,) are the weights in sorted order (``w_pooled[srt.order]``).
+    ``w`` (n,) are the integer weights in sorted order (``w_pooled[srt.order]``).
     """
-    tp = jnp.cumsum(jnp.where(srt.is_in, w, 0))
-    fp = jnp.cumsum(jnp.where(srt.is_in, 0, w))
-    tp, fp = tp[srt.group_end], fp[srt.group_end]
-    zero = jnp.zeros((1,), w.dtype)
-    tpr = jnp.concatenate([zero, tp / tp[-1]])
-    fpr = jnp.concatenate([zero, fp / fp[-1]])
+    dt = srt.scores.dtype
+    tp, fp = _positives(srt, w)
+    zero = jnp.zeros((1,), dt)
+    tpr = jnp.concatenate([zero, rate(tp, tp[-1], dt)])
+    fpr = jnp.concatenate([zero, rate(fp, fp[-1], dt)])
     thr = jnp.concatenate([srt.scores[:1], srt.next_score])
     return Roc(fpr, tpr, thr)
 
@@ -203,19 +236,22 @@ def _roc_from_sorted(srt: SortedScores, w: Array) -> Roc:
 def auc_from_sorted(srt: SortedScores, w: Array) -> Array:
     """Unchecked kernel: Mann-Whitney AUC from sorted data and sorted weights ``w`` (n,); O(n).
 
-    ``w`` are the weights in sorted order (``w_pooled[srt.order]``).
+    ``w`` are the integer weights in sorted order (``w_pooled[srt.order]``).
 
     AUC = C / (C + D) with C = sum_j w_j [W_in(> s_j) + W_in(= s_j) / 2] and
     D = sum_j w_j [W_in(< s_j) + W_in(= s_j) / 2] over OUT scores j (C + D = W_in W_out), so
     perfectly separated classes give exactly 1 (and exactly 0) in any dtype, whatever the
-    weights (a trapezoid over a float32 ROC does not).
+    weights (a trapezoid over a float32 ROC does not). The IN weights above, tied and below
+    are integer counts; the sums over OUT scores are in the scores' dtype.
     """
+    dt = srt.scores.dtype
     w_in = jnp.where(srt.is_in, w, 0)
     c = jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w_in)])  # IN weight before i
+    c = c.astype(dt)  # exact counts, then one conversion (XLA:CPU gathers floats faster)
     above = c[srt.group_start]
     tied = c[srt.group_end + 1] - above
     below = c[-1] - above - tied  # IN weight strictly below the group
-    w_out = jnp.where(srt.is_in, 0, w)
+    w_out = jnp.where(srt.is_in, 0, w).astype(dt)
     # Concordant and discordant mass as two sums of non-negative terms, no division before the
     # end: AUC = C / (C + D), so D = 0 gives exactly 1 and C = 0 exactly 0.
     conc = jnp.sum(w_out * (above + tied / 2))
@@ -237,10 +273,10 @@ def tpr_from_sorted(srt: SortedScores, w: Array, fpr: float) -> Array:
     The largest TPR over tie-group ends whose FPR <= ``fpr``, without materialising the ROC:
     TP and FP are non-decreasing along the sorted order.
     """
-    tp = jnp.cumsum(jnp.where(srt.is_in, w, 0))[srt.group_end]
-    fp = jnp.cumsum(jnp.where(srt.is_in, 0, w))[srt.group_end]
-    ok = fp <= jnp.asarray(fpr, w.dtype) * fp[-1]
-    return jnp.max(jnp.where(ok, tp, 0)) / tp[-1]
+    dt = srt.scores.dtype
+    tp, fp = _positives(srt, w)
+    ok = fp.astype(dt) <= jnp.asarray(fpr, dt) * fp[-1].astype(dt)
+    return rate(jnp.max(jnp.where(ok, tp, 0)), tp[-1], dt)
 
 
 def _sorted_weights(srt: SortedScores, w_in: Array, w_out: Array) -> Array:
@@ -261,8 +297,19 @@ def _auc_kernel(s_in, s_out, w_in, w_out) -> Array:
 
 @jax.jit
 def _tpr_kernel(s_in, s_out, w_in, w_out, target) -> TprAtFpr:
-    roc = _roc_kernel(s_in, s_out, w_in, w_out)
-    return _tpr_at_fpr_from_roc(roc, target.astype(roc.fpr.dtype))
+    # Admissibility on counts, FP <= target W_out (as ``tpr_from_sorted``), not on rounded
+    # rates: XLA divides by a broadcast scalar through its reciprocal, so a rate k / W can be
+    # an ulp above the target k / W it equals (jaxlib >= 0.10.1 on CPU, and GPUs).
+    srt = sort_pooled(s_in, s_out)
+    dt = srt.scores.dtype
+    tp, fp = _positives(srt, _sorted_weights(srt, w_in, w_out))
+    zero = jnp.zeros((1,), tp.dtype)
+    tp, fp = jnp.concatenate([zero, tp]), jnp.concatenate([zero, fp])
+    budget = target.astype(dt) * fp[-1].astype(dt)
+    last = jnp.searchsorted(fp.astype(dt), budget, side="right") - 1  # fp[0] = 0: last >= 0
+    j = jnp.searchsorted(tp, tp[last], side="left")  # among equal TPRs, the smallest FPR
+    thr = jnp.concatenate([srt.scores[:1], srt.next_score])
+    return TprAtFpr(rate(tp[j], tp[-1], dt), rate(fp[j], fp[-1], dt), thr[j])
 
 
 @jax.jit
@@ -275,8 +322,11 @@ def _percentile_kernel(s_in, s_out, q, frac) -> PercentileTable:
     low, high = jnp.floor(pos), jnp.ceil(pos)
     w_high = pos - low
     thr = pooled[low.astype(jnp.int32)] * (1 - w_high) + pooled[high.astype(jnp.int32)] * w_high
-    tpr = jnp.mean(s_in[None, :] > thr[:, None], axis=1, dtype=s_in.dtype)
-    fpr = jnp.mean(s_out[None, :] > thr[:, None], axis=1, dtype=s_in.dtype)
+    dt, ct = s_in.dtype, count_dtype()
+    tp = jnp.sum(s_in[None, :] > thr[:, None], axis=1, dtype=ct)
+    fp = jnp.sum(s_out[None, :] > thr[:, None], axis=1, dtype=ct)
+    tpr = rate(tp, jnp.asarray(s_in.shape[0], ct), dt)
+    fpr = rate(fp, jnp.asarray(s_out.shape[0], ct), dt)
     return PercentileTable(q, thr, tpr, fpr, (tpr + 1 - fpr) / 2)
 
 
@@ -289,7 +339,8 @@ def roc_curve(scores_in, scores_out, *, weights_in=None, weights_out=None) -> Ro
     Args:
       scores_in: IN scores z, any shape (flattened), n_in values.
       scores_out: OUT scores z, any shape (flattened), n_out values.
-      weights_in, weights_out: optional non-negative multiplicities, shaped like the scores.
+      weights_in, weights_out: optional non-negative integer multiplicities, shaped like the
+        scores (integral floats are accepted).
 
     Returns:
       ``Roc(fpr, tpr, thresholds)``, each of shape (n_in + n_out + 1,), from (0, 0) to (1, 1).
@@ -326,6 +377,10 @@ def tpr_at_fpr(scores_in, scores_out, fpr, *, weights_in=None, weights_out=None)
 
 def tpr_at_fpr_from_roc(roc: Roc, fpr) -> TprAtFpr:
     """:func:`tpr_at_fpr` read off an ROC from :func:`roc_curve` (no second sort).
+
+    It compares the ROC's rounded rates with the target, so at a target within a float
+    rounding of a grid point k / n_out it may differ from :func:`tpr_at_fpr`, which decides on
+    counts.
 
     Args:
       roc: ``Roc`` of the scores.

@@ -29,6 +29,13 @@ serves every release value, and adds the columns in :data:`RELEASE_COLUMNS`. Its
 columns are the exact theory with A + sigma_tot^2 (``roc_theory``'s ``release_noise_std``
 column, sigma_tot^2 = (z C / T)^2 + sigma^2); a clipped cell has no closed form, so its
 theory columns are NaN (``paper_var`` stays: it is the paper's noiseless formula).
+
+``spec.lrt`` adds the optimal (likelihood-ratio) statistic Lambda of
+:mod:`mtl_tracing.gaussian.optimal` (:data:`LRT_COLUMNS`): the simulation runs the sampler with
+its ``norms`` (per shape: no buckets) and computes Lambda per adversary from z, ||alpha||^2,
+||beta||^2 and the cell's A (+ sigma_tot^2), B, c; the statistics bootstrap the pairs
+(z_IN, z_OUT) and (Lambda_IN, Lambda_OUT) of each adversary in one ``lax.map``, on the same
+game counts; the theory is ``roc_theory(..., statistic="lrt")``.
 """
 
 from __future__ import annotations
@@ -41,11 +48,12 @@ import numpy as np
 
 from mtl_tracing import metrics
 from mtl_tracing.gaussian.config import GameShape
+from mtl_tracing.gaussian.optimal import lrt_statistic
 from mtl_tracing.metrics.bootstrap import paired_group_counts
 from mtl_tracing.sweep.engine import CellRunner
 from mtl_tracing.sweep.spec import SHAPE_FIELDS, TRACED_FIELDS, SweepSpec
 
-__all__ = ["COLUMNS", "RELEASE_COLUMNS", "gaussian_runner", "bytes_per_cell"]
+__all__ = ["COLUMNS", "RELEASE_COLUMNS", "LRT_COLUMNS", "gaussian_runner", "bytes_per_cell"]
 
 # Per-cell metrics, per IN adversary or OUT: the moments (host) and the ROC statistics.
 _IN_MOMENTS = ("mean_in", "mean_in_se", "var_in", "var_in_se")
@@ -105,18 +113,27 @@ RELEASE_COLUMNS: dict[str, str] = {
 }
 _RELEASE_TRACED = ("clip_value", "sum_noise_std", "release_noise_std")
 
+# Added at the end of the table when ``spec.lrt`` (the optimal statistic Lambda).
+LRT_COLUMNS: dict[str, str] = {
+    "lrt_" + k: COLUMNS[k].replace("tpr", "lrt_tpr").replace("auc", "lrt_auc") + " (Lambda)"
+    for k in _ROC_METRICS
+} | {
+    "lrt_exact_auc": "exact AUC of the optimal statistic Lambda (roc_theory(statistic='lrt'))",
+    "lrt_exact_tpr": "exact TPR of Lambda at fpr (roc_theory(statistic='lrt'))",
+}
 
-def _columns(release: bool) -> dict[str, str]:
-    if not release:
-        return COLUMNS
-    names = list(COLUMNS)
-    at = names.index("mean") + 1
-    cols = {k: COLUMNS[k] for k in names[:at]} | RELEASE_COLUMNS
-    note = " (release: A + sigma_tot^2; NaN for a clipped cell, which has no closed form)"
-    for k in names[at:]:
-        theory = k.startswith(("theory_", "normal_", "exact_"))
-        cols[k] = COLUMNS[k] + (note if theory else "")
-    return cols
+
+def _columns(release: bool, lrt: bool = False) -> dict[str, str]:
+    cols = COLUMNS
+    if release:
+        names = list(COLUMNS)
+        at = names.index("mean") + 1
+        cols = {k: COLUMNS[k] for k in names[:at]} | RELEASE_COLUMNS
+        note = " (release: A + sigma_tot^2; NaN for a clipped cell, which has no closed form)"
+        for k in names[at:]:
+            theory = k.startswith(("theory_", "normal_", "exact_"))
+            cols[k] = COLUMNS[k] + (note if theory else "")
+    return cols | LRT_COLUMNS if lrt else cols
 
 
 def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
@@ -127,7 +144,7 @@ def bytes_per_cell(spec: SweepSpec, shape: GameShape, dtype=jnp.float32) -> int:
     """
     from mtl_tracing.gaussian.game import bytes_per_game
 
-    games_b = spec.games * bytes_per_game(spec.sampler, shape, dtype)
+    games_b = spec.games * bytes_per_game(spec.sampler, shape, dtype, norms=spec.lrt)
     scores_b = 3 * spec.games * shape.tasks * max(jnp.dtype(dtype).itemsize, 4)
     stats_b = metrics.bootstrap_memory_bytes(
         (metrics.auc, metrics.TprAtFprStatistic(spec.fpr)),
@@ -180,6 +197,22 @@ def _bucket(statics, games) -> dict[tuple, tuple]:
     return {static: (1 << (static[0] - 1).bit_length(),) for static, _ in statics}
 
 
+def _bucket_lrt(statics, games) -> dict[tuple, tuple]:
+    """Buckets with the optimal statistic's norms: ``{(T, N, d, k): (width, rows)}``, the rows
+    (d - 1 orthogonal coordinates) padded like T: to the largest when the padded row draws
+    cost at most 8 x :data:`_PAD_BUDGET` task draws (a norms program compiles in ~5 s of
+    CPU), else T and d - 1 to the next powers of two."""
+    t_max = max(static[0] for static, _ in statics)
+    r_max = max(static[2] - 1 for static, _ in statics)
+    cost = sum(n * (t_max * r_max - static[0] * (static[2] - 1)) for static, n in statics)
+    if cost * games <= 8 * _PAD_BUDGET:
+        return {static: (t_max, r_max) for static, _ in statics}
+    return {
+        static: (1 << (static[0] - 1).bit_length(), (1 << (static[2] - 1).bit_length()) - 1)
+        for static, _ in statics
+    }
+
+
 def _static_args(static, dtype) -> tuple:
     from mtl_tracing.gaussian.game import padded_game_args
 
@@ -190,7 +223,8 @@ def _trim(static, out):
     """A padded cell's simulation output cut to its T (the per-game moments are already
     over its T tasks only)."""
     T = static[0]
-    return {**out, "in": out["in"][..., :T], "out": out["out"][..., :T]}
+    cut = ("in", "out", "lrt_in", "lrt_out")
+    return {**out, **{k: out[k][..., :T] for k in cut if k in out}}
 
 
 def gaussian_runner(spec: SweepSpec) -> CellRunner:
@@ -201,16 +235,32 @@ def gaussian_runner(spec: SweepSpec) -> CellRunner:
     """
     if not isinstance(spec, SweepSpec):
         raise ValueError(f"spec must be a SweepSpec, got {spec!r}")
-    return _gaussian_runner(
-        spec.sampler, spec.adversaries, spec.fpr, spec.level, spec.num_resamples, spec.has_release
-    )
+    args = (spec.sampler, spec.adversaries, spec.fpr, spec.level, spec.num_resamples)
+    return _gaussian_runner(*args, spec.has_release, *((True,) if spec.lrt else ()))
+
+
+def _lrt(invs, params, z_in, out, norms, advs, release: bool):
+    """Lambda of each adversary, (A, G, T) for IN and for OUT, from the kernel's outputs;
+    ``invs`` = (1/T, 1/N, 1/k), concrete or traced (a bucket)."""
+    inv_t, inv_n, inv_k = invs
+    sbar, s = params[0], params[1]
+    c_strong = (sbar**2 + s**2 * inv_n) * inv_t
+    noise = (params[4] * inv_t) ** 2 + params[5] ** 2 if release else 0.0  # sigma_tot^2
+    abc = {"strong": c_strong, "weak": sbar**2 * inv_t}
+    abc = {a: (c_strong + noise, sbar**2 + s**2 * inv_k, abc[a]) for a in advs}
+    a2, sq = norms[0][:, None], {"strong": norms[1], "weak": norms[2]}  # (G, 1), (G, T)
+    lam_in = [lrt_statistic(z, a2, sq[a], *abc[a]) for a, z in zip(advs, z_in, strict=True)]
+    return jnp.stack(lam_in), jnp.stack([lrt_statistic(out, a2, norms[3], *abc[a]) for a in advs])
 
 
 @functools.lru_cache(maxsize=64)
-def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) -> CellRunner:
+def _gaussian_runner(
+    sampler, advs, fpr, level, num_resamples, release=False, lrt=False
+) -> CellRunner:
     stat_spec = SweepSpec(
-        sampler=sampler, adversaries=advs, fpr=fpr, level=level, num_resamples=num_resamples
-    )
+        sampler=sampler, adversaries=advs, fpr=fpr, level=level, num_resamples=num_resamples,
+        lrt=lrt,
+    )  # fmt: skip
 
     bucketed = sampler == "sufficient" and not release
 
@@ -218,15 +268,17 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
         from mtl_tracing.gaussian.game import game_kernel, padded_sufficient_game
         from mtl_tracing.gaussian.release import release_kernel
 
-        if bucketed:  # static = (width,): T, N, d, k are traced int32 columns
-            (width,) = static
-            kernel = functools.partial(padded_sufficient_game, width=width, dtype=dtype)
+        if bucketed:  # static = (width[, rows]): T, N, d, k are traced int32 columns
+            width, *rows = static
+            kernel = functools.partial(
+                padded_sufficient_game, width=width, dtype=dtype, rows=rows[0] if lrt else None
+            )
         else:
             shape = GameShape(*static)
             kernel = (
-                release_kernel(sampler, shape, dtype)
+                release_kernel(sampler, shape, dtype, norms=lrt)
                 if release
-                else game_kernel(sampler, shape, dtype)
+                else game_kernel(sampler, shape, dtype, norms=lrt)
             )
 
         def sim(cell_key, *params):  # (sbar, s, mu_bar[, C, z C, sigma][, T, N, d, k])
@@ -234,7 +286,7 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
             keys = jax.vmap(lambda i: jax.random.fold_in(cell_key, i))(g)
             if bucketed:  # mu_bar cancels exactly (game._sufficient_game)
                 params = params[:2] + params[3:]
-            strong, weak, out = jax.vmap(kernel, in_axes=(0,) + (None,) * len(params))(
+            strong, weak, out, *norms = jax.vmap(kernel, in_axes=(0,) + (None,) * len(params))(
                 keys, *params
             )
             z_in = jnp.stack([{"strong": strong, "weak": weak}[a] for a in advs])  # (A, G, T)
@@ -259,24 +311,36 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
             # The bootstrap's paired game counts (R + 1, G): they depend on the key, G and R
             # only, so they are drawn here, in the program every T shares.
             boot_key = jax.random.fold_in(cell_key, 2**31)  # never a game index (G < 2^31)
-            counts = paired_group_counts(boot_key, games, num_resamples, dtype)
-            return {"in": z_in, "out": out, "moments": moments, "counts": counts}
+            counts = paired_group_counts(boot_key, games, num_resamples)
+            res = {"in": z_in, "out": out, "moments": moments, "counts": counts}
+            if lrt:
+                invs = (
+                    params[5:8] if bucketed else (1.0 / static[0], 1.0 / static[1], 1.0 / static[3])
+                )
+                res["lrt_in"], res["lrt_out"] = _lrt(invs, params, z_in, out, norms, advs, release)
+            return res
 
         return sim
 
     def make_statistics(path):
         def statistics(cell_key, scores):  # the key is unused: the counts come drawn
             z_in, out = scores["in"], scores["out"]  # (A, G, T), (G, T)
+            z_out = jnp.broadcast_to(out, z_in.shape)
+            names = [f"{adv}/{{}}" for adv in advs]
+            if lrt:  # the pairs (Lambda_IN, Lambda_OUT) of each adversary after z's
+                z_in = jnp.concatenate([z_in, scores["lrt_in"]])
+                z_out = jnp.concatenate([z_out, scores["lrt_out"]])
+                names += [f"{adv}/lrt_{{}}" for adv in advs]
             res = dict(scores["moments"])  # per-game moments, (G,) each
             # lax.map, not vmap: the fallback's lax.cond stays a real branch (under vmap it
             # runs both paths), and the bootstrap is compiled once for all adversaries.
             roc, ok = jax.lax.map(
-                lambda z: _roc_stats(z, out, scores["counts"], fpr=fpr, level=level, path=path),
-                z_in,
+                lambda p: _roc_stats(*p, scores["counts"], fpr=fpr, level=level, path=path),
+                (z_in, z_out),
             )
-            for i, adv in enumerate(advs):
+            for i, fmt in enumerate(names):
                 for name, v in zip(_ROC_METRICS, roc, strict=True):
-                    res[f"{adv}/{name}"] = v[i]
+                    res[fmt.format(name)] = v[i]
             if path == "pairs":
                 res["_ok"] = jnp.all(ok)
             return res
@@ -298,21 +362,22 @@ def _gaussian_runner(sampler, advs, fpr, level, num_resamples, release=False) ->
         statistics=statistics,
         bytes_per_cell=bytes_,
         table=_table,
-        columns=_columns(release),
-        bucket=_bucket if bucketed else None,
+        columns=_columns(release, lrt),
+        bucket=(_bucket_lrt if lrt else _bucket) if bucketed else None,
         static_args=_static_args if bucketed else None,
         trim=_trim if bucketed else None,
         fallback_statistics=fallback,
     )
 
 
-def _theory_columns(spec: SweepSpec, cells) -> dict[str, dict[str, np.ndarray]]:
+def _theory_columns(spec: SweepSpec, cells, statistic="z") -> dict[str, dict[str, np.ndarray]]:
     """``{adversary: {theory column: (cells,)}}``: one vectorised ``gaussian.roc_theory`` call per
     adversary over all cells (no cache: each assembled table computes its theory once)."""
     from mtl_tracing import gaussian
 
     fields = ("tasks", "samples", "dim", "challenge", "task_std", "sample_std")
     args = {f: np.array([getattr(config, f) for _, config, _ in cells]) for f in fields}
+    args["statistic"] = statistic
     if not spec.has_release:
         return {
             adv: gaussian.roc_theory(**args, adversary=adv, fpr=spec.fpr)
@@ -375,4 +440,10 @@ def _table(spec: SweepSpec, cells, res) -> dict[str, np.ndarray]:
     theory_cols = _theory_columns(spec, cells)
     for k in theory_cols[advs[0]]:
         table[k] = interleave({a: np.asarray(theory_cols[a][k], np.float64) for a in advs})
-    return {name: table[name] for name in _columns(spec.has_release)}
+    if spec.lrt:
+        for name in _ROC_METRICS:
+            table[f"lrt_{name}"] = interleave({a: stacked(f"{a}/lrt_{name}") for a in advs})
+        lrt_cols = _theory_columns(spec, cells, statistic="lrt")
+        for k in ("exact_auc", "exact_tpr"):
+            table[f"lrt_{k}"] = interleave({a: lrt_cols[a][k] for a in advs})
+    return {name: table[name] for name in _columns(spec.has_release, spec.lrt)}

@@ -119,7 +119,10 @@ class SweepSpec:
     Fields are tuples of values (a scalar is accepted as a one-element list). ``mean`` values
     are scalars mu_bar. ``clip`` (C, None for no clipping), ``noise_multiplier`` (z) and
     ``release_noise_std`` (sigma) describe the DP release (module docstring); a clip needs
-    ``sampler="faithful"``. Validated on construction; errors name the field and the value.
+    ``sampler="faithful"``. ``lrt``: also score the optimal statistic Lambda
+    (:mod:`mtl_tracing.gaussian.optimal`; ``lrt_*`` columns; the sufficient sampler then draws
+    O(T d) normals per game and compiles one program per shape). Validated on construction;
+    errors name the field and the value.
     """
 
     tasks: tuple[int, ...] = (256,)
@@ -140,6 +143,7 @@ class SweepSpec:
     clip: tuple[float | None, ...] = (None,)
     noise_multiplier: tuple[float, ...] = (0.0,)
     release_noise_std: tuple[float, ...] = (0.0,)
+    lrt: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -182,6 +186,8 @@ class SweepSpec:
                 f"noise_multiplier * clip), got clip={clips!r} with noise_multiplier="
                 f"{self.noise_multiplier!r}; use release_noise_std for noise without clipping"
             )
+        if not isinstance(self.lrt, bool):
+            raise ValueError(f"lrt must be a bool, got {self.lrt!r}")
         if self.sampler == "sufficient" and any(c is not None for c in clips):
             raise ValueError(
                 f"sampler 'sufficient' has no exact reduction for a clipped release (clip="
@@ -194,9 +200,9 @@ class SweepSpec:
         return any(getattr(self, f) != _RELEASE_DEFAULTS[f] for f in RELEASE_FIELDS)
 
     def to_dict(self) -> dict:
-        """The fields; the release fields only in a release sweep (so a plain spec's dict and
-        fingerprint are those of the plain game)."""
-        skip = () if self.has_release else RELEASE_FIELDS
+        """The fields; the release fields only in a release sweep and ``lrt`` only when True
+        (so a plain spec's dict and fingerprint are those of the plain game)."""
+        skip = (() if self.has_release else RELEASE_FIELDS) + (() if self.lrt else ("lrt",))
         return {
             f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in skip
         }

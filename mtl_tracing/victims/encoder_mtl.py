@@ -11,6 +11,18 @@ encoder spec sets the widths). Differences from ``MTLTrainer``: inputs of any sh
 data from each task"), and heads of any kind of :mod:`mtl_tracing.victims.heads` (``head_loss``
 binary / softmax / multilabel with ``head_outputs`` C; binary is Algorithm 3's BCE).
 
+Precision. ``compute_dtype`` (None: the parameters' own, float32 by default) is the dtype the
+encoder and projection compute in, in the step, the evaluation and the embeddings the attacks
+query (:func:`~mtl_tracing.victims.encoders.compute_params`): ``"bfloat16"`` runs the
+convolutions and matmuls in bfloat16 with float32 parameters, GroupNorm statistics, heads,
+loss and optimiser. The default stays float32: a bfloat16 run differs from a float32 one by
+more than rounding, and at the paper's sizes the step is not expected to be FLOP-bound
+(DEVELOPERS.md, "Real data"; ``benchmarks/bench_real.py --variants dtype=float32,bfloat16``
+measures it). Training (this trainer's step, evaluation and embeddings) is where the library
+takes the backend's default matmul and convolution precision: on recent NVIDIA GPUs XLA runs
+float32 convolutions and matmuls in TF32 (10-bit mantissa), so a "float32" GPU run trains in
+TF32. The trained models are equal in law across backends, not to float32 rounding.
+
 Sharding. :func:`shard_tasks` places the task axis of every ``MultitaskData`` array on a 1-D
 device mesh (axis ``"tasks"``, all local devices; with ``jax.distributed.initialize()`` called
 first, all devices of all hosts); ``devices > 1`` makes each step constrain its task minibatch
@@ -36,12 +48,28 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from mtl_tracing._validate import check_int
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.victims import heads
-from mtl_tracing.victims.encoders import EncoderModel, LinearSpec, MLPSpec, ResNetSpec, head_logits
+from mtl_tracing.victims.encoders import (
+    EncoderModel,
+    LinearSpec,
+    MLPSpec,
+    ResNetSpec,
+    compute_params,
+    head_logits,
+)
 from mtl_tracing.victims.mtl import MTLState, TrainConfig, make_optimizer, steps_per_epoch
 
-__all__ = ["EncoderMTLTrainer", "task_mesh", "shard_tasks", "embed_states"]
+__all__ = [
+    "EncoderMTLTrainer",
+    "task_mesh",
+    "shard_tasks",
+    "embed_states",
+    "generalization_gaps",
+    "COMPUTE_DTYPES",
+]
 
 _AXIS = "tasks"
+#: ``EncoderMTLTrainer.compute_dtype`` values (None: the parameters' dtype).
+COMPUTE_DTYPES = (None, "float32", "bfloat16")
 
 
 def task_mesh(devices: int | None = None) -> Mesh:
@@ -97,6 +125,7 @@ class EncoderMTLTrainer:
     eval_chunk: int = 16
     head_loss: str = "binary"
     head_outputs: int = 1
+    compute_dtype: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.config, TrainConfig):
@@ -113,6 +142,16 @@ class EncoderMTLTrainer:
         kind, c = heads.check_head(self.head_loss, self.head_outputs)
         object.__setattr__(self, "head_loss", kind)
         object.__setattr__(self, "head_outputs", c)
+        cd = self.compute_dtype
+        try:
+            cd = None if cd is None else jnp.dtype(cd).name
+        except TypeError:
+            cd = "invalid"
+        if cd not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"compute_dtype must be one of {COMPUTE_DTYPES}, got {self.compute_dtype!r}"
+            )
+        object.__setattr__(self, "compute_dtype", cd)
 
     @property
     def epochs(self) -> int:
@@ -127,6 +166,11 @@ class EncoderMTLTrainer:
             jnp.dtype(dtype).name,
             self.head_outputs,
         )
+
+    def state_sharding(self) -> NamedSharding:
+        """The states' one sharding, replicated on the task mesh: :func:`~mtl_tracing.victims.
+        trainer.fit_checkpoints` pins the states to it, so equal segments share one program."""
+        return NamedSharding(task_mesh(self.devices), PartitionSpec())
 
     def _tx(self, params, tasks):
         return make_optimizer(
@@ -177,7 +221,9 @@ class EncoderMTLTrainer:
         tx = self._tx(state.params, T)
 
         def loss_fn(p):
-            return heads.loss(self.head_loss, nnx.merge(graphdef, p)(x, ids[:, None]), y)
+            e = _embed(graphdef, p, x, self.compute_dtype)
+            logits = head_logits(e, p["head_kernel"], p["head_bias"], ids[:, None])
+            return heads.loss(self.head_loss, logits, y)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -207,11 +253,18 @@ class EncoderMTLTrainer:
         """h_theta: (tasks, n, *F) -> (tasks, n, m), in chunks of ``eval_chunk`` tasks."""
         T = state.params["head_bias"].shape[0]
         graphdef = self.graphdef(x.shape[2:], T, x.dtype)
-        return _chunked(functools.partial(_embed, graphdef, state.params), x, self.eval_chunk)
+        fn = functools.partial(_embed, graphdef, state.params, compute_dtype=self.compute_dtype)
+        return _chunked(fn, x, self.eval_chunk)
 
 
-def _embed(graphdef, params, x):
-    return nnx.merge(graphdef, params).embed(x)
+def _embed(graphdef, params, x, compute_dtype=None):
+    """h_theta(x) computed in ``compute_dtype`` (None: the parameters'), returned in the
+    projection's parameter dtype."""
+    if compute_dtype is None:
+        return nnx.merge(graphdef, params).embed(x)
+    model = nnx.merge(graphdef, compute_params(params, compute_dtype))
+    e = model.embed(x.astype(compute_dtype))
+    return e.astype(params["project"]["kernel"].dtype)
 
 
 def _chunked(fn, x, chunk: int):
@@ -232,3 +285,42 @@ def _embed_states(trainer, states, x):
 def embed_states(trainer: EncoderMTLTrainer, states: MTLState, x) -> Array:
     """(R, tasks, n, m) embeddings of x (tasks, n, *F) under R stacked trained states."""
     return _embed_states(trainer, states, jnp.asarray(x))
+
+
+@functools.partial(jax.jit, static_argnames=("trainer",))
+def _gaps(trainer, states, data, ridge):
+    T = data.x.shape[0]
+    x_all = jnp.concatenate([data.x, data.x_out])
+    y_all = jnp.concatenate([data.y, data.y_out])
+    xh_all = jnp.concatenate([data.x_heldout, data.x_out_heldout])
+    yh_all = jnp.concatenate([data.y_heldout, data.y_out_heldout])
+    probe = functools.partial(
+        heads.probe_loss, trainer.head_loss, classes=trainer.head_outputs, ridge=ridge
+    )
+
+    def one(s):
+        tr = trainer.loss(trainer.logits(s, data.x), data.y)
+        ho = trainer.loss(trainer.logits(s, data.x_heldout), data.y_heldout)
+        e_fit, e_eval = trainer.embed(s, x_all), trainer.embed(s, xh_all)
+        per = jax.vmap(probe)(e_fit, y_all, e_eval, yh_all)
+        p_in, p_out = per[:T].mean(), per[T:].mean()
+        return {
+            "train_loss": tr,
+            "heldout_loss": ho,
+            "probe_in_loss": p_in,
+            "probe_out_loss": p_out,
+            "strong_gap": p_out - tr,
+            "weak_gap": p_out - ho,
+        }
+
+    return jax.vmap(one)(states)
+
+
+def generalization_gaps(trainer: EncoderMTLTrainer, states: MTLState, data, ridge) -> dict:
+    """The losses of Sec. 6.5 (Fig. 3) for R stacked states, each (R,): the heads' loss on the
+    IN training and held-out samples, the linear probe's (:func:`~mtl_tracing.victims.heads.
+    probe_loss`, fitted on a task's N samples, evaluated on its held-out ones) on IN and OUT
+    tasks, and the gaps ``strong_gap = probe_out_loss - train_loss``, ``weak_gap =
+    probe_out_loss - heldout_loss`` (as :func:`mtl_tracing.victims.mtl.generalization_gaps`).
+    ``ridge``: the probe's ridge, a scalar of the data's dtype."""
+    return _gaps(trainer, states, data, ridge)

@@ -8,6 +8,8 @@ Three encoder specs (frozen dataclasses: hashable, static under ``jit``):
   global average pooling. GroupNorm (no batch statistics) keeps the model a pure function of its
   parameters, which Algorithm 3's per-task routing and the attacks' black-box queries need. With
   ``widths=(16, 32, 64)`` and one block per stage it is a ResNet-8 (App. A.6's FEMNIST model).
+  Its ``conv`` picks the convolution (:data:`CONVS`, :func:`resolve_conv`: ``"auto"`` takes
+  :func:`loop_safe_conv` on CPU, XLA's own convolution elsewhere).
 - :class:`MLPSpec`: a ReLU MLP for vectors: the hashed-n-gram inputs of Stack Overflow.
 - :class:`LinearSpec`: no encoder: features brought by the user (a frozen pretrained backbone
   run offline) go straight to the projection.
@@ -19,6 +21,12 @@ logit per task (C = ``head_outputs`` = 1), (T, C, m) and (T, C) for C logits per
 or multi-label heads, :mod:`mtl_tracing.victims.heads`). Its interface is the one of
 :class:`mtl_tracing.victims.model.MultitaskModel`: ``embed(x)`` (..., *F) -> (..., m) and
 ``__call__(x, task_ids)`` -> logits (..., ) or (..., C).
+
+Compute dtype. :func:`compute_params` casts the encoder and projection parameters to a
+narrower compute dtype (bfloat16): the convolutions and matmuls then run in it, GroupNorm's
+statistics stay float32 (flax), and the caller casts the embeddings back, so the heads, the
+loss and the optimiser (float32 master weights) are unchanged (mixed precision; an option of
+:class:`~mtl_tracing.victims.encoder_mtl.EncoderMTLTrainer`, off by default).
 """
 
 from __future__ import annotations
@@ -36,19 +44,56 @@ from mtl_tracing import flat_random
 
 __all__ = [
     "ResNetSpec", "MLPSpec", "LinearSpec", "EncoderModel", "build_encoder", "head_logits",
-    "loop_safe_conv",
+    "loop_safe_conv", "CONVS", "resolve_conv", "compute_params",
 ]  # fmt: skip
+
+#: The ResNet's convolution implementations (``ResNetSpec.conv``).
+CONVS = ("auto", "loop_safe", "xla")
+
+
+def resolve_conv(conv: str, backend: str | None = None) -> str:
+    """``"auto"`` -> ``"loop_safe"`` on CPU, ``"xla"`` on other backends (GPU, TPU); others as
+    given. ``backend`` defaults to ``jax.default_backend()``.
+
+    Why, per backend:
+
+    - CPU: XLA:CPU runs a convolution's kernel gradient inside ``lax.scan`` (the training
+      epochs) as a slow loop nest, 21x slower than the same step outside a loop;
+      :func:`loop_safe_conv` (im2col kernel gradient) is 15x faster in the scan
+      (``benchmarks/bench_conv_scan.py``, 2-core CPU; the FEMNIST epoch 427 s -> 19 s).
+    - GPU: the slowdown is XLA:CPU's (jax-ml/jax#12868); XLA:GPU sends all three convolutions
+      to cuDNN, loop or not. The workaround would replace cuDNN's backward-filter kernel by a
+      grouped one-hot convolution that writes 9x the activations (the patches, ~460 MB per
+      16-channel layer of a 1024-image FEMNIST step) and a matmul contracting over ~8e5 rows
+      with a 144 x 16 output, the shape GPUs run worst. Measured side by side on the GPU by
+      ``benchmarks/bench_real.py --variants conv=loop_safe,xla`` and
+      ``benchmarks/profile_real_step.py`` (results in ``benchmarks/README.md``).
+    """
+    conv = _check_conv(conv)
+    if conv == "auto":
+        backend = jax.default_backend() if backend is None else backend
+        return "loop_safe" if backend == "cpu" else "xla"
+    return conv
+
+
+def _check_conv(conv) -> str:
+    if conv not in CONVS:
+        raise ValueError(f"conv must be one of {CONVS}, got {conv!r}")
+    return conv
 
 
 @dataclasses.dataclass(frozen=True)
 class ResNetSpec:
-    """Small ResNet for (H, W, C) images: stage ``widths`` and ``blocks`` per stage."""
+    """Small ResNet for (H, W, C) images: stage ``widths`` and ``blocks`` per stage; ``conv``
+    one of :data:`CONVS` (resolved by :func:`resolve_conv` when the model is built)."""
 
     widths: tuple[int, ...] = (16, 32, 64)
     blocks: int = 1
     groups: int = 4
+    conv: str = "auto"
 
     def __post_init__(self) -> None:
+        _check_conv(self.conv)
         w = tuple(int(v) for v in self.widths)
         if not w or any(v < 1 or v % self.groups for v in w):
             raise ValueError(f"widths must be positive multiples of groups={self.groups}, got {w}")
@@ -135,11 +180,18 @@ def loop_safe_conv(
     return _conv_nhwc(lhs, rhs, tuple(window_strides), pad)
 
 
+def _conv_kwargs(conv: str, dtype) -> dict:
+    """``nnx.Conv`` keyword arguments shared by the ResNet's convolutions."""
+    fn = loop_safe_conv if resolve_conv(conv) == "loop_safe" else lax.conv_general_dilated
+    kw = {"param_dtype": dtype, "use_bias": False, "padding": "SAME"}
+    kw["conv_general_dilated"] = fn
+    kw["kernel_init"] = flat_random.lecun_normal()  # flax's default, drawn flat
+    return kw
+
+
 class _Block(nnx.Module):
-    def __init__(self, cin, cout, stride, groups, *, rngs, dtype):
-        kw = {"rngs": rngs, "param_dtype": dtype, "use_bias": False, "padding": "SAME"}
-        kw["conv_general_dilated"] = loop_safe_conv
-        kw["kernel_init"] = flat_random.lecun_normal()  # flax's default, drawn flat
+    def __init__(self, cin, cout, stride, groups, *, rngs, dtype, conv="auto"):
+        kw = {"rngs": rngs, **_conv_kwargs(conv, dtype)}
         self.conv1 = nnx.Conv(cin, cout, (3, 3), strides=stride, **kw)
         self.norm1 = nnx.GroupNorm(cout, num_groups=groups, rngs=rngs, param_dtype=dtype)
         self.conv2 = nnx.Conv(cout, cout, (3, 3), **kw)
@@ -159,16 +211,15 @@ class _Block(nnx.Module):
 class _ResNet(nnx.Module):
     def __init__(self, spec: ResNetSpec, channels: int, *, rngs, dtype):
         w0 = spec.widths[0]
-        self.stem = nnx.Conv(
-            channels, w0, (3, 3), padding="SAME", use_bias=False, rngs=rngs, param_dtype=dtype,
-            conv_general_dilated=loop_safe_conv, kernel_init=flat_random.lecun_normal(),
-        )  # fmt: skip
+        self.stem = nnx.Conv(channels, w0, (3, 3), rngs=rngs, **_conv_kwargs(spec.conv, dtype))
         self.stem_norm = nnx.GroupNorm(w0, num_groups=spec.groups, rngs=rngs, param_dtype=dtype)
         blocks, cin = [], w0
         for s, w in enumerate(spec.widths):
             for b in range(spec.blocks):
                 stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(_Block(cin, w, stride, spec.groups, rngs=rngs, dtype=dtype))
+                blocks.append(
+                    _Block(cin, w, stride, spec.groups, rngs=rngs, dtype=dtype, conv=spec.conv)
+                )
                 cin = w
         self.blocks = nnx.List(blocks)
         self.features = cin
@@ -271,3 +322,23 @@ def head_logits(e: Array, w: Array, b: Array, task_ids: Array | None = None) -> 
     if binary:
         return jnp.sum(e * w[task_ids], axis=-1) + b[task_ids]
     return jnp.einsum("...m,...cm->...c", e, w[task_ids]) + b[task_ids]
+
+
+def compute_params(params: dict, dtype) -> dict:
+    """``params`` (an :class:`EncoderModel`'s pure dict) with the encoder and projection leaves
+    cast to the compute ``dtype`` (None: unchanged); the heads keep theirs.
+
+    Differentiating through the cast gives gradients in the parameters' own dtype (float32
+    master weights): the usual mixed-precision step.
+    """
+    if dtype is None:
+        return params
+    dtype = jnp.dtype(dtype)
+
+    def cast(a):
+        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+
+    return {
+        k: v if k in ("head_kernel", "head_bias") else jax.tree.map(cast, v)
+        for k, v in params.items()
+    }

@@ -1,53 +1,16 @@
-"""Multitask learning with learned task relationships: a GMRF prior on the task heads.
+"""Multitask learning with learned task relationships: trainers with a GMRF prior on the heads.
 
-After Wan & Vlaski, "Multitask learning with learned task relationships" (arXiv 2510.10570;
-only the abstract is available, so this is the standard formulation built from it). The task
-parameters W (T x p), row t = (beta_t, b_t) the head of task t (p = m + 1), carry a Gaussian
-Markov random field prior with an unknown precision Omega (T x T, SPD), learned jointly with the
-network:
-
-    min_{theta, W, Omega > 0}  (1/T) [ sum_t L_t(theta, w_t) + (eta/2) tr(W^T Omega W)
-                                       - (eta p/2) log det Omega + (eta p delta/2) tr Omega
-                                       + (eta p rho/2) sum_{i != j} sqrt(S_ii S_jj) |Omega_ij| ]
-
-with L_t task t's mean BCE (as Algorithm 3), ``eta`` the prior strength, ``delta`` = ``ridge``
-a Wishart-like ridge (it keeps the problem bounded when T > p, where W W^T is singular),
-``rho`` = ``l1`` the graphical-lasso penalty on the correlation scale, and
-S = W W^T / (p nu) + delta I the task covariance of the heads *up to scale*:
-nu = tr(W W^T / p) / T, the mean head second moment, is held fixed in the Omega-step (equivalently
-the prior covariance Sigma = Omega^{-1} is constrained to tr Sigma ~ T (1 + delta), Zhang &
-Yeung's trace constraint of MTRL). The constraint is needed because the shared encoder can trade
-scale with the heads (h -> c h, beta -> beta / c): with a free scale the concentrated prior
-(eta p / 2) log det(W W^T / p + delta I) pulls every head to zero (seen in development: the heads
-collapse and Omega degenerates to I / delta, losing all relations).
-
-Centred heads (``centre=True``). The heads share a common component (the mean of the cluster
-centres, and whatever the encoder puts in every head), and the prior above shrinks it to zero
-with the rest. The centred model writes W = 1 w0^T + V with a free, unpenalised mean head w0
-and puts the GMRF on the deviations V: the objective above with W replaced by V = W - 1 w0^T
-in the prior and in S. For fixed (W, Omega) the prior is minimised by the Omega-weighted mean
-w0 = 1^T Omega W / 1^T Omega 1 (:func:`centre_heads`), so w0 is profiled out exactly: the
-network step penalises (eta/2) tr(V^T Omega V) with that w0 (its gradient in W is the partial
-one, w0 being a minimiser), and the Omega-step takes S from V computed with the previous
-Omega (block-coordinate: a w0-step, then the Omega-step). ``centre=False`` (the default) is
-the uncentred model, w0 = 0.
+After Wan & Vlaski, "Multitask learning with learned task relationships" (arXiv 2510.10570).
+The heads W (T x p) carry a Gaussian Markov random field prior with a precision Omega (T x T,
+SPD) learned jointly with the network; the objective, the centred model (``centre=True``:
+the prior on V = W - 1 w0^T) and the exact Omega-step (closed form or graphical lasso by
+ADMM; SPD with cond <= ``max_condition``) are in :mod:`mtl_tracing.victims.gmrf_prior`,
+whose public names are re-exported here.
 
 Training alternates (:class:`GMRFTrainer`): optimiser steps on (theta, W) with Omega fixed
 (Algorithm 3's optimiser; the prior enters the minibatch loss as (eta / (2T)) tr(W^T Omega W),
 whose expectation over minibatches matches the objective), and, at the end of every epoch after
-the warm start (Omega = I before), the exact Omega-step (:func:`omega_update`):
-
-- ``l1 = 0``: closed form Omega = S^{-1};
-- ``l1 > 0``: the graphical lasso on the correlation matrix R = D^{-1/2} S D^{-1/2}
-  (D = diag S), by ``admm_iters`` ADMM iterations (Boyd et al. 2011, Sec. 6.5), mapped back
-  Omega = D^{-1/2} Theta D^{-1/2}. Substituting Theta shows this is the exact Omega-minimiser of
-  the objective above (the sqrt(S_ii S_jj) weights make one rho work at any head scale).
-
-SPD and conditioning. The ridge bounds Omega's eigenvalues by 1 / ``ridge`` and the closed
-form's condition number by 1 + T / ``ridge`` (lambda_max(W W^T / (p nu)) <= T); the ADMM's
-X-iterate is SPD by construction (eigenvalues (l + sqrt(l^2 + 4)) / 2 > 0). Finally every
-update clips Omega's eigenvalues to [lambda_max / ``max_condition``, lambda_max], so Omega is
-SPD with cond(Omega) <= ``max_condition`` whatever the heads are.
+the warm start (Omega = I before), the exact Omega-step (:func:`omega_update`).
 
 Baselines in the same trainer (``relations``): ``"learned"`` (the above), ``"independent"``
 (Omega restricted to be diagonal, Omega = diag(S)^{-1}: no task relationships; with
@@ -89,15 +52,26 @@ import optax
 from flax import nnx
 from jax import Array
 
-from mtl_tracing._validate import check_choice, check_finite_float, check_int, check_positive_float
 from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.victims.gmrf_prior import (
+    RELATIONS,
+    GMRFConfig,
+    centre_heads,
+    head_matrix,
+    metropolis_weights,
+    omega_step,
+    omega_update,
+    partial_correlations,
+    support,
+    with_heads,
+)
 from mtl_tracing.victims.model import MultitaskModel, embed_fn, split_params
 from mtl_tracing.victims.mtl import (
     MTLState,
     MTLTrainerBase,
     accuracy,
+    batch_bce,
     bce,
-    make_optimizer,
     model_graphdef,
     steps_per_epoch,
 )
@@ -109,6 +83,7 @@ __all__ = [
     "GMRFTrainer",
     "DecentralizedGMRFTrainer",
     "DecentralizedState",
+    "make_trainer",
     "omega_update",
     "centre_heads",
     "partial_correlations",
@@ -116,153 +91,6 @@ __all__ = [
     "head_matrix",
     "metropolis_weights",
 ]
-
-RELATIONS = ("learned", "independent", "consensus")
-
-
-@dataclasses.dataclass(frozen=True)
-class GMRFConfig:
-    """The GMRF prior and its Omega-step (hashable; see the module docstring).
-
-    ``eta`` > 0 prior strength; ``l1`` >= 0 graphical-lasso penalty (0: closed form);
-    ``ridge`` > 0 the Wishart ridge delta (prior variance floor); ``max_condition`` > 1 the
-    cap kappa on cond(Omega); ``admm_iters`` ADMM iterations of the graphical lasso;
-    ``relations`` one of ``RELATIONS``; ``edge_tol`` the |partial correlation| above which an
-    edge is reported (:func:`support`) and used by the decentralised combine; ``lr`` the
-    decentralised agents' Adam learning rate; ``centre`` the centred model W = 1 w0^T + V with
-    the prior on V (default ``False``: the uncentred model).
-    """
-
-    eta: float = 1.0
-    l1: float = 0.05
-    ridge: float = 0.1
-    max_condition: float = 1e3
-    admm_iters: int = 50
-    relations: str = "learned"
-    edge_tol: float = 0.05
-    lr: float = 3e-3
-    centre: bool = False
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "eta", check_positive_float("eta", self.eta))
-        l1 = check_finite_float("l1", self.l1)
-        if l1 < 0:
-            raise ValueError(f"l1 must be >= 0, got {self.l1!r}")
-        set_(self, "l1", l1)
-        set_(self, "ridge", check_positive_float("ridge", self.ridge))
-        kappa = check_finite_float("max_condition", self.max_condition)
-        if kappa <= 1:
-            raise ValueError(f"max_condition must be > 1, got {self.max_condition!r}")
-        set_(self, "max_condition", kappa)
-        set_(self, "admm_iters", check_int("admm_iters", self.admm_iters, low=1))
-        set_(self, "relations", check_choice("relations", self.relations, RELATIONS))
-        tol = check_finite_float("edge_tol", self.edge_tol)
-        if not 0 <= tol < 1:
-            raise ValueError(f"edge_tol must be in [0, 1), got {self.edge_tol!r}")
-        set_(self, "edge_tol", tol)
-        set_(self, "lr", check_positive_float("lr", self.lr))
-        if not isinstance(self.centre, bool):
-            raise ValueError(f"centre must be a bool, got {self.centre!r}")
-
-    def deviations(self, W: Array, omega: Array) -> Array:
-        """The heads the prior sees: V = W - 1 w0^T (``centre``, :func:`centre_heads`) or W."""
-        return centre_heads(W, omega) if self.centre else W
-
-    def replace(self, **changes) -> GMRFConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-# --------------------------------------------------------------------------------- Omega-step
-
-
-def head_matrix(params: dict) -> Array:
-    """W (..., T, p): each task's head kernel and bias, p = m + 1."""
-    return jnp.concatenate([params["head_kernel"], params["head_bias"][..., None]], -1)
-
-
-def _with_heads(params: dict, W: Array) -> dict:
-    return {**params, "head_kernel": W[..., :-1], "head_bias": W[..., -1]}
-
-
-def _clip_condition(omega: Array, kappa: float) -> Array:
-    lam, Q = jnp.linalg.eigh(0.5 * (omega + omega.T))
-    lam = jnp.clip(lam, lam[-1] / kappa, lam[-1])
-    return (Q * lam) @ Q.T
-
-
-def _glasso_admm(R: Array, rho: float, iters: int) -> Array:
-    """ADMM for min tr(Theta R) - log det Theta + rho sum_{i != j} |Theta_ij|; SPD X-iterate."""
-    T = R.shape[0]
-    off = 1.0 - jnp.eye(T, dtype=R.dtype)
-
-    def body(_, carry):
-        _, Z, U = carry
-        lam, Q = jnp.linalg.eigh(Z - U - R)  # ADMM penalty 1
-        X = (Q * (0.5 * (lam + jnp.sqrt(lam**2 + 4.0)))) @ Q.T
-        V = X + U
-        Z = jnp.where(off > 0, jnp.sign(V) * jnp.maximum(jnp.abs(V) - rho, 0.0), V)
-        return X, Z, U + X - Z
-
-    eye = jnp.eye(T, dtype=R.dtype)
-    X, _, _ = jax.lax.fori_loop(0, iters, body, (eye, eye, jnp.zeros_like(R)))
-    return X
-
-
-def omega_update(W: Array, config: GMRFConfig) -> Array:
-    """The exact Omega-step for heads W (T, p): SPD (T, T) with cond <= ``max_condition``.
-
-    ``relations="learned"``: S^{-1} (``l1 = 0``) or the correlation-scale graphical lasso;
-    ``"independent"``: diag(S)^{-1}; ``"consensus"``: the identity (unused: heads are tied).
-    Pure and jittable (``config`` static). Dtype follows W.
-    """
-    T, p = W.shape
-    dtype = W.dtype
-    if config.relations == "consensus":
-        return jnp.eye(T, dtype=dtype)
-    gram = W @ W.T / p
-    scale = jnp.trace(gram) / T + jnp.finfo(dtype).tiny  # nu: mean head second moment
-    S = gram / scale + config.ridge * jnp.eye(T, dtype=dtype)
-    dS = jnp.diag(S)
-    if config.relations == "independent":
-        return jnp.diag(1.0 / dS)
-    if config.l1 == 0:
-        omega = jnp.linalg.inv(S)
-    else:
-        inv_sd = jax.lax.rsqrt(dS)
-        R = S * inv_sd[:, None] * inv_sd[None, :]
-        theta = _glasso_admm(R, jnp.asarray(config.l1, dtype), config.admm_iters)
-        omega = theta * inv_sd[:, None] * inv_sd[None, :]
-    return _clip_condition(omega, config.max_condition)
-
-
-def centre_heads(W: Array, omega: Array) -> Array:
-    """V = W - 1 w0^T with w0 = 1^T Omega W / 1^T Omega 1, the exact minimiser over w0."""
-    o1 = omega.sum(0)
-    return W - (o1 @ W / o1.sum())[None]
-
-
-def partial_correlations(omega: Array) -> Array:
-    """-Omega_ij / sqrt(Omega_ii Omega_jj) off the diagonal, 0 on it: (..., T, T)."""
-    d = jax.lax.rsqrt(jnp.diagonal(omega, axis1=-2, axis2=-1))
-    rho = -omega * d[..., :, None] * d[..., None, :]
-    return rho * (1.0 - jnp.eye(omega.shape[-1], dtype=omega.dtype))
-
-
-def support(omega: Array, tol: float) -> Array:
-    """Off-diagonal edges of Omega: |partial correlation| > tol, bool (..., T, T)."""
-    return jnp.abs(partial_correlations(omega)) > tol
-
-
-def metropolis_weights(adjacency: Array) -> Array:
-    """Doubly stochastic Metropolis combination matrix of a symmetric 0/1 adjacency (T, T)."""
-    A = adjacency.astype(jnp.float32) * (1.0 - jnp.eye(adjacency.shape[-1]))
-    deg = A.sum(-1)
-    C = A / (1.0 + jnp.maximum(deg[:, None], deg[None, :]))
-    return C + jnp.diag(1.0 - C.sum(-1))
 
 
 # --------------------------------------------------------------------------- centralised form
@@ -290,11 +118,6 @@ class GMRFTrainer(MTLTrainerBase):
 
     gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.gmrf, GMRFConfig):
-            raise ValueError(f"gmrf must be a GMRFConfig, got {type(self.gmrf).__name__}")
-
     def init(self, key: Array, data: MultitaskData) -> GMRFState:
         base = self.base.init(key, data)
         params = base.params
@@ -309,32 +132,23 @@ class GMRFTrainer(MTLTrainerBase):
 
     def step(self, state: GMRFState, key: Array, batch: dict) -> tuple[GMRFState, dict]:
         del key
-        ids, x, y = batch["ids"], batch["x"], batch["y"]
         T = state.omega.shape[0]
-        graphdef = model_graphdef(x.shape[-1], self.embed_dim, T, self.config.hidden, x.dtype)
-        spe = steps_per_epoch(T, self.config.task_batch)
-        tx = make_optimizer(self.config, state.params, steps_per_epoch=spe)
+        graphdef = self.graphdef_for(batch["x"], T)
         eta = self.gmrf.eta
 
         def loss_fn(p):
-            data_loss = bce(nnx.merge(graphdef, p)(x, ids[:, None]), y)
+            data_loss = batch_bce(graphdef, p, batch)
             W = self.gmrf.deviations(head_matrix(p), state.omega)
             prior = 0.5 * eta / T * jnp.sum(W * (state.omega @ W))
             return data_loss + prior, data_loss
 
-        (_, data_loss), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        params, opt_state, (_, data_loss) = self.optimizer_step(
+            state.params, state.opt_state, loss_fn, tasks=T, has_aux=True
+        )
         if self.gmrf.relations == "consensus":
             params = _tie(params)
         count = state.count + 1
-        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
-        omega = jax.lax.cond(
-            due,
-            lambda W: omega_update(self.gmrf.deviations(W, state.omega), self.gmrf).astype(W.dtype),
-            lambda W: state.omega,
-            head_matrix(params),
-        )
+        omega = omega_step(self.gmrf, self.config, count, head_matrix(params), state.omega)
         return GMRFState(params, opt_state, omega, count), {"loss": data_loss}
 
     def evaluate(self, state: GMRFState, data: MultitaskData) -> dict:
@@ -344,6 +158,14 @@ class GMRFTrainer(MTLTrainerBase):
 
     def embed(self, state: GMRFState, x: Array) -> Array:
         return self.base.embed(MTLState(state.params, None), x)
+
+
+def make_trainer(
+    config, embed_dim: int, *, tasks: int, eta: float = 0.3, l1: float = 0.1
+) -> GMRFTrainer:
+    """The trainer registry's ``gmrf``: :class:`GMRFTrainer` with ``GMRFConfig(eta, l1)``."""
+    del tasks
+    return GMRFTrainer(config, embed_dim, GMRFConfig(eta=eta, l1=l1))
 
 
 _HEADS = ("head_kernel", "head_bias")
@@ -356,7 +178,7 @@ def _map_encoder(fn, params: dict) -> dict:
 
 def _tie(params: dict) -> dict:
     W = head_matrix(params)
-    return _with_heads(params, jnp.broadcast_to(W.mean(0), W.shape))
+    return with_heads(params, jnp.broadcast_to(W.mean(0), W.shape))
 
 
 # ------------------------------------------------------------------------- decentralised form
@@ -381,11 +203,6 @@ class DecentralizedGMRFTrainer(MTLTrainerBase):
     """
 
     gmrf: GMRFConfig = dataclasses.field(default_factory=GMRFConfig)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.gmrf, GMRFConfig):
-            raise ValueError(f"gmrf must be a GMRFConfig, got {type(self.gmrf).__name__}")
 
     def _graphdef(self, d: int, dtype):
         return model_graphdef(d, self.embed_dim, 1, self.config.hidden, dtype)
@@ -436,16 +253,9 @@ class DecentralizedGMRFTrainer(MTLTrainerBase):
         ring = jnp.roll(jnp.eye(T, dtype=bool), 1, axis=1)
         adjacency = support(omega, self.gmrf.edge_tol) | ring | ring.T
         C = metropolis_weights(adjacency).astype(x.dtype)
-        params = _with_heads(_map_encoder(lambda v: jnp.tensordot(C, v, axes=1), psi), W)
+        params = with_heads(_map_encoder(lambda v: jnp.tensordot(C, v, axes=1), psi), W)
         count = state.count + 1
-        spe = steps_per_epoch(T, self.config.task_batch)
-        due = (count % spe == 0) & (count >= self.config.warm_start_epochs * spe)
-        omega = jax.lax.cond(
-            due,
-            lambda W: omega_update(self.gmrf.deviations(W, omega), self.gmrf).astype(W.dtype),
-            lambda W: omega,
-            W,
-        )
+        omega = omega_step(self.gmrf, self.config, count, W, omega)
         return DecentralizedState(params, opt_state, omega, count), {"loss": losses.mean()}
 
     def _centroid(self, params: dict) -> dict:

@@ -2,16 +2,9 @@
 
 Each step takes a minibatch of IN tasks (a fresh random permutation of the T IN tasks per epoch),
 routes each task's N pool samples through the shared encoder and its own head, and minimises the
-binary cross-entropy averaged over samples and tasks (ell_MTL). Optimiser (``make_optimizer``),
-one ``optax.multi_transform`` over a label tree:
-
-- heads (beta_j, b_j): per-head ``clip_by_global_norm(head_clip)`` (each task's (m + 1) gradient
-  is clipped on its own: "head gradients clipped at norm 1"), then AdamW(wd=1e-3);
-- shared encoder theta: per-parameter ``normalize_by_update_norm`` (every weight matrix / bias
-  vector gets a unit-norm gradient), then AdamW(wd=1e-4).
-
-Warm start (Nguyen et al. 2023): for the first ``warm_start_epochs`` the shared learning rate
-schedule is 0 (encoder frozen, weight decay included) and heads use ``warm_start_lr``.
+binary cross-entropy averaged over samples and tasks (ell_MTL), with the App. A.3 optimiser
+and warm start of :mod:`mtl_tracing.victims.optim` (``TrainConfig``, ``make_optimizer`` and
+``steps_per_epoch`` are re-exported here).
 
 :class:`MTLTrainer` is the algorithm as a :class:`~mtl_tracing.victims.trainer.Trainer`; the
 driver :func:`~mtl_tracing.victims.trainer.fit` runs it as one jitted ``lax.scan`` over epochs
@@ -23,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -32,15 +26,19 @@ import optax
 from flax import nnx
 from jax import Array
 
-from mtl_tracing._validate import check_finite_float, check_int, check_key, check_positive_float
+from mtl_tracing._validate import check_int, check_key, check_positive_float
 from mtl_tracing.data.base import MultitaskData, check_multitask_data
 from mtl_tracing.victims.model import MultitaskModel, embed_fn, logits_fn, split_params
+from mtl_tracing.victims.optim import HEAD_KEYS, TrainConfig, make_optimizer, steps_per_epoch
 from mtl_tracing.victims.trainer import fit
 
 __all__ = [
+    "HEAD_KEYS",
     "TrainConfig",
     "MTLTrainer",
     "MTLTrainerBase",
+    "make_trainer",
+    "batch_bce",
     "probe_fit",
     "probe_loss",
     "MTLState",
@@ -55,55 +53,6 @@ __all__ = [
     "accuracy",
     "model_graphdef",
 ]
-
-HEAD_KEYS = ("head_kernel", "head_bias")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Training hyper-parameters (App. A.3); hashable, used as a jit static argument.
-
-    ``seed`` is for scripts building the key (``jax.random.key(seed)``); library functions take
-    explicit keys.
-    """
-
-    epochs: int = 300
-    task_batch: int = 16
-    hidden: int = 512
-    head_lr: float = 1e-3
-    shared_lr: float = 1e-3
-    warm_start_epochs: int = 20
-    warm_start_lr: float = 1e-4
-    head_weight_decay: float = 1e-3
-    shared_weight_decay: float = 1e-4
-    head_clip: float = 1.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "epochs", check_int("epochs", self.epochs, low=1))
-        set_(self, "task_batch", check_int("task_batch", self.task_batch, low=1))
-        set_(self, "hidden", check_int("hidden", self.hidden, low=1))
-        for name in ("head_lr", "shared_lr", "warm_start_lr", "head_clip"):
-            set_(self, name, check_positive_float(name, getattr(self, name)))
-        set_(
-            self,
-            "warm_start_epochs",
-            check_int("warm_start_epochs", self.warm_start_epochs, low=0, high=self.epochs),
-        )
-        for name in ("head_weight_decay", "shared_weight_decay"):
-            value = check_finite_float(name, getattr(self, name))
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value!r}")
-            set_(self, name, value)
-        set_(self, "seed", check_int("seed", self.seed, low=0))
-
-    def replace(self, **changes) -> TrainConfig:
-        """A validated copy with ``changes`` applied."""
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class History(NamedTuple):
@@ -134,66 +83,6 @@ class GeneralizationGaps(NamedTuple):
     weak_gap: Array  # probe_out_loss - heldout_loss
 
 
-def steps_per_epoch(tasks: int, task_batch: int) -> int:
-    """Optimiser steps per epoch: ceil(T / B)."""
-    return -(-tasks // task_batch)
-
-
-def _per_task(inner: optax.GradientTransformation) -> optax.GradientTransformation:
-    """Apply a stateless transform to each task's slice (leading axis of every leaf) separately."""
-
-    def init_fn(params):
-        del params
-        return optax.EmptyState()
-
-    def update_fn(updates, state, params=None):
-        del params
-        out = jax.vmap(lambda u: inner.update(u, inner.init(u))[0])(updates)
-        return out, state
-
-    return optax.GradientTransformation(init_fn, update_fn)
-
-
-def _labels(params: dict) -> dict:
-    def label(path, _):
-        names = [getattr(p, "key", getattr(p, "name", str(p))) for p in path]
-        return "heads" if names[0] in HEAD_KEYS else "shared/" + "/".join(map(str, names))
-
-    return jax.tree_util.tree_map_with_path(label, params)
-
-
-def make_optimizer(config: TrainConfig, params: dict, *, steps_per_epoch: int):
-    """The App. A.3 optimiser as one ``optax.multi_transform`` over heads vs shared leaves.
-
-    Args:
-      config: ``TrainConfig``.
-      params: one run's params (pure dict), only its structure is used.
-      steps_per_epoch: optimiser steps per epoch (for the warm-start schedules).
-    """
-    warm = config.warm_start_epochs * steps_per_epoch
-
-    def head_lr(count):
-        return jnp.where(count < warm, config.warm_start_lr, config.head_lr)
-
-    def shared_lr(count):
-        return jnp.where(count < warm, 0.0, config.shared_lr)
-
-    labels = _labels(params)
-    transforms = {
-        "heads": optax.chain(
-            _per_task(optax.clip_by_global_norm(config.head_clip)),
-            optax.adamw(head_lr, weight_decay=config.head_weight_decay),
-        )
-    }
-    for lab in jax.tree.leaves(labels):
-        if lab != "heads":
-            transforms[lab] = optax.chain(
-                optax.normalize_by_update_norm(),
-                optax.adamw(shared_lr, weight_decay=config.shared_weight_decay),
-            )
-    return optax.multi_transform(transforms, labels)
-
-
 def _bce(logits: Array, y: Array) -> Array:
     return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, y))
 
@@ -204,6 +93,13 @@ def _acc(logits: Array, y: Array) -> Array:
 
 bce = _bce  # public: mean binary cross-entropy of logits against {0, 1} labels
 accuracy = _acc  # public: mean 0/1 accuracy of the sign of the logits
+
+
+def batch_bce(graphdef: nnx.GraphDef, params: dict, batch: dict, x: Array | None = None) -> Array:
+    """Mean BCE of one task minibatch: ``batch`` holds task ``ids`` (B,), ``x`` (B, N, d) and
+    ``y`` (B, N); ``x`` replaces the batch's inputs (e.g. their PGD perturbations)."""
+    x = batch["x"] if x is None else x
+    return _bce(nnx.merge(graphdef, params)(x, batch["ids"][:, None]), batch["y"])
 
 
 @functools.cache
@@ -231,8 +127,9 @@ class MTLState(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class MTLTrainerBase:
     """Fields and checks of every trainer of Algorithm 3's model: ``config`` (``TrainConfig``)
-    and ``embed_dim`` (m). Subclasses add their own fields (with defaults) and checks, and reach
-    Algorithm 3's methods through :attr:`base`."""
+    and ``embed_dim`` (m). Subclasses add their own config fields with a ``default_factory``
+    (``gmrf: GMRFConfig = field(default_factory=GMRFConfig)``), whose type is checked here,
+    and reach Algorithm 3's methods through :attr:`base`."""
 
     config: TrainConfig
     embed_dim: int
@@ -241,6 +138,10 @@ class MTLTrainerBase:
         if not isinstance(self.config, TrainConfig):
             raise ValueError(f"config must be a TrainConfig, got {type(self.config).__name__}")
         object.__setattr__(self, "embed_dim", check_int("embed_dim", self.embed_dim, low=1))
+        for f in dataclasses.fields(self):
+            kind, value = f.default_factory, getattr(self, f.name)
+            if isinstance(kind, type) and not isinstance(value, kind):
+                raise ValueError(f"{f.name} must be a {kind.__name__}, got {type(value).__name__}")
 
     @property
     def epochs(self) -> int:
@@ -250,6 +151,22 @@ class MTLTrainerBase:
     def base(self) -> MTLTrainer:
         """Algorithm 3 on the same config and embedding size."""
         return MTLTrainer(self.config, self.embed_dim)
+
+    def graphdef_for(self, x: Array, tasks: int) -> nnx.GraphDef:
+        """The model's static structure for inputs like ``x`` (..., d) and T = ``tasks`` heads."""
+        return model_graphdef(x.shape[-1], self.embed_dim, tasks, self.config.hidden, x.dtype)
+
+    def optimizer_step(
+        self, params: dict, opt_state: Any, loss_fn: Callable, *, tasks: int, has_aux=False
+    ) -> tuple[dict, Any, Any]:
+        """One step of the App. A.3 optimiser on ``loss_fn(params)`` (T = ``tasks`` heads):
+        ``(params, opt_state, value)``, ``value`` the loss (or ``(loss, aux)`` with
+        ``has_aux``) at the old params."""
+        spe = steps_per_epoch(tasks, self.config.task_batch)
+        tx = make_optimizer(self.config, params, steps_per_epoch=spe)
+        value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,20 +216,12 @@ class MTLTrainer(MTLTrainerBase):
 
     def step(self, state: MTLState, key: Array, batch: dict) -> tuple[MTLState, dict]:
         del key
-        ids, x, y = batch["ids"], batch["x"], batch["y"]
         T = state.params["head_bias"].shape[-1]
-        graphdef = _graphdef(
-            x.shape[-1], self.embed_dim, T, self.config.hidden, jnp.dtype(x.dtype).name
+        graphdef = self.graphdef_for(batch["x"], T)
+        params, opt_state, loss = self.optimizer_step(
+            state.params, state.opt_state, lambda p: batch_bce(graphdef, p, batch), tasks=T
         )
-        tx = self._tx(state.params, T)
-
-        def loss_fn(p):
-            logits = nnx.merge(graphdef, p)(x, ids[:, None])  # (B, N)
-            return _bce(logits, y)
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return MTLState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
+        return MTLState(params, opt_state), {"loss": loss}
 
     def evaluate(self, state: MTLState, data: MultitaskData) -> dict:
         graphdef = self._graphdef(data)
@@ -330,6 +239,12 @@ class MTLTrainer(MTLTrainerBase):
         d = x.shape[-1]
         graphdef = _graphdef(d, self.embed_dim, T, self.config.hidden, jnp.dtype(x.dtype).name)
         return embed_fn(graphdef, state.params, x)
+
+
+def make_trainer(config: TrainConfig, embed_dim: int, *, tasks: int) -> MTLTrainer:
+    """Algorithm 3 (the trainer registry's ``standard``; ``tasks`` is unused)."""
+    del tasks
+    return MTLTrainer(config, embed_dim)
 
 
 def _check_data(data: MultitaskData) -> None:

@@ -29,28 +29,20 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
 from jax import Array
 
 from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_finite_float, check_int
 from mtl_tracing.data.base import MultitaskData
 from mtl_tracing.victims.model import embed_fn
-from mtl_tracing.victims.mtl import (
-    MTLState,
-    MTLTrainerBase,
-    accuracy,
-    bce,
-    make_optimizer,
-    model_graphdef,
-    probe_fit,
-    steps_per_epoch,
-)
+from mtl_tracing.victims.mtl import MTLState, MTLTrainerBase, accuracy, batch_bce, bce, probe_fit
 
 __all__ = [
     "NORMS",
     "PGDConfig",
     "RobustTrainer",
+    "make_trainer",
+    "pgd_config",
     "pgd",
     "random_perturbation",
     "TargetRisks",
@@ -159,11 +151,6 @@ class RobustTrainer(MTLTrainerBase):
 
     pgd: PGDConfig = dataclasses.field(default_factory=PGDConfig)
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.pgd, PGDConfig):
-            raise ValueError(f"pgd must be a PGDConfig, got {type(self.pgd).__name__}")
-
     def init(self, key: Array, data: MultitaskData) -> MTLState:
         return self.base.init(key, data)
 
@@ -171,30 +158,37 @@ class RobustTrainer(MTLTrainerBase):
         return self.base.batches(key, data)
 
     def step(self, state: MTLState, key: Array, batch: dict) -> tuple[MTLState, dict]:
-        ids, x, y = batch["ids"], batch["x"], batch["y"]
         T = state.params["head_bias"].shape[-1]
-        graphdef = model_graphdef(x.shape[-1], self.embed_dim, T, self.config.hidden, x.dtype)
-        spe = steps_per_epoch(T, self.config.task_batch)
-        tx = make_optimizer(self.config, state.params, steps_per_epoch=spe)
+        graphdef = self.graphdef_for(batch["x"], T)
 
-        def loss_at(p, xx):
-            return bce(nnx.merge(graphdef, p)(xx, ids[:, None]), y)
+        def loss_at(p, x):
+            return batch_bce(graphdef, p, batch, x)
 
-        x_adv = pgd(functools.partial(loss_at, state.params), x, self.pgd, key)
-        loss, grads = jax.value_and_grad(loss_at)(state.params, x_adv)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return MTLState(optax.apply_updates(state.params, updates), opt_state), {"loss": loss}
+        x_adv = pgd(functools.partial(loss_at, state.params), batch["x"], self.pgd, key)
+        params, opt_state, loss = self.optimizer_step(
+            state.params, state.opt_state, lambda p: loss_at(p, x_adv), tasks=T
+        )
+        return MTLState(params, opt_state), {"loss": loss}
 
     def evaluate(self, state: MTLState, data: MultitaskData) -> dict:
         out = self.base.evaluate(state, data)
-        T = data.x.shape[0]
-        graphdef = model_graphdef(data.x.shape[-1], self.embed_dim, T, self.config.hidden,
-                                  data.x.dtype)  # fmt: skip
+        graphdef = self.graphdef_for(data.x, data.x.shape[0])
         return {**out, "robust_heldout_accuracy": robust_accuracy(
             graphdef, state.params, data.x_heldout, data.y_heldout, self.pgd)}  # fmt: skip
 
     def embed(self, state: MTLState, x: Array) -> Array:
         return self.base.embed(state, x)
+
+
+def pgd_config(*, norm: str = "l2", pgd_eps: float = 1.0, pgd_steps: int = 5) -> PGDConfig:
+    """The PGD threat model of the command-line flags ``--norm --pgd-eps --pgd-steps``."""
+    return PGDConfig(norm=norm, eps=pgd_eps, steps=pgd_steps)
+
+
+def make_trainer(config, embed_dim: int, *, tasks: int, **pgd_options) -> RobustTrainer:
+    """The trainer registry's ``robust``: :class:`RobustTrainer` with :func:`pgd_config`."""
+    del tasks
+    return RobustTrainer(config, embed_dim, pgd_config(**pgd_options))
 
 
 def robust_accuracy(graphdef, params: dict, x: Array, y: Array, config: PGDConfig) -> Array:
