@@ -7,6 +7,7 @@ import gzip
 import jax
 import numpy as np
 import pytest
+from scipy import stats
 
 from mtl_tracing.data import fewshot, idx
 
@@ -99,6 +100,49 @@ def test_tasks_have_disjoint_support_and_query(pools, ways, shots):
                 np.testing.assert_array_equal(t.support_x[b, c * shots + k], want)
     data = fewshot.as_multitask_data(t, t)
     assert data.tasks == 6 and data.samples == ways * shots and data.heldout == ways * shots
+
+
+def test_padded_tasks_mark_their_active_slots(pools):
+    t = fewshot.sample_tasks(
+        jax.random.key(2), pools.train, ways=5, shots=3, num_tasks=4, active=(3, 2)
+    )
+    want = np.array([c < 3 and k < 2 for c in range(5) for k in range(3)])
+    np.testing.assert_array_equal(t.mask, np.broadcast_to(want, (4, 15)))
+    assert t.support_x.shape == (4, 15, 8, 8, 1)
+    for b in range(4):  # the active part is a 3-way 2-shot task: disjoint support and query
+        for c in range(3):
+            s_idx = set(np.asarray(t.support_idx[b, 3 * c : 3 * c + 2]).tolist())
+            q_idx = set(np.asarray(t.query_idx[b, 3 * c : 3 * c + 2]).tolist())
+            assert len(s_idx) == 2 and len(q_idx) == 2 and not s_idx & q_idx
+    with pytest.raises(ValueError, match="active ways must be <= 5"):
+        fewshot.sample_tasks(jax.random.key(2), pools.train, ways=5, shots=3, num_tasks=1,
+                             active=(6, 1))  # fmt: skip
+
+
+def test_nonmember_samplers_draw_what_they_claim(pools):
+    """Members all of classes {0, 1, 2}: same-class non-members keep the member's class;
+    any-class ones are uniform over the 10 classes (chi-square, p > 1e-4: false failure
+    probability 1e-4) and the same-class draws are rejected by that test (power). Both are
+    images of the outside pool (never in a task) at the drawn class and index."""
+    n = 4000
+    member_cls = jax.random.randint(jax.random.key(3), (n,), 0, 3)
+    draws = {
+        mode: fewshot.sample_nonmembers(jax.random.key(4), pools.outside, member_cls, mode=mode)
+        for mode in fewshot.NONMEMBER_MODES
+    }
+    x_same, c_same, i_same = (np.asarray(a) for a in draws["same-class"])
+    np.testing.assert_array_equal(c_same, member_cls)
+    x_any, c_any, i_any = (np.asarray(a) for a in draws["any-class"])
+    out = np.asarray(pools.outside.images)
+    for x, c, i in ((x_same, c_same, i_same), (x_any, c_any, i_any)):
+        np.testing.assert_array_equal(x, out[c, i])
+        assert i.min() >= 0 and i.max() < pools.outside.per_class
+    counts = lambda c: np.bincount(c, minlength=10)  # noqa: E731
+    assert stats.chisquare(counts(c_any)).pvalue > 1e-4
+    assert stats.chisquare(counts(c_same)).pvalue < 1e-4  # power: not the data distribution
+    assert np.mean(c_any == np.asarray(member_cls)) < 0.2  # independent of the member: ~1/10
+    with pytest.raises(ValueError, match="nonmember mode must be one of"):
+        fewshot.sample_nonmembers(jax.random.key(4), pools.outside, member_cls, mode="other")
 
 
 def test_sampler_and_source_validation(pools):

@@ -65,9 +65,6 @@ def _private_module(module: str) -> str | None:
 
 #: Job modules still importing the command layer's list parsers; they are re-pointed to
 #: ``mtl_tracing.options`` by the MAML work (issue 23, the other part). Remove when done.
-_PENDING = {"experiments/maml_sensitivity.py", "experiments/maml_tables.py"}
-
-
 def test_no_module_imports_another_packages_private_module():
     """``from mtl_tracing.data._tasks import X`` (or ``import ...``) outside ``data/`` and any
     import of ``mtl_tracing.commands._common`` by the library are refused: a private module
@@ -90,8 +87,6 @@ def test_no_module_imports_another_packages_private_module():
                 owner = _private_module(module) if module.startswith("mtl_tracing") else None
                 if owner is None or here == owner or here.startswith(owner + "."):
                     continue  # public, or private to a package that holds this module
-                if owner == "mtl_tracing.commands" and rel in _PENDING:
-                    continue
                 bad.append(f"{rel}: {module}")
     assert not bad, sorted(set(bad))
 
@@ -189,17 +184,6 @@ HEAVY = {
 
 #: Function-level imports kept for another reason than cost, each with its reason.
 _LAZY_FOR_A_REASON: dict[tuple[str, str], str] = {}
-
-#: Modules owned by the MAML rewrite (issue 23, the other part), not checked until it lands.
-_MAML_PENDING = {
-    "mtl_tracing.data.fewshot",
-    "mtl_tracing.experiments.maml_common",
-    "mtl_tracing.experiments.maml_noise",
-    "mtl_tracing.experiments.maml_sensitivity",
-    "mtl_tracing.experiments.maml_tables",
-    "mtl_tracing.victims.maml",
-    "mtl_tracing.attacks.gradient_inversion",
-}
 
 
 class _Graph:
@@ -359,7 +343,7 @@ def test_imports_inside_functions_are_for_cost_only():
     graph = _Graph(PKG)
     bad = []
     for module, line, node in graph.deferred:
-        if module in _MAML_PENDING or not graph._runs(module, node):
+        if not graph._runs(module, node):
             continue  # a third-party import, or the module's own package
         if graph.deferred_heavy(module, node) - graph.heavy(module):
             continue  # defers a heavy import

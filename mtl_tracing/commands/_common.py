@@ -12,18 +12,11 @@ import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
-# The list parsers live in the library; re-exported for the MAML job modules that still import
-# them from here (issue 23: they move to ``mtl_tracing.options`` with the MAML rewrite).
-from mtl_tracing.options import float_list, int_list, str_list
-
 __all__ = [
     "add_option",
     "check_required",
     "enable_x64_if",
     "check_output_file",
-    "int_list",
-    "float_list",
-    "str_list",
 ]
 
 

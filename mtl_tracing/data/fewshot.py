@@ -20,6 +20,18 @@ A task (:func:`sample_tasks`) picks w of the C classes, then 2 s distinct images
 first s go to the support set, the next s to the query set (disjoint, s per class each). Labels
 are the class's position among the task's w classes, slot k has label ``k // s`` (so the label
 vectors are known to everyone: the protocol fixes them).
+
+Padded tasks: ``active=(w', s')`` (traced ints) draws a w'-way s'-shot task inside the w-way
+s-shot layout; ``mask`` marks its w' s' active slots (classes ``< w'``, shots ``< s'``). The
+active part has the law of an unpadded w'-way s'-shot task (the first w' of a uniform
+permutation of the classes, s' + s' distinct images of each), so a grid of (w', s') shares
+one compiled sampler, victim and attack.
+
+Non-members (:func:`sample_nonmembers`, :data:`NONMEMBER_MODES`): images of the ``outside``
+pool, never in any task. ``"any-class"`` draws the class uniformly among all C (the data
+distribution, the paper's game: "randomly chosen from the data distribution");
+``"same-class"`` takes the class of the member's slot (a stricter game: the image differs,
+the class does not).
 """
 
 from __future__ import annotations
@@ -36,9 +48,11 @@ from jax import Array
 from mtl_tracing import flat_random
 from mtl_tracing._validate import check_choice, check_int, check_key
 from mtl_tracing.data.base import MultitaskData
+from mtl_tracing.data.idx import load_idx_split
 
 __all__ = [
     "SOURCES",
+    "NONMEMBER_MODES",
     "FewShotSource",
     "FewShotPool",
     "FewShotPools",
@@ -47,11 +61,15 @@ __all__ = [
     "split_pools",
     "check_task_shape",
     "sample_tasks",
+    "sample_nonmembers",
+    "active_slots",
+    "check_active",
     "task_labels",
     "as_multitask_data",
 ]
 
 SOURCES = ("digits", "mnist", "fashion-mnist")
+NONMEMBER_MODES = ("any-class", "same-class")
 
 
 class FewShotSource(NamedTuple):
@@ -99,6 +117,7 @@ class FewShotTasks(NamedTuple):
       classes: (B, w) int32, the source classes of the task.
       support_idx: (B, w s) int32, each support image's index within its class of the pool.
       query_idx: (B, w s) int32, the same for the query images.
+      mask: (B, w s) bool, the active slots of padded tasks (None: every slot is active).
     """
 
     support_x: Array
@@ -108,6 +127,7 @@ class FewShotTasks(NamedTuple):
     classes: Array
     support_idx: Array
     query_idx: Array
+    mask: Array | None = None
 
 
 def load_source(name: str = "digits", data_dir: str | os.PathLike | None = None) -> FewShotSource:
@@ -123,8 +143,6 @@ def load_source(name: str = "digits", data_dir: str | os.PathLike | None = None)
         return FewShotSource(images, np.asarray(bunch.target, dtype=np.int32), name)
     if data_dir is None:
         raise ValueError(f"source={name!r} needs data_dir (a folder with the IDX files), got None")
-    from mtl_tracing.data.idx import load_idx_split
-
     images, labels = load_idx_split(data_dir, "train")
     return FewShotSource(images, labels, name)
 
@@ -196,9 +214,17 @@ def task_labels(ways: int, shots: int) -> Array:
     return jnp.repeat(jnp.arange(ways, dtype=jnp.int32), shots)
 
 
+def active_slots(ways: int, shots: int, active) -> Array:
+    """(w s,) bool: the slots of an ``active = (w', s')`` task in the w-way s-shot layout."""
+    k = jnp.arange(ways * shots)
+    a = jnp.asarray(active, jnp.int32)
+    return (k // shots < a[0]) & (k % shots < a[1])
+
+
 @functools.partial(jax.jit, static_argnames=("ways", "shots", "num_tasks"))
-def _sample(key, images, *, ways, shots, num_tasks):
+def _sample(key, images, active, *, ways, shots, num_tasks):
     c, m = images.shape[:2]
+    mask = active_slots(ways, shots, active)
 
     def one(k):
         k_cls, k_img = jax.random.split(k)
@@ -217,21 +243,58 @@ def _sample(key, images, *, ways, shots, num_tasks):
             classes.astype(jnp.int32),
             picks[:, :shots].reshape(-1).astype(jnp.int32),
             picks[:, shots:].reshape(-1).astype(jnp.int32),
+            mask,
         )
 
     return jax.vmap(one)(jax.random.split(key, num_tasks))
 
 
+def check_active(active, ways: int, shots: int):
+    """``active`` as a (2,) int32 array (default (w, s)); concrete values checked: 2 <= w' <= w,
+    1 <= s' <= s. A traced array passes unchecked."""
+    if active is None:
+        return jnp.asarray([ways, shots], jnp.int32)
+    if isinstance(active, jax.core.Tracer):
+        return active
+    a = np.asarray(active)
+    if a.shape != (2,):
+        raise ValueError(f"active must be (ways, shots), got {active!r}")
+    check_int("active ways", int(a[0]), low=2, high=ways)
+    check_int("active shots", int(a[1]), low=1, high=shots)
+    return jnp.asarray(a, jnp.int32)
+
+
 def sample_tasks(
-    key: Array, pool: FewShotPool, *, ways: int, shots: int, num_tasks: int
+    key: Array, pool: FewShotPool, *, ways: int, shots: int, num_tasks: int, active=None
 ) -> FewShotTasks:
     """B = ``num_tasks`` w-way s-shot tasks from ``pool`` (disjoint support/query, s per class).
 
-    Traceable in ``key`` and ``pool`` (call it inside ``jit``); the checks run on shapes only.
+    ``active = (w', s')`` (ints or a traced (2,) int array; default (w, s)) draws padded
+    w'-way s'-shot tasks in the w-way s-shot layout (see the module docstring). Traceable in
+    ``key``, ``pool`` and ``active`` (call it inside ``jit``); the checks run on shapes only.
     """
     check_task_shape(pool, ways, shots)
     num_tasks = check_int("num_tasks", num_tasks, low=1)
-    return _sample(key, pool.images, ways=ways, shots=shots, num_tasks=num_tasks)
+    active = check_active(active, ways, shots)
+    return _sample(key, pool.images, active, ways=ways, shots=shots, num_tasks=num_tasks)
+
+
+def sample_nonmembers(key: Array, pool: FewShotPool, classes: Array, *, mode: str):
+    """Non-member targets, one per member: images (n, H, W, 1), their classes (n,), indices (n,).
+
+    ``classes`` (n,) int: the class of each member's slot (used by ``"same-class"`` only).
+    ``mode``: ``"any-class"`` (class uniform over the pool's C classes: the data distribution)
+    or ``"same-class"`` (the member's class). The image is uniform among the pool's images of
+    that class; pass the ``outside`` pool, whose images are in no task. Traceable.
+    """
+    mode = check_choice("nonmember mode", mode, NONMEMBER_MODES)
+    classes = jnp.asarray(classes, jnp.int32)
+    k_cls, k_idx = jax.random.split(key)
+    n = classes.shape[0]
+    if mode == "any-class":
+        classes = jax.random.randint(k_cls, (n,), 0, pool.classes, jnp.int32)
+    idx = jax.random.randint(k_idx, (n,), 0, pool.per_class, jnp.int32)
+    return pool.images[classes, idx], classes, idx
 
 
 def as_multitask_data(tasks: FewShotTasks, out_tasks: FewShotTasks) -> MultitaskData:

@@ -1,14 +1,23 @@
-"""What the ``maml*`` jobs share: the default victim and attack, one "setting" runner, files.
+"""What the ``maml*`` jobs share: victim and attack settings per source, one "setting" runner,
+files and checks.
 
-A setting is (source, w, s, training epochs, defences): meta-train the victim
-(:func:`~mtl_tracing.victims.maml.train_checkpoints`), record its meta-test accuracy (utility),
-then play the validation and test games of the query and/or support attack against the
-meta-parameters at the observed epoch. Compiled programs depend only on static shapes
-(w, s, trials, iterations), so sigmas and epochs never recompile; jobs reuse the shapes of the
-Tables I-II grid so that one process (``reproduce``) compiles each shape once.
+A setting is (source, w, s, defences): meta-train the victim until its meta-test accuracy
+plateaus (:func:`~mtl_tracing.victims.maml.train_checkpoints` with a
+:class:`~mtl_tracing.victims.maml.Plateau`), record the meta-test accuracy (utility), then
+play the membership game (:func:`~mtl_tracing.attacks.maml_game.membership_inference`:
+attack hyperparameters tuned on validation trials, thresholds from them, metrics on disjoint
+test trials, both non-member modes) against the meta-parameters at the observed epochs.
 
-Keys: setting number c uses ``fold_in(key(seed), c)``; inside it, training, the games of each
-attack kind and the pools use disjoint ``fold_in`` streams.
+Compiled programs depend only on static shapes. On the bundled digits (compilation dominates)
+the Tables I-II grid is played in one padded task layout, :data:`LAYOUT` (7-way 3-shot, the
+largest of the paper's grid): a w-way s-shot task is a masked 7 x 3 task with the same law, so
+the nine settings share one set of programs (``VictimSettings.pad``). The noise and epoch jobs
+have one (w, s) each and run in its own shape (every sigma and epoch reuses its programs); so
+does MNIST, where the attacks' arithmetic dominates (padding would cost ~2.5x).
+
+Keys: setting c uses ``fold_in(key(seed), c)``; inside it, ``fold_in(., 0)`` trains,
+``fold_in(., 1)`` draws the meta-test tasks and ``fold_in(., 2)`` plays every game (the same
+trials at every observed epoch: paired across epochs).
 """
 
 from __future__ import annotations
@@ -21,56 +30,144 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing import results
-from mtl_tracing._validate import check_choice, check_int
+from mtl_tracing._validate import check_choice, check_int, check_nonnegative, check_positive_float
+from mtl_tracing.options import Option
 
 __all__ = [
     "VictimSettings",
-    "DEFAULT_VICTIM",
+    "DEFAULTS",
     "QUICK_VICTIM",
+    "LAYOUT",
+    "FIG4_SAMPLES",
+    "settings_for",
     "load_pools",
     "run_setting",
+    "auto_epochs",
     "write",
     "load",
     "source_option",
+    "check_files",
+    "check_job",
+    "check_summary",
+    "find_source_dir",
 ]
+
+#: The padded layout of digits runs (the paper's largest w and s).
+LAYOUT = (7, 3)
+#: Test trials whose targets and reconstructions are kept (Fig. 4).
+FIG4_SAMPLES = 4
 
 
 @dataclasses.dataclass(frozen=True)
 class VictimSettings:
-    """Victim, training and attack sizes shared by a job's settings (see the module docstring).
+    """Victim, training and attack sizes shared by a job's settings.
 
-    ``epochs`` x ``steps_per_epoch`` meta-steps of ``meta_batch`` tasks; ``trials`` per game
-    split (validation and test each: n member + n non-member targets); ``iterations``, ``lr``,
-    ``alpha`` of the attack; ``test_tasks`` meta-test tasks for the utility.
+    Victim: ``channels`` per conv block, ``inner_lr`` / ``inner_steps`` of the adaptation,
+    Adam ``meta_lr`` on meta-batches of ``meta_batch`` tasks, epochs of ``steps_per_epoch``
+    meta-steps, at most ``max_epochs``, stopped when the meta-test accuracy (``test_tasks``
+    tasks) plateaus (``patience`` epochs without a gain of ``min_delta``).
+    Attack: ``trials`` test trials, ``validation_trials`` per grid point, the grid ``lrs`` x
+    ``alphas`` x ``checkpoints`` (iterations), ``bootstrap`` resamples for CIs,
+    ``trial_batch`` attacks mapped at once, ``pad`` (play a grid of settings in
+    :data:`LAYOUT`).
     """
 
     channels: int = 16
     inner_lr: float = 0.4
     inner_steps: int = 1
     meta_batch: int = 8
-    meta_lr: float = 3e-3
-    epochs: int = 2
-    steps_per_epoch: int = 20
+    meta_lr: float = 1e-2
+    max_epochs: int = 40
+    steps_per_epoch: int = 25
+    patience: int = 5
+    min_delta: float = 0.01
     test_tasks: int = 100
     trials: int = 32
-    iterations: int = 100
-    lr: float = 0.01
-    alpha: float = 1e-3
+    validation_trials: int = 8
+    lrs: tuple[float, ...] = (0.1, 0.3)
+    alphas: tuple[float, ...] = (1e-4, 1e-2)
+    checkpoints: tuple[int, ...] = (10, 25, 50)
     bootstrap: int = 200
+    trial_batch: int | str = "auto"
+    pad: bool = True
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            if f.type == "int":
-                check_int(f.name, getattr(self, f.name), low=0 if f.name == "epochs" else 1)
+        for name in ("channels", "inner_steps", "meta_batch", "steps_per_epoch", "patience"):
+            check_int(name, getattr(self, name), low=1)
+        check_int("max_epochs", self.max_epochs, low=0)
+        for name in ("test_tasks", "trials", "validation_trials", "bootstrap"):
+            check_int(name, getattr(self, name), low=2)
+        check_positive_float("inner_lr", self.inner_lr)
+        check_positive_float("meta_lr", self.meta_lr)
+        check_nonnegative("min_delta", self.min_delta)
+        for name in ("lrs", "alphas", "checkpoints"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def grid(self):
+        from mtl_tracing.attacks import maml_game as mg
+
+        return mg.AttackGrid(self.lrs, self.alphas, self.checkpoints)
+
+    def game(self, shots: int, kinds=("query", "support")):
+        from mtl_tracing.attacks import maml_game as mg
+
+        return mg.GameConfig(
+            kinds=tuple(kinds),
+            shots=shots,
+            trials=self.trials,
+            validation_trials=self.validation_trials,
+            grid=self.grid(),
+            trial_batch=self.trial_batch,
+        )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
-DEFAULT_VICTIM = VictimSettings()
-QUICK_VICTIM = VictimSettings(epochs=1, steps_per_epoch=10, trials=16, iterations=30, bootstrap=50)
+#: Per source. Digits: cheap (the default ``reproduce`` runs them, 2-block net at 8x8).
+#: MNIST / Fashion-MNIST: the usual 4-block conv net of MAML (32 filters, as MAML's
+#: MiniImagenet net) at 28x28; 24 test trials and 6 validation trials per grid point (the
+#: four grid points x 6 = 24: one attack program) keep a 9-setting table within ~2 h on a
+#: loaded 2-core CPU.
+DEFAULTS = {
+    "digits": VictimSettings(),
+    "mnist": VictimSettings(
+        channels=32,
+        meta_lr=3e-3,
+        max_epochs=60,
+        patience=6,
+        trials=24,
+        validation_trials=6,
+        lrs=(0.03, 0.1),
+        pad=False,
+    ),
+}
+DEFAULTS["fashion-mnist"] = DEFAULTS["mnist"]
+QUICK_VICTIM = VictimSettings(
+    max_epochs=2,
+    steps_per_epoch=10,
+    test_tasks=20,
+    trials=8,
+    validation_trials=8,
+    lrs=(0.1,),
+    alphas=(1e-3,),
+    checkpoints=(10, 20),
+    bootstrap=50,
+    pad=False,  # one 3-way 1-shot setting per job: the three quick jobs share its programs
+)
+
+
+def settings_for(source: str, quick: bool = False, **overrides) -> VictimSettings:
+    """The settings of ``source`` (``QUICK_VICTIM`` when ``quick``), fields overridden by any
+    non-None keyword."""
+    check_choice("source", source, tuple(DEFAULTS))
+    base = QUICK_VICTIM if quick else DEFAULTS[source]
+    if quick and source != "digits":
+        base = dataclasses.replace(base, channels=8)
+    return dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def source_option():
-    from mtl_tracing.experiments.registry import Option
-
     return (
         Option(
             "--source",
@@ -80,6 +177,15 @@ def source_option():
             ("digits", "mnist", "fashion-mnist"),
         ),
         Option("--data-dir", str, "folder with the IDX files (mnist / fashion-mnist)"),
+        Option("--trials", int, "test trials per game (default: the source's)"),
+        Option(
+            "--nonmember",
+            str,
+            "non-members of the headline: any-class (the paper's, default) or same-class; the "
+            "files report both",
+            None,
+            ("any-class", "same-class"),
+        ),
     )
 
 
@@ -95,6 +201,31 @@ def load_pools(source: str, data_dir, seed: int, dtype=None):
     )
 
 
+def auto_epochs(trained: int) -> list[int]:
+    """Observed epochs from untrained to trained: 0, 1, 2, 4, ... below ``trained``, and it."""
+    out, e = [0], 1
+    while e < trained:
+        out.append(e)
+        e *= 2
+    return sorted(set(out) | {trained})
+
+
+def _model(pools, ways, shots, victim: VictimSettings, layout):
+    from mtl_tracing.victims import maml
+
+    w_lay, s_lay = (ways, shots) if layout is None else layout
+    if ways > w_lay or shots > s_lay:
+        raise ValueError(f"(ways, shots) must fit the layout {layout}, got {(ways, shots)}")
+    model = maml.ModelConfig(
+        image_shape=pools.train.image_shape,
+        ways=w_lay,
+        channels=victim.channels,
+        inner_steps=victim.inner_steps,
+        inner_lr=victim.inner_lr,
+    )
+    return model, s_lay
+
+
 def run_setting(
     key,
     pools,
@@ -104,72 +235,99 @@ def run_setting(
     victim: VictimSettings,
     kinds=("query", "support"),
     noise=None,
-    epochs_observed=None,
+    observe=None,
+    layout=None,
     dtype=None,
+    progress: bool = False,
 ) -> dict:
-    """Train the victim for one (w, s, noise) and attack it at each observed epoch.
+    """Train the victim for one (w, s, noise) until it plateaus and attack it.
 
-    Returns ``{"meta_test_accuracy": float (final), "history": [...], "attacks": {epoch: {kind:
-    summary}}, "scores": {f"{kind}_e{epoch}_{in|out}": (n,) arrays}, "seconds": float}``.
+    Args:
+      observe: the epochs whose meta-parameters are attacked: None (the last), ``"auto"``
+        (:func:`auto_epochs`) or a list (capped at the epochs run; the last is added).
+      layout: (w, s) of the padded task layout, or None (the setting's own shape).
+
+    Returns ``{"meta_test_accuracy": float (final), "history": [...] (epochs 0..E),
+    "epochs_trained": E, "plateaued": bool, "observed": [...], "attacks": {epoch: {kind: {mode:
+    summary}}}, "arrays": {name: array}, "seconds": float}``; arrays are the test scores
+    ``{kind}_e{epoch}_scores`` (3, n) (targets: member, any-class, same-class) and the first
+    :data:`FIG4_SAMPLES` test targets and reconstructions ``{kind}_e{epoch}_x0`` / ``_xstar``.
     """
     import jax
+    import jax.numpy as jnp
 
-    from mtl_tracing.attacks import gradient_inversion as gi
+    from mtl_tracing.attacks import maml_game as mg
     from mtl_tracing.data import fewshot
     from mtl_tracing.victims import maml
 
     for k in kinds:
-        check_choice("kind", k, gi.KINDS)
+        check_choice("kind", k, mg.KINDS)
     t0 = time.perf_counter()
-    model = maml.ModelConfig(
-        image_shape=pools.train.image_shape,
-        ways=ways,
-        channels=victim.channels,
-        inner_steps=victim.inner_steps,
-        inner_lr=victim.inner_lr,
-    )
+    model, s_lay = _model(pools, ways, shots, victim, layout)
+    active = jnp.asarray([ways, shots], jnp.int32)
     trainer = maml.MAMLTrainer(
         model=model,
-        shots=shots,
+        shots=s_lay,
         meta_batch=victim.meta_batch,
         meta_lr=victim.meta_lr,
-        epochs=victim.epochs,
+        epochs=victim.max_epochs,
         steps_per_epoch=victim.steps_per_epoch,
         dtype=str(np.dtype(dtype or "float32")),
     )
     noise = maml.Noise() if noise is None else noise
     k_train, k_test, k_game = (jax.random.fold_in(key, i) for i in range(3))
     test_tasks = fewshot.sample_tasks(
-        k_test, pools.test, ways=ways, shots=shots, num_tasks=victim.test_tasks
+        k_test,
+        pools.test,
+        ways=model.ways,
+        shots=s_lay,
+        num_tasks=victim.test_tasks,
+        active=active,
     )
-    data = maml.MAMLData(pools.train, test_tasks, noise)
-    observed = (victim.epochs,) if epochs_observed is None else tuple(epochs_observed)
-    kept, hist = maml.train_checkpoints(trainer, k_train, data, checkpoints=observed)
-    attack = gi.AttackConfig(iterations=victim.iterations, lr=victim.lr, alpha=victim.alpha)
+    data = maml.MAMLData(pools.train, test_tasks, noise, active)
+    plateau = maml.Plateau(victim.patience, victim.min_delta)
+    wanted = "all" if observe is not None else None
+    kept, hist = maml.train_checkpoints(
+        trainer, k_train, data, checkpoints=wanted, plateau=plateau, progress=progress
+    )
+    history = np.asarray(hist["meta_test_accuracy"]).tolist()
+    trained = len(history) - 1
+    if observe is None:
+        epochs = [trained]
+    elif isinstance(observe, str):
+        epochs = auto_epochs(trained)
+    else:
+        epochs = sorted({min(int(e), trained) for e in observe} | {trained})
+    game = victim.game(s_lay, kinds)
     out = {
-        "meta_test_accuracy": float(hist["meta_test_accuracy"][-1]),
-        "history": np.asarray(hist["meta_test_accuracy"]).tolist(),
+        "meta_test_accuracy": history[-1],
+        "history": history,
+        "epochs_trained": trained,
+        "plateaued": plateau.reached(history),
+        "observed": epochs,
         "attacks": {},
-        "scores": {},
+        "arrays": {},
     }
-    for e in observed:
-        out["attacks"][str(e)] = {}
-        for i, kind in enumerate(kinds):
-            game = gi.GameConfig(kind=kind, shots=shots, trials=victim.trials, attack=attack)
-            summary, _, test = gi.membership_inference(
-                jax.random.fold_in(k_game, 2 * i),
-                model,
-                kept[e],
-                pools,
-                game,
-                noise,
-                bootstrap=victim.bootstrap,
-            )
-            out["attacks"][str(e)][kind] = summary
-            out["scores"][f"{kind}_e{e}_in"] = np.asarray(test.scores_in)
-            out["scores"][f"{kind}_e{e}_out"] = np.asarray(test.scores_out)
+    for e in epochs:
+        summaries, res = mg.membership_inference(
+            k_game, model, kept[e], pools, game, noise, active=active, bootstrap=victim.bootstrap
+        )
+        out["attacks"][str(e)] = summaries
+        for kind, r in res.kinds.items():
+            out["arrays"][f"{kind}_e{e}_scores"] = r.scores
+            out["arrays"][f"{kind}_e{e}_x0"] = r.x0[:, :FIG4_SAMPLES]
+            out["arrays"][f"{kind}_e{e}_xstar"] = r.x_star[:, :FIG4_SAMPLES]
     out["seconds"] = time.perf_counter() - t0
     return out
+
+
+def find_source_dir(data_dir, source: str) -> Path | None:
+    """``data_dir/<source>`` or the first ``data_dir/<source>-*`` folder (e.g. ``mnist-5k``)."""
+    root = Path(data_dir)
+    if (root / source).is_dir():
+        return root / source
+    found = sorted(p for p in root.glob(f"{source}-*") if p.is_dir())
+    return found[0] if found else None
 
 
 def write(out_dir, stem: str, payload: dict, arrays: dict, *, config, seed: int) -> Path:
@@ -196,10 +354,10 @@ def check_files(out_dir, stem: str, figures=()) -> list[str]:
     return [f"missing {out / n}" for n in names if not (out / n).is_file()]
 
 
-def check_job(out_dir, stem: str, load, summaries) -> list[str]:
+def check_job(out_dir, stem: str, load, summaries, figures=None) -> list[str]:
     """A job's ``check``: its files exist, then every (label, attack summary) that
     ``summaries(payload)`` yields passes :func:`check_summary` (``load(out_dir)`` reads it)."""
-    bad = check_files(out_dir, stem, [stem])
+    bad = check_files(out_dir, stem, [stem] if figures is None else figures)
     if bad:
         return bad
     payload, _ = load(out_dir)
@@ -209,7 +367,7 @@ def check_job(out_dir, stem: str, load, summaries) -> list[str]:
 
 
 def check_summary(where: str, s: dict) -> list[str]:
-    """Problems in one attack summary (ranges, CI contains its estimate)."""
+    """Problems in one attack summary (ranges, CI contains its estimate, tuned values kept)."""
     bad = []
     for name in ("accuracy", "auc", "recall"):
         v = s.get(name)
@@ -218,4 +376,13 @@ def check_summary(where: str, s: dict) -> list[str]:
     lo, hi = s["auc_ci"]
     if not lo - 1e-6 <= s["auc"] <= hi + 1e-6:
         bad.append(f"{where}: AUC {s['auc']} outside its CI [{lo}, {hi}]")
+    if not {"lr", "alpha", "iterations"} <= set(s.get("chosen", {})):
+        bad.append(f"{where}: the tuned attack hyperparameters are not recorded")
     return bad
+
+
+def attack_rows(attacks: dict, kinds=("query", "support")):
+    """(kind, mode, summary) of one observed epoch's ``{kind: {mode: summary}}``."""
+    for kind in kinds:
+        for mode, s in attacks.get(kind, {}).items():
+            yield kind, mode, s

@@ -1,11 +1,12 @@
-"""Figs. 5-8 analogue: attack accuracy against ways, shots and the epoch the gradient is seen.
+"""Figs. 7-8: attack accuracy against the training epoch at which g_i is observed.
 
-Three panels, each with the query and the support attack: ways (shots 1), shots (at
-``base_ways``) and the training epoch at which the meta-learner observes g_i (one training run,
-attacked at each checkpoint; epoch 0 is the untrained model). A setting equal to one computed
-earlier (``base_ways``-way 1-shot appears in two panels) is reused. Setting keys:
-``fold_in(key(seed), c)`` with c = 100 panel + index. Files: ``maml_sensitivity.json``,
-``.npz`` and ``maml_sensitivity.png/.pdf``.
+One victim (``ways``-way ``shots``-shot, default 5-way 1-shot) is meta-trained until its
+meta-test accuracy plateaus, keeping omega after every epoch; the query and support attacks
+(re-tuned at each epoch on validation trials) are played at epochs from 0 (untrained) to the
+last (trained): 0, 1, 2, 4, ... by default. The same game trials at every epoch (paired). The
+meta-test accuracy of every epoch is drawn on the same axis. (Figs. 5-6, accuracy against ways
+and shots, are slices of the Tables I-II grid and are drawn by ``maml_tables``.) Files:
+``maml_sensitivity.json``, ``.npz`` and ``maml_sensitivity.png/.pdf``.
 """
 
 from __future__ import annotations
@@ -15,21 +16,20 @@ from pathlib import Path
 import numpy as np
 
 from mtl_tracing import plotting
-from mtl_tracing._validate import check_int
-from mtl_tracing.commands._common import int_list
+from mtl_tracing._validate import check_choice, check_int
 from mtl_tracing.experiments import maml_common as mcom
 from mtl_tracing.experiments.registry import Option
+from mtl_tracing.options import int_list
 
 STEM = "maml_sensitivity"
-HELP = "MAML Figs. 5-8: attack accuracy against ways, shots and the observed epoch."
-PANELS = ("ways", "shots", "epoch")
+HELP = "MAML Figs. 7-8: attack accuracy against the epoch at which the gradient is observed."
 OPTIONS = (
     *mcom.source_option(),
-    Option("--ways", int_list, "ways of the ways panel (default 3,5,7)"),
-    Option("--shots", int_list, "shots of the shots panel (default 1,2,3)"),
-    Option("--epochs", int_list, "observed epochs of the epoch panel (default 0,1,2,4)"),
+    Option("--ways", int, "ways w (default 5)"),
+    Option("--shots", int, "shots s (default 1)"),
+    Option("--epochs", int_list, "observed epochs (default: 0, 1, 2, 4, ... and the last)"),
 )
-QUICK = {"ways": [3], "shots": [1], "epochs": [0, 1], "base_ways": 3, "quick_victim": True}
+QUICK = {"ways": 3, "quick": True}
 
 
 def run(
@@ -40,90 +40,57 @@ def run(
     dtype=None,
     source="digits",
     data_dir=None,
-    ways=(3, 5, 7),
-    shots=(1, 2, 3),
-    epochs=(0, 1, 2, 4),
-    base_ways=5,
-    quick_victim=False,
+    ways=5,
+    shots=1,
+    epochs=None,
+    trials=None,
+    nonmember="any-class",
+    quick=False,
 ):
-    import dataclasses
-
     import jax
 
     seed = check_int("seed", seed, low=0)
-    epochs = sorted({check_int("epochs", e, low=0) for e in epochs})
-    victim = mcom.QUICK_VICTIM if quick_victim else mcom.DEFAULT_VICTIM
+    check_choice("nonmember", nonmember, ("any-class", "same-class"))
+    ways, shots = check_int("ways", ways, low=2), check_int("shots", shots, low=1)
+    observe = "auto" if epochs is None else [check_int("epochs", e, low=0) for e in epochs]
+    victim = mcom.settings_for(source, quick, trials=trials)
+    layout = None  # one shape: the padded layout would only cost arithmetic (3-5x at 3 x 1)
     pools = mcom.load_pools(source, data_dir, seed, dtype)
-    key = jax.random.key(seed)
-    cache: dict = {}
-    panels = {"ways": [], "shots": [], "epoch": []}
-    arrays = {}
-
-    def setting(c, w, s):
-        if (w, s) not in cache:
-            cache[(w, s)] = mcom.run_setting(
-                jax.random.fold_in(key, c), pools, ways=w, shots=s, victim=victim, dtype=dtype
-            )
-        return cache[(w, s)]
-
-    todo = [("ways", i, w, 1) for i, w in enumerate(ways)]
-    todo += [("shots", i, base_ways, s) for i, s in enumerate(shots)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo) + 1, desc="maml sensitivity", unit="setting")
-    e_last = str(victim.epochs)
-    for panel, i, w, s in todo:
-        res = setting(100 * PANELS.index(panel) + i, w, s)
-        value = w if panel == "ways" else s
-        panels[panel].append(
-            {
-                "value": value,
-                "ways": w,
-                "shots": s,
-                "meta_test_accuracy": res["meta_test_accuracy"],
-                **res["attacks"][e_last],
-            }
-        )
-        arrays.update({f"{panel}_{value}_{k}": v for k, v in res["scores"].items()})
-        if bar is not None:
-            bar.update()
-    long = dataclasses.replace(victim, epochs=max(epochs))
     res = mcom.run_setting(
-        jax.random.fold_in(key, 200),
+        jax.random.fold_in(jax.random.key(seed), 200),
         pools,
-        ways=base_ways,
-        shots=1,
-        victim=long,
-        epochs_observed=epochs,
+        ways=ways,
+        shots=shots,
+        victim=victim,
+        observe=observe,
+        layout=layout,
         dtype=dtype,
+        progress=progress,
     )
-    for e in epochs:
-        panels["epoch"].append(
-            {
-                "value": e,
-                "ways": base_ways,
-                "shots": 1,
-                "meta_test_accuracy": res["history"][e],
-                **res["attacks"][str(e)],
-            }
-        )
-    arrays.update({f"epoch_{k}": v for k, v in res["scores"].items()})
-    if bar is not None:
-        bar.update()
-        bar.close()
+    points = [
+        {"epoch": e, "meta_test_accuracy": res["history"][e], **res["attacks"][str(e)]}
+        for e in res["observed"]
+    ]
+    payload = {
+        "source": source,
+        "ways": ways,
+        "shots": shots,
+        "primary": nonmember,
+        "history": res["history"],
+        "epochs_trained": res["epochs_trained"],
+        "plateaued": res["plateaued"],
+        "points": points,
+    }
     config = {
         "source": source,
-        "ways": list(ways),
-        "shots": list(shots),
+        "ways": ways,
+        "shots": shots,
         "epochs": epochs,
-        "base_ways": base_ways,
-        "victim": victim,
+        "layout": layout,
+        "victim": victim.to_dict(),
     }
-    mcom.write(
-        out_dir, STEM, {"source": source, "panels": panels}, arrays, config=config, seed=seed
-    )
+    arrays = {k: v for k, v in res["arrays"].items() if k.endswith("_scores")}
+    mcom.write(out_dir, STEM, payload, arrays, config=config, seed=seed)
 
 
 def load(out_dir):
@@ -131,56 +98,83 @@ def load(out_dir):
 
 
 def headline(payload) -> str:
-    lines = [f"MAML attack sensitivity ({payload['source']}): value: accuracy query/support"]
-    for panel in PANELS:
-        cells = [
-            f"{p['value']}: {p['query']['accuracy']:.2f}/{p['support']['accuracy']:.2f}"
-            for p in payload["panels"][panel]
-        ]
-        lines.append(f"{panel:<6} " + " | ".join(cells))
-    return "\n".join(lines)
+    mode = payload.get("primary", "any-class")
+    cells = [
+        f"{p['epoch']}: {p['query'][mode]['accuracy']:.2f}/{p['support'][mode]['accuracy']:.2f}"
+        f" ({p['meta_test_accuracy']:.2f})"
+        for p in payload["points"]
+    ]
+    return (
+        f"MAML attack against the observed epoch ({payload['source']}, {payload['ways']}-way "
+        f"{payload['shots']}-shot, {mode} non-members; trained {payload['epochs_trained']} "
+        "epochs, to a plateau): epoch: accuracy query/support (meta-test accuracy)\n"
+        + " | ".join(cells)
+    )
 
 
 def plot(out_dir) -> list[Path]:
     payload, _ = load(out_dir)
-    xlabels = {"ways": "ways w (1 shot)", "shots": "shots s", "epoch": "observed epoch"}
-    colors = {"query": "#c0392b", "support": "#2471a3"}
+    mode = payload.get("primary", "any-class")
+    other = "same-class" if mode == "any-class" else "any-class"
+    colors = {"query": "#c0392b", "support": "#8e44ad"}
+    pts = payload["points"]
+    x = np.array([p["epoch"] for p in pts])
     with plotting.style():
-        fig, axes = plotting.new_figure(3, 1, width=2.8, height=2.5)
-        for ax, panel in zip(axes[0], PANELS, strict=True):
-            pts = payload["panels"][panel]
-            x = np.array([p["value"] for p in pts])
-            for kind in ("query", "support"):
-                acc = np.array([p[kind]["accuracy"] for p in pts])
-                ci = np.array([p[kind]["accuracy_ci"] for p in pts])
-                ax.errorbar(
-                    x,
-                    acc,
-                    yerr=[acc - ci[:, 0], ci[:, 1] - acc],
-                    marker="o",
-                    color=colors[kind],
-                    label=f"{kind} attack",
-                    capsize=2,
-                )
+        fig, axes = plotting.new_figure(2, 1, width=3.4, height=2.6)
+        for ax, kind, fig_no in zip(axes[0], ("query", "support"), (7, 8), strict=True):
+            acc = np.array([p[kind][mode]["accuracy"] for p in pts])
+            ci = np.array([p[kind][mode]["accuracy_ci"] for p in pts])
+            ax.errorbar(
+                x,
+                acc,
+                yerr=[acc - ci[:, 0], ci[:, 1] - acc],
+                marker="o",
+                color=colors[kind],
+                capsize=2,
+                label=f"{kind} attack ({mode})",
+            )
+            ax.plot(
+                x,
+                [p[kind][other]["accuracy"] for p in pts],
+                ls="--",
+                marker=".",
+                color=colors[kind],
+                alpha=0.6,
+                label=f"{kind} attack ({other})",
+            )
+            hist = np.asarray(payload["history"])
+            ax.plot(np.arange(hist.size), hist, color="#2471a3", lw=1.2, label="meta-test acc.")
             ax.axhline(0.5, color="0.5", ls=":", lw=1)
-            ax.set(ylim=(0.3, 1.02), xlabel=xlabels[panel], ylabel="attack accuracy")
-            ax.set_xticks(x)
-        axes[0, 0].legend(loc="lower left")
+            ax.set_xscale("symlog", linthresh=1)
+            ax.set_xticks(x, _tick_labels(x))
+            ax.set(
+                ylim=(0.0, 1.02),
+                xlabel="meta-training epoch (0 = untrained)",
+                ylabel="accuracy",
+                title=f"Fig. {fig_no}: {kind} attack ({payload['source']})",
+            )
+            ax.legend(loc="lower left", fontsize=5)
         return plotting.save_figure(fig, out_dir, STEM)
 
 
+def _tick_labels(x) -> list[str]:
+    """Epoch labels, blank where a tick sits too close to the next one on the symlog axis."""
+    pos = np.log1p(np.asarray(x, float))
+    keep = np.r_[np.diff(pos) > 0.2, True]
+    return [str(e) if k else "" for e, k in zip(x, keep, strict=True)]
+
+
 def check(out_dir) -> list[str]:
-    empty = []
+    extra = []
 
     def summaries(payload):
-        for panel in PANELS:
-            if not payload["panels"][panel]:
-                empty.append(f"panel {panel} is empty")
-            for p in payload["panels"][panel]:
-                for kind in ("query", "support"):
-                    yield f"{panel}={p['value']} {kind}", p[kind]
+        if not payload["points"]:
+            extra.append("no observed epoch")
+        for p in payload["points"]:
+            for kind, mode, s in mcom.attack_rows(p):
+                yield f"epoch={p['epoch']} {kind} {mode}", s
 
-    return mcom.check_job(out_dir, STEM, load, summaries) + empty
+    return mcom.check_job(out_dir, STEM, load, summaries) + extra
 
 
-__all__ = ["STEM", "HELP", "OPTIONS", "QUICK", "PANELS", "run", "load", "plot", "headline", "check"]
+__all__ = ["STEM", "HELP", "OPTIONS", "QUICK", "run", "load", "plot", "headline", "check"]

@@ -70,7 +70,9 @@ class Job:
     ``needs_data_dir``: the job reads data from disk (``real``). ``reproduce`` then calls its
     module's ``reproduce(out_root, data_dir, *, quick, seed, progress) -> list[str]`` (its runs
     under ``out_root``, one line each) with ``--data-dir``, and without it prints one line
-    saying the job was skipped.
+    saying the job was skipped. ``data_sources``: data sets the job can also run on (its
+    ``source``/``data_dir`` options); ``reproduce --data-dir DIR`` runs it once more per source
+    folder found under DIR, into ``OUT/<job>_<source>/`` (the MAML jobs on MNIST).
     """
 
     name: str
@@ -82,12 +84,14 @@ class Job:
     command: bool = True  # False: a hand-written command in ``commands/`` runs this job
     pass_name: bool = False  # ``run`` gets ``name=<job name>`` (one module serving several jobs)
     needs_data_dir: bool = False  # runs on data from disk: ``reproduce --data-dir`` (below)
+    data_sources: tuple[str, ...] = ()  # also run on these under ``reproduce --data-dir``
 
     def load_module(self) -> ModuleType:
         return importlib.import_module(self.module)
 
 
 _E = "mtl_tracing.experiments."
+_IDX = ("mnist", "fashion-mnist")  # the MAML jobs' IDX sources (besides the bundled digits)
 
 #: The registry, in ``reproduce``'s order.
 JOBS: tuple[Job, ...] = (
@@ -140,9 +144,32 @@ JOBS: tuple[Job, ...] = (
         command=False,  # ``mtl-tracing real`` is commands/real.py (dataset/setting flags)
         needs_data_dir=True,
     ),
-    Job("maml_tables", _E + "maml_tables", "MAML Tables I-II: attack accuracy over ways x shots."),
-    Job("maml_noise", _E + "maml_noise", "MAML Figs. 9-12: noise defences, attack vs utility."),
-    Job("maml_sensitivity", _E + "maml_sensitivity", "MAML Figs. 5-8: ways, shots, epoch."),
+    Job(
+        "maml_tables",
+        _E + "maml_tables",
+        "MAML Tables I-II, Figs. 4-6: attack accuracy over ways x shots.",
+        data_sources=_IDX,
+    ),
+    Job(
+        "maml_noise",
+        _E + "maml_noise",
+        "MAML Figs. 9-12: noise defences, attack vs utility.",
+        data_sources=_IDX,
+    ),
+    Job(
+        "maml_sensitivity",
+        _E + "maml_sensitivity",
+        "MAML Figs. 7-8: the observed epoch.",
+        data_sources=_IDX,
+    ),
+    Job(
+        "maml_runtime",
+        _E + "maml_runtime",
+        "MAML Tables III-IV: attack runtimes on the paper's grid (not in the default set: "
+        "20 attack programs at 28x28 to compile).",
+        default=False,
+        x64=False,
+    ),
     Job("dp_defence", _E + "dp_defence", "Task-level DP defence: GDP bounds, DP-SGD, audits."),
     Job(
         "leakage_by_trainer",
