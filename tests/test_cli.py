@@ -252,6 +252,7 @@ def test_every_command_and_job_answers_to_hyphens_and_underscores(capsys):
         ["figure7", "--out", "o", "--sampler", "exact"],
         ["maml-attack", "--out", "m.json", "--attack", "head"],
         ["maml-attack", "--out", "m.json", "--noise-place", "labels"],
+        ["maml-attack", "--out", "m.json", "--nonmember", "other-task"],
         ["audit", "--scores", "s.npz", "--out", "a.json", "--threshold", "best"],
     ],
 )

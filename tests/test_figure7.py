@@ -7,6 +7,7 @@ file compiles each kernel a handful of times only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import sys
 import types
@@ -222,19 +223,33 @@ def test_reproduce_reports_failure_and_runs_the_rest(tmp_path, monkeypatch, caps
     def ok(out_dir, **kwargs):
         ran.append((out_dir.name, kwargs.get("size")))
 
+    def from_disk(out_root, data_dir, *, quick=False):
+        ran.append(("disk", data_dir))
+        return (
+            ["disk skipped: no --data-dir"] if data_dir is None else [f"  disk ran on {data_dir}"]
+        )
+
+    disk = _fake_job(monkeypatch, "disk", ok)
+    sys.modules[disk.module].reproduce = from_disk
     jobs = (
         _fake_job(monkeypatch, "bad", boom),
         _fake_job(monkeypatch, "good", ok),
         _fake_job(monkeypatch, "wrong", ok, problems=["AUC off"]),
+        dataclasses.replace(
+            disk, needs_data_dir=True
+        ),  # declared in the registry, not in reproduce
     )
     monkeypatch.setattr(registry, "JOBS", jobs)
     assert main(["reproduce", "--out", str(tmp_path), "--quick"]) == 1
-    assert ran == [("good", 1), ("wrong", 1)]  # after the failure; QUICK applied
+    assert ran == [("good", 1), ("wrong", 1), ("disk", None)]  # after the failure; QUICK applied
     out = capsys.readouterr().out
     assert "bad" in out and "FAILED" in out and "2 of 3 job(s) failed: bad, wrong" in out
     assert "CHECK FAILED: AUC off" in out
-    # The real-data jobs need --data-dir: without it, one line says they were skipped and why.
-    assert "real-data jobs skipped: they need the datasets on disk (--data-dir DIR)" in out
+    # A job on data from disk (Job.needs_data_dir) runs through its module's reproduce: without
+    # --data-dir, its one line says it was skipped, and it is not counted as a run.
+    assert "disk skipped: no --data-dir" in out
+    assert main(["reproduce", "--out", str(tmp_path), "--only", "disk", "--data-dir", "D"]) == 0
+    assert ran[-1] == ("disk", "D") and "disk ran on D" in capsys.readouterr().out
     assert main(["reproduce", "--out", str(tmp_path), "--only", "nope"]) == 2
     assert main(["reproduce", "--out", str(tmp_path), "--only", "good"]) == 0
     assert ran[-1] == ("good", None)  # not quick: the job's own defaults
