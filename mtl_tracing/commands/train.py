@@ -81,7 +81,7 @@ def build(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     enable_x64_if(args.x64)
-    out = check_output_file("--out", args.out, ".npz")
+    out_path = check_output_file("--out", args.out, ".npz")
     data_cfg, trainer = build(args)
     import jax
     import numpy as np
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     ids = np.arange(2 * T)
     path = save_embeddings(
-        out,
+        out_path,
         in_embeddings=rows(data.x),
         in_task=np.repeat(ids[:T], N),
         out_embeddings=rows(data.x_out),
