@@ -194,52 +194,6 @@ def _attack_one(
 
 
 @functools.partial(jax.jit, static_argnames=("model", "kind", "shots", "batch"))
-def _attack_kernel(
-    model,
-    kind,
-    shots,
-    batch,
-    params,
-    grads,
-    query_x,
-    mask,
-    trial,
-    x0,
-    slot,
-    keys,
-    lr,
-    alpha,
-    iterations,
-    checkpoints,
-):
-    def one(args):
-        t, x0_i, slot_i, key_i, lr_i, alpha_i = args
-        g = jax.tree.map(lambda a: a[t], grads)
-        q = None if kind == "query" else query_x[t]
-        m = None if mask is None else mask[t]
-        x_star, snaps = _attack_one(
-            model,
-            kind,
-            shots,
-            params,
-            g,
-            q,
-            m,
-            x0_i,
-            slot_i,
-            key_i,
-            lr_i,
-            alpha_i,
-            iterations,
-            checkpoints,
-        )
-        at = jnp.broadcast_to(x0_i, snaps.shape)
-        return x_star, ssim(x0_i, x_star), ssim(at, snaps)
-
-    xs = (trial, x0, slot, keys, lr, alpha)
-    return jax.lax.map(one, xs) if batch == 1 else jax.lax.map(one, xs, batch_size=batch)
-
-
 def attack_kernel(
     model,
     kind,
@@ -267,24 +221,33 @@ def attack_kernel(
     steps, keeping x*[slot] at ``checkpoints`` ((K,) int, traced). Mapped in chunks of
     ``batch``. Returns ``(x* (M, H, W, 1), SSIM(x0, x*) (M,), SSIM at checkpoints (M, K))``.
     """
-    return _attack_kernel(
-        model,
-        kind,
-        shots,
-        batch,
-        params,
-        grads,
-        query_x,
-        mask,
-        trial,
-        x0,
-        slot,
-        keys,
-        lr,
-        alpha,
-        iterations,
-        checkpoints,
-    )
+
+    def one(args):
+        t, x0_i, slot_i, key_i, lr_i, alpha_i = args
+        g = jax.tree.map(lambda a: a[t], grads)
+        q = None if kind == "query" else query_x[t]
+        m = None if mask is None else mask[t]
+        x_star, snaps = _attack_one(
+            model,
+            kind,
+            shots,
+            params,
+            g,
+            q,
+            m,
+            x0_i,
+            slot_i,
+            key_i,
+            lr_i,
+            alpha_i,
+            iterations,
+            checkpoints,
+        )
+        at = jnp.broadcast_to(x0_i, snaps.shape)
+        return x_star, ssim(x0_i, x_star), ssim(at, snaps)
+
+    xs = (trial, x0, slot, keys, lr, alpha)
+    return jax.lax.map(one, xs) if batch == 1 else jax.lax.map(one, xs, batch_size=batch)
 
 
 def invert_trials(
@@ -328,7 +291,7 @@ def invert_trials(
         raise ValueError(f"config must be an AttackConfig, got {config!r}")
     n = int(x0.shape[0])
     dt = x0.dtype
-    x_star, score, _ = _attack_kernel(
+    x_star, score, _ = attack_kernel(
         model,
         kind,
         check_int("shots", shots, low=1),
