@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from mtl_tracing import flat_random
+from mtl_tracing.attacks import ATTACKS
 from mtl_tracing.data import celeba, femnist, stackoverflow
 from mtl_tracing.data import registry as datasets
 from mtl_tracing.data._example_proto import decode_example, encode_example
@@ -346,7 +347,8 @@ def _check_outputs(out: Path, setting: str):
     assert real.check(out) == []
     table = (out / "table.md").read_text()
     assert ("Table 1" if setting == "personalization" else "Table 2") in table
-    assert table.count("| Strong |") == 2 and table.count("| Weak |") == 2
+    n = len(ATTACKS)  # one row per registered attack and adversary
+    assert table.count("| Strong |") == n and table.count("| Weak |") == n
     roc = "figure1_roc" if setting == "personalization" else "figure2_roc"
     for stem in (roc, "figure3", "figure4", "figure5"):
         assert (out / f"{stem}.png").is_file() and (out / f"{stem}.pdf").is_file()
